@@ -1,0 +1,132 @@
+//! Hot paths of the core: L1 hits against raw moka, key derivation, codec.
+//!
+//! `cargo bench --bench tiered`
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use cachekit::{derive_key, Codec, CodecConfig, KeyBuilder, TieredCache};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use serde::{Deserialize, Serialize};
+
+/// About 200 bytes when encoded: a typical "user profile" row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Profile {
+    id: u64,
+    name: String,
+    email: String,
+    roles: Vec<String>,
+    score: f64,
+    active: bool,
+    bio: String,
+}
+
+fn profile() -> Profile {
+    Profile {
+        id: 42,
+        name: "Alice Example".into(),
+        email: "alice@example.com".into(),
+        roles: vec!["admin".into(), "editor".into(), "viewer".into()],
+        score: 98.25,
+        active: true,
+        bio: "Writes caches for a living; ".repeat(3),
+    }
+}
+
+fn l1_hit(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let value = profile();
+    let key = derive_key("bench", "profile", &(42u64,)).unwrap();
+
+    let raw: moka::sync::Cache<String, Profile> = moka::sync::Cache::new(10_000);
+    raw.insert(key.clone(), value.clone());
+
+    let cache = TieredCache::builder().build().unwrap();
+    rt.block_on(cache.set(&key, &value, Some(Duration::from_secs(3600))))
+        .unwrap();
+
+    let mut group = c.benchmark_group("l1_hit");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("moka_get_clone (baseline)", |b| {
+        b.iter(|| black_box(raw.get(black_box(key.as_str()))))
+    });
+    group.bench_function("tiered_get_blocking", |b| {
+        b.iter(|| black_box(cache.get_blocking::<Profile>(black_box(&key))))
+    });
+    group.bench_function("tiered_get", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(cache.get::<Profile>(black_box(&key)).await) })
+    });
+    group.bench_function("tiered_get_or_compute", |b| {
+        b.to_async(&rt).iter(|| async {
+            black_box(
+                cache
+                    .get_or_compute(black_box(&key), None, || async { profile() })
+                    .await,
+            )
+        })
+    });
+    group.finish();
+}
+
+fn keys(c: &mut Criterion) {
+    let mut group = c.benchmark_group("key_derivation");
+    group.throughput(Throughput::Elements(1));
+    let builder = KeyBuilder::new("bench", "lookup").unwrap();
+    group.bench_function("1_arg", |b| b.iter(|| builder.key(black_box(&(42u64,)))));
+    group.bench_function("3_args", |b| {
+        b.iter(|| builder.key(black_box(&(42u64, "alice@example.com", true))))
+    });
+    let ten = (
+        1u64,
+        -2i32,
+        "three",
+        4.5f64,
+        true,
+        Option::<u8>::None,
+        vec![7u8, 8, 9],
+        "ten-ish string argument",
+        11u16,
+        [12i64, 13],
+    );
+    group.bench_function("10_args", |b| b.iter(|| builder.key(black_box(&ten))));
+    group.bench_function("derive_key_3_args_unvalidated_builder", |b| {
+        b.iter(|| {
+            derive_key(
+                "bench",
+                "lookup",
+                black_box(&(42u64, "alice@example.com", true)),
+            )
+        })
+    });
+    group.finish();
+}
+
+fn codec(c: &mut Criterion) {
+    let codec = Codec::new(CodecConfig::default());
+    let mut group = c.benchmark_group("codec");
+    for size in [64usize, 1024, 64 * 1024, 1024 * 1024] {
+        // Text-like content: compressible, as most cached payloads are.
+        let value: String = "cachekit benchmark payload; "
+            .chars()
+            .cycle()
+            .take(size)
+            .collect();
+        let encoded = codec.encode(&value).unwrap();
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_with_input(BenchmarkId::new("encode", size), &value, |b, v| {
+            b.iter(|| codec.encode(black_box(v)).unwrap())
+        });
+        group.bench_with_input(BenchmarkId::new("decode", size), &encoded, |b, e| {
+            b.iter(|| codec.decode::<String>(black_box(e)).unwrap())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, l1_hit, keys, codec);
+criterion_main!(benches);

@@ -1,0 +1,161 @@
+//! The storage contract every tier implements: async, object safe, bytes in and out.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::error::Result;
+
+/// How long a stored key has left to live.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ttl {
+    /// The key does not exist (or has expired).
+    Missing,
+    /// The key exists and never expires.
+    Persistent,
+    /// The key exists and expires after this long.
+    Remaining(Duration),
+}
+
+impl Ttl {
+    /// The remaining lifetime, `None` when the key is missing or persistent.
+    pub fn remaining(self) -> Option<Duration> {
+        match self {
+            Ttl::Remaining(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// Whether the key exists.
+    pub fn exists(self) -> bool {
+        !matches!(self, Ttl::Missing)
+    }
+}
+
+/// What a backend reports about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Health {
+    /// Whether the backend answered a trivial request.
+    pub healthy: bool,
+    /// How long that request took.
+    pub latency: Duration,
+    /// The backend's name (`"memory"`, `"redis"`, `"file"`, ...).
+    pub backend: String,
+    /// Backend-specific facts (server version, entry count, pool state, ...).
+    pub details: BTreeMap<String, String>,
+}
+
+impl Health {
+    /// A report with no details.
+    pub fn new(backend: impl Into<String>, healthy: bool, latency: Duration) -> Self {
+        Self {
+            healthy,
+            latency,
+            backend: backend.into(),
+            details: BTreeMap::new(),
+        }
+    }
+
+    /// Adds one detail.
+    #[must_use]
+    pub fn detail(mut self, name: impl Into<String>, value: impl ToString) -> Self {
+        self.details.insert(name.into(), value.to_string());
+        self
+    }
+}
+
+/// A key-value store that a [`TieredCache`](crate::TieredCache) can use as a tier.
+///
+/// Keys are UTF-8 strings (cachekit keys are ASCII), values are opaque bytes;
+/// serialization happens above this trait. Every method may fail with an
+/// [`Error`](crate::Error); a backend that cannot do something returns
+/// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) rather than
+/// silently doing nothing.
+///
+/// The trait is object safe: `Arc<dyn Backend>` is the usual way to hold one.
+///
+/// ```
+/// use std::sync::Arc;
+/// use cachekit_core::{Backend, MemoryBackend};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> cachekit_core::Result<()> {
+/// let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::builder().build()?);
+/// backend.set("greeting", "hello".into(), None).await?;
+/// assert_eq!(backend.get("greeting").await?.as_deref(), Some(&b"hello"[..]));
+/// # Ok(()) }
+/// ```
+#[async_trait]
+pub trait Backend: Send + Sync + fmt::Debug {
+    /// A short name for logs and stats (`"redis"`, `"file"`, `"memory"`).
+    fn name(&self) -> &str;
+
+    /// Reads a value; `None` when the key is missing or expired.
+    async fn get(&self, key: &str) -> Result<Option<Bytes>>;
+
+    /// Reads a value together with its remaining lifetime.
+    ///
+    /// The default issues `get` then `ttl`; backends that can do both in one
+    /// round trip should override it. A key that expires between the two
+    /// reports [`Ttl::Missing`] alongside the value it had.
+    async fn get_with_ttl(&self, key: &str) -> Result<Option<(Bytes, Ttl)>> {
+        match self.get(key).await? {
+            Some(value) => Ok(Some((value, self.ttl(key).await?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores a value, replacing any previous one; `ttl: None` means no expiry.
+    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()>;
+
+    /// Removes a key; returns whether it existed.
+    async fn delete(&self, key: &str) -> Result<bool>;
+
+    /// Whether the key exists.
+    async fn exists(&self, key: &str) -> Result<bool> {
+        Ok(self.ttl(key).await?.exists())
+    }
+
+    /// The key's remaining lifetime.
+    async fn ttl(&self, key: &str) -> Result<Ttl>;
+
+    /// Changes the key's lifetime (`None` removes the expiry); returns whether
+    /// the key existed.
+    async fn expire(&self, key: &str, ttl: Option<Duration>) -> Result<bool>;
+
+    /// Reads several keys; the result has one slot per key, in order.
+    ///
+    /// The default reads them one by one.
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(self.get(key).await?);
+        }
+        Ok(out)
+    }
+
+    /// Stores several values with one lifetime.
+    ///
+    /// Not atomic: after an error some entries may be stored. The default
+    /// writes them one by one.
+    async fn set_many(&self, entries: &[(&str, Bytes)], ttl: Option<Duration>) -> Result<()> {
+        for (key, value) in entries {
+            self.set(key, value.clone(), ttl).await?;
+        }
+        Ok(())
+    }
+
+    /// Stores a value only if the key is absent; returns whether it was stored.
+    async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool>;
+
+    /// Removes every key that starts with `prefix`; returns how many were removed.
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64>;
+
+    /// Probes the backend. Never fails: an unreachable backend is reported
+    /// as unhealthy with the reason in `details["error"]`.
+    async fn health(&self) -> Health;
+}

@@ -1,0 +1,155 @@
+use super::*;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct User {
+    id: u64,
+    name: String,
+    tags: Vec<String>,
+}
+
+fn user() -> User {
+    User {
+        id: 7,
+        name: "alice".into(),
+        tags: vec!["a".into(), "b".into()],
+    }
+}
+
+#[test]
+fn roundtrip_small_is_uncompressed() {
+    let codec = Codec::default();
+    let bytes = codec.encode(&user()).unwrap();
+    assert_eq!(&bytes[..3], &[0xC1, 0x4B, 1]);
+    assert_eq!(bytes[3], 0, "small payloads are not compressed");
+    assert_eq!(codec.decode::<User>(&bytes).unwrap(), user());
+}
+
+#[test]
+fn structs_are_encoded_as_maps() {
+    let codec = Codec::default();
+    let bytes = codec.encode(&user()).unwrap();
+    // 0x83 = fixmap of 3 entries: field names travel with the value.
+    assert_eq!(bytes[HEADER_LEN], 0x83);
+}
+
+#[test]
+fn large_compressible_values_are_compressed() {
+    let codec = Codec::default();
+    let value = "A".repeat(100_000);
+    let bytes = codec.encode(&value).unwrap();
+    assert_eq!(bytes[3], FLAG_LZ4);
+    assert!(bytes.len() < 2_000, "compressed to {}", bytes.len());
+    assert_eq!(codec.decode::<String>(&bytes).unwrap(), value);
+}
+
+#[test]
+fn incompressible_values_stay_raw() {
+    let codec = Codec::new(CodecConfig::default().compress_threshold(0));
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let noise: Vec<u64> = (0..1000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x | (1 << 63)
+        })
+        .collect();
+    let bytes = codec.encode(&noise).unwrap();
+    assert_eq!(bytes[3], 0, "compression that does not shrink is not kept");
+    assert_eq!(codec.decode::<Vec<u64>>(&bytes).unwrap(), noise);
+}
+
+#[test]
+fn every_truncation_is_an_error_not_a_panic() {
+    let codec = Codec::new(CodecConfig::default().compress_threshold(64));
+    for value in [
+        codec.encode(&user()).unwrap(),
+        codec.encode(&"B".repeat(5000)).unwrap(),
+    ] {
+        for cut in 0..value.len() {
+            let err = codec.decode::<User>(&value[..cut]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Serialization, "cut at {cut}");
+        }
+    }
+}
+
+#[test]
+fn every_single_bit_flip_is_detected() {
+    let codec = Codec::default();
+    let value = codec.encode(&user()).unwrap();
+    for byte in 0..value.len() {
+        for bit in 0..8 {
+            let mut v = value.to_vec();
+            v[byte] ^= 1 << bit;
+            assert!(
+                codec.decode::<User>(&v).is_err(),
+                "flip {byte}:{bit} undetected"
+            );
+        }
+    }
+}
+
+#[test]
+fn unknown_version_and_flags_are_rejected() {
+    let codec = Codec::default();
+    let mut v = codec.encode(&1u32).unwrap().to_vec();
+    v[2] = 2;
+    assert!(codec
+        .decode::<u32>(&v)
+        .unwrap_err()
+        .message()
+        .contains("version 2"));
+    let mut v = codec.encode(&1u32).unwrap().to_vec();
+    v[3] = 0x80;
+    assert!(codec
+        .decode::<u32>(&v)
+        .unwrap_err()
+        .message()
+        .contains("flags"));
+}
+
+#[test]
+fn plain_msgpack_and_garbage_are_rejected() {
+    let codec = Codec::default();
+    let plain = rmp_serde::to_vec(&user()).unwrap();
+    assert!(codec.decode::<User>(&plain).is_err());
+    assert!(codec.decode::<User>(b"").is_err());
+    assert!(codec.decode::<User>(&[0xff; 64]).is_err());
+}
+
+#[test]
+fn declared_size_is_bounded_before_allocation() {
+    let codec = Codec::new(CodecConfig::default().max_value_size(1024));
+    // Claims 1 GiB uncompressed in a 20-byte input: rejected without allocating.
+    let mut v = header(FLAG_LZ4, 1 << 30, 0).to_vec();
+    v.extend_from_slice(&[0u8; 4]);
+    assert_eq!(
+        codec.decode::<u32>(&v).unwrap_err().kind(),
+        ErrorKind::TooLarge
+    );
+    let roomy = Codec::default();
+    let mut v = header(FLAG_LZ4, 10_000_000, 0).to_vec();
+    v.extend_from_slice(&[0u8; 4]);
+    assert!(roomy
+        .decode::<u32>(&v)
+        .unwrap_err()
+        .message()
+        .contains("impossible"));
+}
+
+#[test]
+fn oversized_values_are_refused_on_encode() {
+    let codec = Codec::new(CodecConfig::default().max_value_size(100));
+    let err = codec.encode(&"x".repeat(200)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TooLarge);
+}
+
+#[test]
+fn wrong_type_is_a_serialization_error() {
+    let codec = Codec::default();
+    let bytes = codec.encode(&"not a user").unwrap();
+    let err = codec.decode::<User>(&bytes).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Serialization);
+    assert!(err.message().contains("User"));
+}

@@ -1,0 +1,20 @@
+//! The engine of [cachekit](https://docs.rs/cachekit): the [`Backend`] trait,
+//! errors, interop cache keys, the value codec, the moka-based
+//! [`MemoryBackend`] and the [`TieredCache`].
+//!
+//! Most users depend on the `cachekit` facade crate, which re-exports
+//! everything here.
+
+pub mod backend;
+pub mod codec;
+pub mod error;
+pub mod keys;
+pub mod memory;
+pub mod tiered;
+
+pub use backend::{Backend, Health, Ttl};
+pub use codec::{Codec, CodecConfig};
+pub use error::{Error, ErrorKind, Result};
+pub use keys::{derive_key, KeyBuilder};
+pub use memory::{MemoryBackend, MemoryBackendBuilder};
+pub use tiered::{Cacheable, TierStats, TieredCache, TieredCacheBuilder, TieredStats};

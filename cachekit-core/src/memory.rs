@@ -1,0 +1,291 @@
+//! The in-process tier: a moka cache bounded by bytes, with per-entry TTLs.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use moka::ops::compute::{CompResult, Op};
+use moka::sync::Cache;
+use moka::Expiry;
+
+use crate::backend::{Backend, Health, Ttl};
+use crate::error::{Error, Result};
+
+/// Bookkeeping bytes charged per entry on top of key and value, so that a
+/// budget of many tiny entries is not wildly underestimated.
+const ENTRY_OVERHEAD: usize = 96;
+
+/// A value held in memory: its encoded bytes and, when a typed caller stored
+/// or read it, the decoded value, so that typed hits need not decode again.
+#[derive(Clone)]
+pub(crate) struct Stored {
+    pub(crate) bytes: Bytes,
+    pub(crate) decoded: Option<Arc<dyn Any + Send + Sync>>,
+    pub(crate) expires_at: Option<Instant>,
+}
+
+impl Stored {
+    pub(crate) fn new(bytes: Bytes, ttl: Option<Duration>) -> Self {
+        Self {
+            bytes,
+            decoded: None,
+            expires_at: ttl.and_then(|t| Instant::now().checked_add(t)),
+        }
+    }
+
+    fn is_live(&self, now: Instant) -> bool {
+        self.expires_at.is_none_or(|at| at > now)
+    }
+
+    fn ttl(&self, now: Instant) -> Ttl {
+        match self.expires_at {
+            None => Ttl::Persistent,
+            Some(at) if at > now => Ttl::Remaining(at - now),
+            Some(_) => Ttl::Missing,
+        }
+    }
+}
+
+struct PerEntryExpiry;
+
+impl Expiry<String, Arc<Stored>> for PerEntryExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &Arc<Stored>,
+        created_at: Instant,
+    ) -> Option<Duration> {
+        value
+            .expires_at
+            .map(|at| at.saturating_duration_since(created_at))
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &String,
+        value: &Arc<Stored>,
+        updated_at: Instant,
+        _current: Option<Duration>,
+    ) -> Option<Duration> {
+        value
+            .expires_at
+            .map(|at| at.saturating_duration_since(updated_at))
+    }
+}
+
+/// Builds a [`MemoryBackend`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct MemoryBackendBuilder {
+    max_bytes: u64,
+}
+
+impl Default for MemoryBackendBuilder {
+    fn default() -> Self {
+        Self {
+            max_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl MemoryBackendBuilder {
+    /// The byte budget (default 64 MiB): keys, encoded values and a fixed
+    /// per-entry overhead are counted, and a typed entry counts its value
+    /// twice (encoded and decoded). Least valuable entries are evicted first
+    /// (moka's TinyLFU).
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// Builds the backend.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) if `max_bytes` is 0.
+    pub fn build(self) -> Result<MemoryBackend> {
+        if self.max_bytes == 0 {
+            return Err(Error::config("max_bytes", "must be greater than 0"));
+        }
+        let cache = Cache::builder()
+            .max_capacity(self.max_bytes)
+            .weigher(|key: &String, value: &Arc<Stored>| {
+                let decoded = if value.decoded.is_some() {
+                    value.bytes.len()
+                } else {
+                    0
+                };
+                let weight = key.len() + value.bytes.len() + decoded + ENTRY_OVERHEAD;
+                u32::try_from(weight).unwrap_or(u32::MAX)
+            })
+            .expire_after(PerEntryExpiry)
+            .build();
+        Ok(MemoryBackend {
+            cache,
+            max_bytes: self.max_bytes,
+        })
+    }
+}
+
+/// An in-process [`Backend`] on moka: bounded by bytes, per-entry TTLs.
+///
+/// It is the L1 of a [`TieredCache`](crate::TieredCache) and can also serve
+/// as a standalone backend (in tests, or for a single process). Cloning is
+/// cheap and clones share the same entries.
+///
+/// ```
+/// use cachekit_core::{Backend, MemoryBackend, Ttl};
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> cachekit_core::Result<()> {
+/// let l1 = MemoryBackend::builder().max_bytes(16 << 20).build()?;
+/// l1.set("k", "v".into(), Some(Duration::from_secs(60))).await?;
+/// assert!(matches!(l1.ttl("k").await?, Ttl::Remaining(_)));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct MemoryBackend {
+    cache: Cache<String, Arc<Stored>>,
+    max_bytes: u64,
+}
+
+impl std::fmt::Debug for MemoryBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBackend")
+            .field("max_bytes", &self.max_bytes)
+            .field("entries", &self.cache.entry_count())
+            .finish()
+    }
+}
+
+impl MemoryBackend {
+    /// A builder with the defaults (64 MiB).
+    pub fn builder() -> MemoryBackendBuilder {
+        MemoryBackendBuilder::default()
+    }
+
+    /// Approximate number of live entries (moka updates it lazily).
+    pub fn entry_count(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    /// Approximate bytes charged against the budget.
+    pub fn weighted_size(&self) -> u64 {
+        self.cache.weighted_size()
+    }
+
+    /// The configured byte budget.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// Runs moka's pending housekeeping (evictions, counters) now.
+    pub fn run_pending_tasks(&self) {
+        self.cache.run_pending_tasks();
+    }
+
+    /// moka itself hides entries whose per-entry expiry has passed, so the
+    /// hot path needs no clock read of its own.
+    pub(crate) fn get_stored(&self, key: &str) -> Option<Arc<Stored>> {
+        self.cache.get(key)
+    }
+
+    pub(crate) fn insert_stored(&self, key: &str, stored: Stored) {
+        self.cache.insert(key.to_owned(), Arc::new(stored));
+    }
+
+    pub(crate) fn remove(&self, key: &str) -> bool {
+        self.cache
+            .remove(key)
+            .is_some_and(|s| s.is_live(Instant::now()))
+    }
+}
+
+#[async_trait]
+impl Backend for MemoryBackend {
+    fn name(&self) -> &str {
+        "memory"
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        Ok(self.get_stored(key).map(|s| s.bytes.clone()))
+    }
+
+    async fn get_with_ttl(&self, key: &str) -> Result<Option<(Bytes, Ttl)>> {
+        let now = Instant::now();
+        Ok(self.get_stored(key).map(|s| (s.bytes.clone(), s.ttl(now))))
+    }
+
+    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
+        self.insert_stored(key, Stored::new(value, ttl));
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        Ok(self.remove(key))
+    }
+
+    async fn ttl(&self, key: &str) -> Result<Ttl> {
+        let now = Instant::now();
+        Ok(self.get_stored(key).map_or(Ttl::Missing, |s| s.ttl(now)))
+    }
+
+    async fn expire(&self, key: &str, ttl: Option<Duration>) -> Result<bool> {
+        let now = Instant::now();
+        let result = self
+            .cache
+            .entry(key.to_owned())
+            .and_compute_with(|current| match current {
+                Some(entry) if entry.value().is_live(now) => {
+                    let mut stored = Stored::clone(entry.value());
+                    stored.expires_at = ttl.and_then(|t| now.checked_add(t));
+                    Op::Put(Arc::new(stored))
+                }
+                _ => Op::Nop,
+            });
+        Ok(matches!(result, CompResult::ReplacedWith(_)))
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        Ok(keys
+            .iter()
+            .map(|k| self.get_stored(k).map(|s| s.bytes.clone()))
+            .collect())
+    }
+
+    async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool> {
+        let now = Instant::now();
+        let result = self
+            .cache
+            .entry(key.to_owned())
+            .and_compute_with(|current| match current {
+                Some(entry) if entry.value().is_live(now) => Op::Nop,
+                _ => Op::Put(Arc::new(Stored::new(value, ttl))),
+            });
+        Ok(matches!(
+            result,
+            CompResult::Inserted(_) | CompResult::ReplacedWith(_)
+        ))
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+        let mut removed = 0;
+        let now = Instant::now();
+        for (key, _) in self.cache.iter() {
+            if key.starts_with(prefix) {
+                if let Some(old) = self.cache.remove(key.as_str()) {
+                    removed += u64::from(old.is_live(now));
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn health(&self) -> Health {
+        Health::new("memory", true, Duration::ZERO)
+            .detail("entries", self.cache.entry_count())
+            .detail("weighted_bytes", self.cache.weighted_size())
+            .detail("max_bytes", self.max_bytes)
+    }
+}

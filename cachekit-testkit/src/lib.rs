@@ -1,0 +1,23 @@
+//! Test harness for cachekit (not published).
+//!
+//! - [`RedisServer`]: a real `redis-server` on a free loopback port, plain,
+//!   with a password, with an ACL user or with TLS, and real faults: kill,
+//!   SIGSTOP/SIGCONT, restart on the same port.
+//! - [`LoopbackProxy`]: a TCP proxy whose [`ProxyMode`] stalls or drops the
+//!   traffic between a client and a server.
+//! - [`run_conformance`]: the behavioural suite every
+//!   [`Backend`](cachekit_core::Backend) must pass.
+//!
+//! Everything here panics on setup failure with a message that includes
+//! the server's log: it is meant for tests, where a panic is a clear failure.
+//!
+//! `redis-server` and, for TLS, `openssl` must be on `PATH`
+//! (`sudo apt-get install -y redis-server openssl`).
+
+mod conformance;
+mod proxy;
+mod redis_server;
+
+pub use conformance::run_conformance;
+pub use proxy::{LoopbackProxy, ProxyMode};
+pub use redis_server::{RedisServer, RedisServerBuilder};

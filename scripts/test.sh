@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The whole test suite: unit, integration (real redis-server processes on
+# loopback ports), UI and doc tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh
+cargo test --workspace --all-features

@@ -1,0 +1,37 @@
+//! # cachekit
+//!
+//! A multi-tier cache for Rust: an in-process L1 ([moka]) in front of a
+//! shared L2 (Redis, or a directory of files), with single-flight,
+//! fail-open semantics and cache keys that are byte-identical to the
+//! cachekit family's interop/v1 keys, so a Rust service and a Python service
+//! can share one Redis.
+//!
+//! ```
+//! use std::time::Duration;
+//! use cachekit::TieredCache;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> cachekit::Result<()> {
+//! let cache = TieredCache::builder().build()?; // L1 only; add .l2(backend) to share
+//! let key = cachekit::derive_key("users", "get_user", &(42u64,))?;
+//! let name: String = cache
+//!     .get_or_compute(&key, Some(Duration::from_secs(60)), || async { "alice".to_string() })
+//!     .await;
+//! assert_eq!(name, "alice");
+//! # Ok(()) }
+//! ```
+//!
+//! [moka]: https://docs.rs/moka
+
+pub use cachekit_core::backend::{Backend, Health, Ttl};
+pub use cachekit_core::codec::{Codec, CodecConfig};
+pub use cachekit_core::error::{Error, ErrorKind, Result};
+pub use cachekit_core::keys::{self, derive_key, KeyBuilder};
+pub use cachekit_core::memory::{MemoryBackend, MemoryBackendBuilder};
+pub use cachekit_core::tiered::{
+    Cacheable, TierStats, TieredCache, TieredCacheBuilder, TieredStats, DEFAULT_L1_MAX_TTL,
+};
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -159,3 +159,48 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// as unhealthy with the reason in `details["error"]`.
     async fn health(&self) -> Health;
 }
+
+/// Shared backends are backends: `Arc<RedisBackend>` or `Arc<dyn Backend>`
+/// can go wherever an `impl Backend` is expected.
+#[async_trait]
+impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        (**self).get(key).await
+    }
+    async fn get_with_ttl(&self, key: &str) -> Result<Option<(Bytes, Ttl)>> {
+        (**self).get_with_ttl(key).await
+    }
+    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
+        (**self).set(key, value, ttl).await
+    }
+    async fn delete(&self, key: &str) -> Result<bool> {
+        (**self).delete(key).await
+    }
+    async fn exists(&self, key: &str) -> Result<bool> {
+        (**self).exists(key).await
+    }
+    async fn ttl(&self, key: &str) -> Result<Ttl> {
+        (**self).ttl(key).await
+    }
+    async fn expire(&self, key: &str, ttl: Option<Duration>) -> Result<bool> {
+        (**self).expire(key, ttl).await
+    }
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        (**self).get_many(keys).await
+    }
+    async fn set_many(&self, entries: &[(&str, Bytes)], ttl: Option<Duration>) -> Result<()> {
+        (**self).set_many(entries, ttl).await
+    }
+    async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool> {
+        (**self).set_if_absent(key, value, ttl).await
+    }
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+        (**self).delete_prefix(prefix).await
+    }
+    async fn health(&self) -> Health {
+        (**self).health().await
+    }
+}

@@ -153,3 +153,31 @@ fn wrong_type_is_a_serialization_error() {
     assert_eq!(err.kind(), ErrorKind::Serialization);
     assert!(err.message().contains("User"));
 }
+
+#[test]
+fn random_inputs_behind_a_valid_header_never_panic() {
+    let codec = Codec::new(CodecConfig::default().max_value_size(1 << 20));
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for round in 0..20_000u32 {
+        let len = (next() % 300) as usize;
+        let body: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        let flags = (round % 2) as u8;
+        let declared = (next() % 4096) as usize;
+        let checksum = if round % 3 == 0 {
+            xxh3_64(&body)
+        } else {
+            next()
+        };
+        let mut input = header(flags, declared, checksum).to_vec();
+        input.extend_from_slice(&body);
+        // Any outcome but a panic is acceptable; most are errors.
+        let _ = codec.decode::<User>(&input);
+        let _ = codec.decode::<Vec<String>>(&input);
+    }
+}

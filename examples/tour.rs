@@ -4,12 +4,16 @@
 //! cargo run --example tour
 //! ```
 //!
-//! Without configuration it runs on the embedded default (an in-process L1).
-//! With `CACHEKIT_REDIS_URL` or `REDIS_URL` set, Redis becomes the shared L2.
+//! Without configuration it runs on the embedded default: an in-process L1
+//! in front of the file backend (in `CACHEKIT_FILE_DIR`, else the platform
+//! cache directory), so a second run finds the first run's values on disk.
+//! With `CACHEKIT_REDIS_URL` or `REDIS_URL` set, Redis is the shared L2.
 
 use std::time::{Duration, Instant};
 
-use cachekit::{KeyBuilder, TieredCache, TieredStats};
+use cachekit::{
+    FileBackend, FileConfig, KeyBuilder, RedisBackend, RedisConfig, TieredCache, TieredStats,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,10 +70,29 @@ async fn cached_forecast(
     Ok(())
 }
 
+/// Redis when the environment names one, else the file backend.
+async fn build_cache() -> cachekit::Result<(TieredCache, String)> {
+    let builder = TieredCache::builder();
+    if std::env::var_os("CACHEKIT_REDIS_URL").is_some() || std::env::var_os("REDIS_URL").is_some() {
+        let config = RedisConfig::from_env()?;
+        let shown = config.redacted_url();
+        match RedisBackend::new(config).await {
+            Ok(redis) => return Ok((builder.l2(redis).build()?, format!("L1 + Redis at {shown}"))),
+            Err(err) => println!("Redis unavailable ({err});\nfalling back to the file backend\n"),
+        }
+    }
+    let config = FileConfig::builder().build()?;
+    let dir = config.dir().display().to_string();
+    let file = tokio::task::spawn_blocking(move || FileBackend::open(config))
+        .await
+        .map_err(|e| cachekit::Error::new(cachekit::ErrorKind::Io, e.to_string()))??;
+    Ok((builder.l2(file).build()?, format!("L1 + files in {dir}")))
+}
+
 #[tokio::main]
 async fn main() -> cachekit::Result<()> {
-    let cache = TieredCache::builder().build()?;
-    println!("cachekit tour: L1 only (set CACHEKIT_REDIS_URL to add Redis as L2)\n");
+    let (cache, tiers) = build_cache().await?;
+    println!("cachekit tour: {tiers}\n");
 
     let keys = KeyBuilder::new("tour", "forecast")?;
     println!("cache key for (\"paris\",): {}\n", keys.key(&("paris",))?);
@@ -77,7 +100,7 @@ async fn main() -> cachekit::Result<()> {
     cached_forecast(&cache, &keys, "paris").await?;
     cached_forecast(&cache, &keys, "paris").await?;
     cached_forecast(&cache, &keys, "berlin").await?;
-    // Another process (or a restart) has no L1: simulate it by dropping ours.
+    // Another process (or the next run) has no L1: simulate it by dropping ours.
     cache.invalidate_local(&keys.key(&("paris",))?);
     cached_forecast(&cache, &keys, "paris").await?;
     cached_forecast(&cache, &keys, "berlin").await?;
@@ -87,5 +110,6 @@ async fn main() -> cachekit::Result<()> {
         "\nstats: L1 hits {} misses {} | L2 hits {} misses {} errors {} | computes {}",
         s.l1.hits, s.l1.misses, s.l2.hits, s.l2.misses, s.l2.errors, s.computes
     );
+    println!("run it again: the first calls are now L2 hits.");
     Ok(())
 }

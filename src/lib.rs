@@ -23,13 +23,48 @@
 //! [moka]: https://docs.rs/moka
 
 pub use cachekit_core::backend::{Backend, Health, Ttl};
+pub use cachekit_core::breaker::{BreakerConfig, BreakerState};
 pub use cachekit_core::codec::{Codec, CodecConfig};
 pub use cachekit_core::error::{Error, ErrorKind, Result};
 pub use cachekit_core::keys::{self, derive_key, KeyBuilder};
+pub use cachekit_core::lock::{DistributedLock, StampedeConfig};
 pub use cachekit_core::memory::{MemoryBackend, MemoryBackendBuilder};
 pub use cachekit_core::tiered::{
-    Cacheable, TierStats, TieredCache, TieredCacheBuilder, TieredStats, DEFAULT_L1_MAX_TTL,
+    Cacheable, Policy, TierStats, TieredCache, TieredCacheBuilder, TieredStats, DEFAULT_L1_MAX_TTL,
+    DEFAULT_L2_TIMEOUT, DEFAULT_MAX_L2_IN_FLIGHT, DEFAULT_STALE_RETRY_INTERVAL,
 };
+
+#[cfg(feature = "file")]
+pub use cachekit_file::{FileBackend, FileConfig, FileConfigBuilder};
+#[cfg(feature = "redis")]
+pub use cachekit_redis::{RedisBackend, RedisConfig, RedisConfigBuilder};
+
+mod default_backend;
+pub use default_backend::set_default_backend;
+
+#[cfg(feature = "macros")]
+pub use cachekit_macros::cached;
+
+/// What `#[cached]` expands to; not a public API.
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+pub use __private::{CachedFn, FnStats};
+
+/// Redis specifics: compare-and-set versions, locks, protocol choice, pool state.
+#[cfg(feature = "redis")]
+pub mod redis {
+    pub use cachekit_redis::{
+        LockGuard, PoolState, Protocol, RedisBackend, RedisConfig, RedisConfigBuilder, Version,
+        DEFAULT_URL,
+    };
+}
+
+/// File backend specifics.
+#[cfg(feature = "file")]
+pub mod file {
+    pub use cachekit_file::{FileBackend, FileConfig, FileConfigBuilder, SweepStats, DIR_ENV};
+}
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -38,6 +38,8 @@ pub enum ErrorKind {
     Protocol,
     /// The computation that fills the cache failed (only from fail-closed paths).
     Compute,
+    /// Too many operations were already in flight; this one was skipped.
+    Overloaded,
 }
 
 impl ErrorKind {
@@ -59,6 +61,7 @@ impl ErrorKind {
             Self::InvalidInput => "invalid_input",
             Self::Protocol => "protocol",
             Self::Compute => "compute",
+            Self::Overloaded => "overloaded",
         }
     }
 

@@ -6,15 +6,19 @@
 //! everything here.
 
 pub mod backend;
+pub mod breaker;
 pub mod codec;
 pub mod error;
 pub mod keys;
+pub mod lock;
 pub mod memory;
 pub mod tiered;
 
 pub use backend::{Backend, Health, Ttl};
+pub use breaker::{BreakerConfig, BreakerState};
 pub use codec::{Codec, CodecConfig};
 pub use error::{Error, ErrorKind, Result};
 pub use keys::{derive_key, KeyBuilder};
+pub use lock::{DistributedLock, StampedeConfig};
 pub use memory::{MemoryBackend, MemoryBackendBuilder};
-pub use tiered::{Cacheable, TierStats, TieredCache, TieredCacheBuilder, TieredStats};
+pub use tiered::{Cacheable, Policy, TierStats, TieredCache, TieredCacheBuilder, TieredStats};

@@ -23,7 +23,14 @@ const ENTRY_OVERHEAD: usize = 96;
 pub(crate) struct Stored {
     pub(crate) bytes: Bytes,
     pub(crate) decoded: Option<Arc<dyn Any + Send + Sync>>,
+    /// When the entry leaves the cache.
     pub(crate) expires_at: Option<Instant>,
+    /// When a typed reader should stop treating it as fresh (serve-stale and
+    /// the L1 age cap keep entries past this); `None`: fresh until it expires.
+    pub(crate) fresh_until: Option<Instant>,
+    /// When the value itself (not this L1 copy) stops being fresh, for
+    /// refresh-ahead; `None`: never, or unknown.
+    pub(crate) logical_until: Option<Instant>,
 }
 
 impl Stored {
@@ -32,6 +39,8 @@ impl Stored {
             bytes,
             decoded: None,
             expires_at: ttl.and_then(|t| Instant::now().checked_add(t)),
+            fresh_until: None,
+            logical_until: None,
         }
     }
 

@@ -1,1 +1,137 @@
-//! Placeholder: this crate is built in a later issue.
+//! The file backend of [cachekit](https://docs.rs/cachekit): a durable,
+//! bounded cache directory that any number of processes can share.
+//! Most users reach it as `cachekit::FileBackend`; it is also the embedded
+//! default L2 when no Redis is configured.
+//!
+//! ```
+//! use std::time::Duration;
+//! use cachekit_core::{Backend, Ttl};
+//! use cachekit_file::{FileBackend, FileConfig};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> cachekit_core::Result<()> {
+//! # let dir = std::env::temp_dir().join(format!("cachekit-doc-lib-{}", std::process::id()));
+//! // Without .dir(..): $CACHEKIT_FILE_DIR, else ~/.cache/cachekit.
+//! let config = FileConfig::builder().dir(&dir).max_bytes(64 << 20).build()?;
+//! let cache = FileBackend::open(config)?;
+//! cache.set("user:42", "Ada".into(), Some(Duration::from_millis(1500))).await?;
+//! // TTLs are stored in whole seconds, rounded up.
+//! assert!(matches!(cache.ttl("user:42").await?, Ttl::Remaining(d) if d <= Duration::from_millis(2500)));
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # Ok(()) }
+//! ```
+//!
+//! # On-disk format
+//! Shared byte for byte with the cachekit family's file backends:
+//! - one file per key, named by the lowercase hex Blake2b-128 (16-byte
+//!   digest) of the key, so no user string ever becomes a path;
+//! - each file is a 14-byte header, `C` `K`, version 1, a reserved 0 byte,
+//!   u16 big-endian flags (0), u64 big-endian absolute expiry in Unix
+//!   seconds (0 = never), followed by the value bytes, unchanged.
+//!
+//! A file with another version or non-zero flags is a miss and is left
+//! alone by reads and sweeps (a newer writer owns it); writes of the same
+//! key (`set`, `delete`) replace it. A file under an entry name that is not
+//! a cachekit entry at all (wrong magic, shorter than the header) is a miss
+//! and is removed. A file holding exactly a header is a valid empty value.
+//!
+//! TTLs are stored as an absolute time in whole seconds, **rounded up**:
+//! an entry never expires early, and lives up to one second longer than
+//! asked (a 200 ms TTL lasts until the next whole second after it, so
+//! 200 ms to 1.2 s). A zero TTL removes the key. Expiry follows the wall
+//! clock, as it must to mean the same thing in every process.
+//!
+//! # Where the keys are kept
+//! File names are hashes, yet `delete_prefix` needs the key names, across
+//! restarts and processes. The value region cannot carry them (other
+//! family members read it as the value), so each entry file carries its
+//! key in the extended attribute `user.cachekit.key`. It is set on the temp
+//! file before the rename, so an entry and its key appear atomically and
+//! vanish together: no side file to keep consistent, no journal to compact,
+//! nothing extra per entry on disk beyond the attribute. `delete_prefix`
+//! lists the directory and reads the attribute of each entry (one system
+//! call each), so it is O(entries), like Redis's `SCAN`. Keys are limited
+//! to 1024 bytes (longer ones fail `set` with `InvalidInput`). Entries
+//! written by implementations that do not set the attribute are invisible
+//! to `delete_prefix`.
+//!
+//! ext4, xfs, btrfs, zfs and tmpfs since Linux 6.6 support user attributes;
+//! where the filesystem does not (detected at open, with a warning),
+//! everything works except `delete_prefix`, which fails with
+//! [`ErrorKind::Unsupported`](cachekit_core::ErrorKind::Unsupported).
+//!
+//! # Writes and crashes
+//! A write creates `.tmp-<pid>-<random>` in the cache directory (exclusive
+//! create, never through a symlink, mode 0600), sets the key attribute,
+//! writes header and value, fsyncs when [durable](FileConfigBuilder::durable),
+//! and moves it into place atomically (then fsyncs the directory when
+//! durable). On Linux the move is a swap (`renameat2(RENAME_EXCHANGE)`)
+//! followed by removing the old file, because ext4 flushes a file renamed
+//! over another, which costs a plain rename five times the whole write;
+//! elsewhere, and for a new key, it is a rename. A reader sees the whole old
+//! or the whole new file, even if the writer is killed mid-write. `set_if_absent` publishes with `link`, which fails
+//! atomically if the entry exists, so concurrent callers in any process
+//! have one winner. `expire` rewrites the 8 expiry bytes in place, so it
+//! can never resurrect an older value over a concurrent `set`.
+//!
+//! Temp files whose writer process is dead, or older than 10 minutes, are
+//! removed at open and by each sweep. The pid check is only meaningful
+//! within one PID namespace: two containers sharing a directory can
+//! remove each other's in-flight temp file, which makes that one `set`
+//! fail with an IO error, never corrupts an entry.
+//!
+//! # Budgets, eviction and other processes
+//! Each process keeps an in-memory index (hash → size, expiry, last use),
+//! built at open by listing the directory, so `get` and `set` are O(1)
+//! amortised however many entries there are. When the indexed bytes or
+//! entries exceed the high watermark (95 % of `max_bytes` / `max_entries`
+//! by default), the write that crossed it evicts expired entries, then
+//! least recently used ones, down to the low watermark (85 %). Reads count
+//! as use: in memory at once, and on disk (the file's access time, at most
+//! once a minute per entry) so that other processes and later runs see it
+//! too; at open, recency is the later of each file's access and
+//! modification times.
+//!
+//! Other processes' writes are found by reads (a hash missing from the
+//! index is still looked up on disk) and by the periodic sweep, which
+//! relists the directory every `sweep_interval` (60 s by default) and
+//! also removes expired entries. So with N processes sharing a directory,
+//! each keeps what it knows within its budget, and the directory can
+//! exceed the budget by at most what the other processes wrote since this
+//! one's last sweep; every sweep brings it back under. Entries removed
+//! by another process are simply misses. Eviction can remove a value that
+//! another writer stored a moment before: a later miss, never a torn read.
+//!
+//! # Permissions and the directory
+//! The directory is created 0700 and files 0600; an existing directory
+//! that is looser is used with a warning (`chmod 700` fixes it). The path
+//! may be or contain a symlink (a home directory on another disk is
+//! common), but the directory it leads to must be owned by this user, or
+//! `open` fails with `Config`. The threat is a shared location such as
+//! `/tmp`: another user who creates the directory, or a symlink to a
+//! directory of theirs, first would otherwise receive every cached value
+//! and could plant entries that this process then trusts. All entry IO is
+//! relative to the directory handle opened at start, so the path being
+//! swapped later does not redirect it.
+//!
+//! # Errors
+//! A full disk (or quota) is [`ErrorKind::Io`](cachekit_core::ErrorKind::Io)
+//! and transient; permission denied and a read-only filesystem are `Io` and
+//! permanent. Each message names the path and what fixes it. A value
+//! larger than `max_value_size` fails with `TooLarge` and nothing is
+//! written.
+//!
+//! # Platforms
+//! Unix only (Linux and macOS); the crate relies on `openat`-style calls,
+//! `link`, and extended attributes.
+
+mod backend;
+mod config;
+mod disk;
+mod error;
+mod format;
+mod index;
+mod store;
+
+pub use backend::FileBackend;
+pub use config::{FileConfig, FileConfigBuilder, DIR_ENV};
+pub use store::SweepStats;

@@ -1,1 +1,38 @@
-//! Placeholder: this crate is built in a later issue.
+//! The Redis tier of [cachekit](https://docs.rs/cachekit): a pooled
+//! [`RedisBackend`] (bb8 + redis-rs) configured in code or from the
+//! environment, with TLS, compare-and-set and distributed locks.
+//!
+//! ```no_run
+//! use cachekit_core::Backend;
+//! use cachekit_redis::RedisBackend;
+//!
+//! # async fn demo() -> cachekit_core::Result<()> {
+//! // CACHEKIT_REDIS_URL, else REDIS_URL, else redis://localhost:6379
+//! let redis = RedisBackend::from_env().await?;
+//! redis.set("k", "v".into(), None).await?;
+//! println!("{:?}", redis.health().await);
+//! # Ok(()) }
+//! ```
+//!
+//! Errors are cachekit [`Error`](cachekit_core::Error)s whose message names
+//! the server (`host:port`), the cause and the fix; no message, log line or
+//! `Debug` output contains the password.
+//!
+//! TLS uses rustls with the *ring* crypto provider, installed as the
+//! process default the first time a `rediss://` backend is built (unless the
+//! application installed one first).
+
+mod backend;
+mod cas;
+mod config;
+mod errors;
+mod health;
+mod lock;
+mod pool;
+mod script;
+
+pub use backend::RedisBackend;
+pub use cas::Version;
+pub use config::{Protocol, RedisConfig, RedisConfigBuilder, DEFAULT_URL};
+pub use lock::LockGuard;
+pub use pool::PoolState;

@@ -1,36 +1,35 @@
 //! The blocking API: for callers without an async runtime, or inside one.
 //!
 //! L1 hits are served on the calling thread. Everything else runs the async
-//! path and waits for it without nesting `block_on`:
-//! - inside a multi-threaded tokio runtime, through `block_in_place` on the
-//!   caller's own runtime (so connections owned by that runtime keep working);
-//! - elsewhere (no runtime, or a current-thread runtime that must not be
-//!   blocked), on a small runtime owned by cachekit.
-//!
-//! On a current-thread runtime a blocking caller does not wait for another
-//! caller's computation of the same key (that caller may need the very thread
-//! being blocked); it computes on its own.
+//! path to completion without nesting runtimes:
+//! - inside a multi-threaded tokio runtime, with `block_in_place` on the
+//!   caller's own runtime (connections owned by that runtime keep working);
+//! - outside any runtime, on a small runtime owned by cachekit, driven by
+//!   the calling thread;
+//! - inside a current-thread runtime, which must not be blocked, on a
+//!   short-lived helper thread driving cachekit's runtime (the computation
+//!   then runs on that thread, so it must be `Send`).
 
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use serde::Serialize;
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
 
-use super::flight::{self, FlightState, Role};
-use super::{Cacheable, TieredCache};
+use super::tiers::Found;
+use super::{Cacheable, Policy, TieredCache};
 use crate::error::{Error, ErrorKind, Result};
+use crate::keys::KeyBuilder;
 
 impl TieredCache {
     /// Blocking [`get`](Self::get).
     pub fn get_blocking<T: Cacheable>(&self, key: &str) -> Option<T> {
-        if let Some(v) = self.l1_get(key) {
+        if let Found::Fresh(v, _) = self.l1_peek::<T>(key, &self.inner.defaults) {
+            self.inner.counters.l1.hit();
             return Some(v);
         }
-        self.inner.l2.as_ref()?;
-        let cache = self.clone();
-        let key = key.to_owned();
-        bridge(async move { cache.l2_read::<T>(&key).await.map(|(v, _)| v) }).flatten()
+        block_on(self.get(key)).flatten()
     }
 
     /// Blocking [`set`](Self::set).
@@ -39,13 +38,9 @@ impl TieredCache {
     /// As for [`set`](Self::set).
     pub fn set_blocking<T>(&self, key: &str, value: &T, ttl: Option<Duration>) -> Result<()>
     where
-        T: serde::Serialize + Clone + Send + Sync + 'static,
+        T: Serialize + Clone + Send + Sync + 'static,
     {
-        let cache = self.clone();
-        let key = key.to_owned();
-        let value = value.clone();
-        bridge(async move { cache.set(&key, &value, ttl).await })
-            .unwrap_or_else(|| Err(no_runtime()))
+        block_on(self.set(key, value, ttl)).unwrap_or_else(|| Err(no_runtime()))
     }
 
     /// Blocking [`delete`](Self::delete).
@@ -53,28 +48,32 @@ impl TieredCache {
     /// # Errors
     /// As for [`delete`](Self::delete).
     pub fn delete_blocking(&self, key: &str) -> Result<bool> {
-        let cache = self.clone();
-        let key = key.to_owned();
-        bridge(async move { cache.delete(&key).await }).unwrap_or_else(|| Err(no_runtime()))
+        block_on(self.delete(key)).unwrap_or_else(|| Err(no_runtime()))
     }
 
-    /// Blocking [`get_or_compute`](Self::get_or_compute); `compute` runs on the
-    /// calling thread.
+    /// Blocking [`delete_prefix`](Self::delete_prefix).
+    ///
+    /// # Errors
+    /// As for [`delete_prefix`](Self::delete_prefix).
+    pub fn delete_prefix_blocking(&self, prefix: &str) -> Result<u64> {
+        block_on(self.delete_prefix(prefix)).unwrap_or_else(|| Err(no_runtime()))
+    }
+
+    /// Blocking [`get_or_compute`](Self::get_or_compute).
     pub fn get_or_compute_blocking<T, F>(&self, key: &str, ttl: Option<Duration>, compute: F) -> T
     where
         T: Cacheable,
-        F: FnOnce() -> T,
+        F: FnOnce() -> T + Send,
     {
-        match self
-            .try_get_or_compute_blocking(key, ttl, || Ok::<T, std::convert::Infallible>(compute()))
-        {
+        let result = self
+            .try_get_or_compute_blocking(key, ttl, || Ok::<T, std::convert::Infallible>(compute()));
+        match result {
             Ok(v) => v,
             Err(never) => match never {},
         }
     }
 
-    /// Blocking [`try_get_or_compute`](Self::try_get_or_compute); `compute`
-    /// runs on the calling thread.
+    /// Blocking [`try_get_or_compute`](Self::try_get_or_compute).
     ///
     /// # Errors
     /// Only the computation's own error.
@@ -86,83 +85,105 @@ impl TieredCache {
     ) -> Result<T, E>
     where
         T: Cacheable,
-        F: FnOnce() -> Result<T, E>,
+        E: Send,
+        F: FnOnce() -> Result<T, E> + Send,
     {
-        if let Some(v) = self.l1_get(key) {
+        let policy = Policy {
+            ttl,
+            ..Policy::default()
+        };
+        self.try_get_or_compute_policy_blocking(key, &policy, compute)
+    }
+
+    /// Blocking [`try_get_or_compute_policy`](Self::try_get_or_compute_policy).
+    ///
+    /// # Errors
+    /// Only the computation's own error, when there is no stale value to serve.
+    pub fn try_get_or_compute_policy_blocking<T, E, F>(
+        &self,
+        key: &str,
+        policy: &Policy,
+        compute: F,
+    ) -> Result<T, E>
+    where
+        T: Cacheable,
+        E: Send,
+        F: FnOnce() -> Result<T, E> + Send,
+    {
+        let policy = policy.or(&self.inner.defaults);
+        if let Found::Fresh(v, _) = self.l1_peek::<T>(key, &policy) {
+            self.inner.counters.l1.hit();
             return Ok(v);
         }
-        let may_wait = !on_current_thread_runtime();
-        let mut guard = None;
-        if may_wait {
-            loop {
-                match self.inner.flights.join(key) {
-                    Role::Leader(g) => {
-                        guard = Some(g);
-                        break;
-                    }
-                    Role::Follower(rx) => match bridge(flight::wait(rx)) {
-                        Some(FlightState::Done(shared)) => {
-                            if let Some(v) = shared.downcast_ref::<T>() {
-                                self.inner.counters.coalesced();
-                                return Ok(v.clone());
-                            }
-                            break;
-                        }
-                        Some(FlightState::Failed) | None => break,
-                        Some(FlightState::Abandoned | FlightState::Running) => {
-                            if let Some(v) = self.l1_peek(key) {
-                                return Ok(v);
-                            }
-                        }
-                    },
+        // `compute` moves into the future; get it back if no runtime could run it.
+        let mut compute = Some(compute);
+        let slot = &mut compute;
+        let ran = block_on(self.read_through(key, &policy, None, || {
+            let compute = slot.take();
+            async move {
+                match compute {
+                    Some(f) => f(),
+                    None => unreachable_compute(),
                 }
             }
+        }));
+        match (ran, compute) {
+            (Some(result), _) => result,
+            (None, Some(f)) => {
+                tracing::warn!(target: "cachekit", key, "no runtime for the cache; calling uncached");
+                f()
+            }
+            (None, None) => unreachable_compute(),
         }
-        if let Some(v) = self.l1_peek::<T>(key) {
-            if let Some(g) = guard {
-                g.finish(FlightState::Done(Arc::new(v.clone())));
-            }
-            return Ok(v);
-        }
-        if self.inner.l2.is_some() {
-            let cache = self.clone();
-            let owned_key = key.to_owned();
-            if let Some(Some((v, shared))) =
-                bridge(async move { cache.l2_read::<T>(&owned_key).await })
-            {
-                if let Some(g) = guard {
-                    g.finish(FlightState::Done(shared));
-                }
-                return Ok(v);
-            }
-        }
-        self.inner.counters.compute();
-        match compute() {
-            Ok(value) => {
-                let shared = Arc::new(value);
-                let cache = self.clone();
-                let owned_key = key.to_owned();
-                let stored = shared.clone();
-                if bridge(async move { cache.store(&owned_key, &stored, ttl).await }).is_none() {
-                    tracing::warn!(target: "cachekit", key, "value not cached: no runtime available for the cache write");
-                }
-                if let Some(g) = guard {
-                    g.finish(FlightState::Done(shared.clone()));
-                }
-                Ok(T::clone(&shared))
-            }
+    }
+
+    /// Blocking [`get_or_compute_with`](Self::get_or_compute_with).
+    pub fn get_or_compute_with_blocking<A, T, F>(
+        &self,
+        keys: &KeyBuilder,
+        args: &A,
+        ttl: Option<Duration>,
+        compute: F,
+    ) -> T
+    where
+        A: Serialize + ?Sized,
+        T: Cacheable,
+        F: FnOnce() -> T + Send,
+    {
+        match keys.key(args) {
+            Ok(key) => self.get_or_compute_blocking(&key, ttl, compute),
             Err(err) => {
-                if let Some(g) = guard {
-                    g.finish(FlightState::Failed);
-                }
-                Err(err)
+                self.uncached(keys, &err);
+                compute()
             }
         }
     }
-}
 
-fn on_current_thread_runtime() -> bool {
-    Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::CurrentThread)
+    /// Blocking [`try_get_or_compute_with`](Self::try_get_or_compute_with).
+    ///
+    /// # Errors
+    /// Only the computation's own error.
+    pub fn try_get_or_compute_with_blocking<A, T, E, F>(
+        &self,
+        keys: &KeyBuilder,
+        args: &A,
+        ttl: Option<Duration>,
+        compute: F,
+    ) -> Result<T, E>
+    where
+        A: Serialize + ?Sized,
+        T: Cacheable,
+        E: Send,
+        F: FnOnce() -> Result<T, E> + Send,
+    {
+        match keys.key(args) {
+            Ok(key) => self.try_get_or_compute_blocking(&key, ttl, compute),
+            Err(err) => {
+                self.uncached(keys, &err);
+                compute()
+            }
+        }
+    }
 }
 
 fn no_runtime() -> Error {
@@ -172,24 +193,32 @@ fn no_runtime() -> Error {
     )
 }
 
+/// The computation is taken exactly once, by the one path that runs it.
+fn unreachable_compute() -> ! {
+    unreachable!("a cached computation was asked for twice")
+}
+
 /// Runs `fut` to completion from synchronous code, wherever that code runs.
 /// `None` only if cachekit's own runtime could not be started.
-fn bridge<F>(fut: F) -> Option<F::Output>
+fn block_on<F>(fut: F) -> Option<F::Output>
 where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
+    F: Future + Send,
+    F::Output: Send,
 {
-    if let Ok(handle) = Handle::try_current() {
-        if handle.runtime_flavor() == RuntimeFlavor::MultiThread {
-            return Some(tokio::task::block_in_place(|| handle.block_on(fut)));
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            Some(tokio::task::block_in_place(|| handle.block_on(fut)))
         }
+        Ok(_) => std::thread::scope(|scope| {
+            let worker = scope.spawn(|| background_runtime().map(|rt| rt.block_on(fut)));
+            match worker.join() {
+                Ok(output) => output,
+                // The user's computation panicked: let the panic continue in the caller.
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }),
+        Err(_) => background_runtime().map(|rt| rt.block_on(fut)),
     }
-    let runtime = background_runtime()?;
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    runtime.spawn(async move {
-        let _ = tx.send(fut.await);
-    });
-    rx.recv().ok()
 }
 
 fn background_runtime() -> Option<&'static Runtime> {

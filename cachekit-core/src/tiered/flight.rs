@@ -51,6 +51,14 @@ impl Flights {
         })
     }
 
+    /// Whether a computation of `key` is under way.
+    pub(crate) fn is_running(&self, key: &str) -> bool {
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(key)
+    }
+
     fn remove(&self, key: &str, flight: &Arc<Flight>) {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         if map.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {

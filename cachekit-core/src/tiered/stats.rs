@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use crate::breaker::BreakerState;
+
 #[derive(Debug, Default)]
 pub(crate) struct TierCounters {
     hits: AtomicU64,
@@ -9,6 +11,8 @@ pub(crate) struct TierCounters {
     errors: AtomicU64,
     sets: AtomicU64,
     corrupt: AtomicU64,
+    timeouts: AtomicU64,
+    skipped: AtomicU64,
 }
 
 impl TierCounters {
@@ -27,6 +31,12 @@ impl TierCounters {
     pub(crate) fn corrupt(&self) {
         self.corrupt.fetch_add(1, Relaxed);
     }
+    pub(crate) fn timeout(&self) {
+        self.timeouts.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn skipped(&self) {
+        self.skipped.fetch_add(1, Relaxed);
+    }
 
     fn snapshot(&self) -> TierStats {
         TierStats {
@@ -35,6 +45,8 @@ impl TierCounters {
             errors: self.errors.load(Relaxed),
             sets: self.sets.load(Relaxed),
             corrupt: self.corrupt.load(Relaxed),
+            timeouts: self.timeouts.load(Relaxed),
+            skipped: self.skipped.load(Relaxed),
         }
     }
 }
@@ -46,11 +58,23 @@ pub(crate) struct Counters {
     computes: AtomicU64,
     coalesced: AtomicU64,
     uncached: AtomicU64,
+    stale_served: AtomicU64,
+    refreshes: AtomicU64,
+    lock_waits: AtomicU64,
 }
 
 impl Counters {
     pub(crate) fn compute(&self) {
         self.computes.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn stale_served(&self) {
+        self.stale_served.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn refresh(&self) {
+        self.refreshes.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn lock_wait(&self) {
+        self.lock_waits.fetch_add(1, Relaxed);
     }
     pub(crate) fn uncached(&self) {
         self.uncached.fetch_add(1, Relaxed);
@@ -65,6 +89,11 @@ impl Counters {
             computes: self.computes.load(Relaxed),
             coalesced: self.coalesced.load(Relaxed),
             uncached: self.uncached.load(Relaxed),
+            stale_served: self.stale_served.load(Relaxed),
+            refreshes: self.refreshes.load(Relaxed),
+            lock_waits: self.lock_waits.load(Relaxed),
+            breaker: BreakerState::Closed,
+            breaker_opened: 0,
         }
     }
 }
@@ -83,6 +112,10 @@ pub struct TierStats {
     pub sets: u64,
     /// Values that did not decode (garbage, foreign format, bad checksum) and were deleted.
     pub corrupt: u64,
+    /// Operations that missed their deadline (also counted in `errors`).
+    pub timeouts: u64,
+    /// Operations not attempted: circuit breaker open or too many in flight.
+    pub skipped: u64,
 }
 
 impl TierStats {
@@ -112,4 +145,14 @@ pub struct TieredStats {
     /// Calls that ran without the cache because no key could be derived
     /// from their arguments.
     pub uncached: u64,
+    /// Stale values returned because recomputing failed or was too slow.
+    pub stale_served: u64,
+    /// Background refresh-ahead computations started.
+    pub refreshes: u64,
+    /// Polls spent waiting for another process's computation (stampede lock).
+    pub lock_waits: u64,
+    /// The L2 circuit breaker's state now.
+    pub breaker: BreakerState,
+    /// How often the circuit breaker has opened.
+    pub breaker_opened: u64,
 }

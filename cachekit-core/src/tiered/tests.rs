@@ -7,27 +7,36 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::*;
-use crate::backend::Health;
+use crate::backend::{Health, Ttl};
 use crate::error::{Error, ErrorKind};
 
 /// A real in-memory backend with switchable failures, standing in for an
 /// unhealthy L2. (Redis itself is only ever tested for real, in other crates.)
 #[derive(Debug)]
-struct Flaky {
-    inner: MemoryBackend,
-    fail_reads: AtomicBool,
-    fail_writes: AtomicBool,
+pub(super) struct Flaky {
+    pub(super) inner: MemoryBackend,
+    pub(super) fail_reads: AtomicBool,
+    pub(super) fail_writes: AtomicBool,
+    /// Every call hangs (a SIGSTOPped server, as far as the caller can tell).
+    pub(super) hang: AtomicBool,
+    pub(super) calls: AtomicUsize,
 }
 
 impl Flaky {
-    fn new() -> Arc<Self> {
+    pub(super) fn new() -> Arc<Self> {
         Arc::new(Self {
             inner: MemoryBackend::builder().build().unwrap(),
             fail_reads: AtomicBool::new(false),
             fail_writes: AtomicBool::new(false),
+            hang: AtomicBool::new(false),
+            calls: AtomicUsize::new(0),
         })
     }
-    fn check(&self, flag: &AtomicBool) -> Result<()> {
+    async fn check(&self, flag: &AtomicBool) -> Result<()> {
+        self.calls.fetch_add(1, SeqCst);
+        if self.hang.load(SeqCst) {
+            std::future::pending::<()>().await;
+        }
         if flag.load(SeqCst) {
             Err(Error::new(ErrorKind::Connection, "injected failure"))
         } else {
@@ -42,35 +51,35 @@ impl Backend for Flaky {
         "flaky"
     }
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        self.check(&self.fail_reads)?;
+        self.check(&self.fail_reads).await?;
         self.inner.get(key).await
     }
     async fn get_with_ttl(&self, key: &str) -> Result<Option<(Bytes, Ttl)>> {
-        self.check(&self.fail_reads)?;
+        self.check(&self.fail_reads).await?;
         self.inner.get_with_ttl(key).await
     }
     async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
-        self.check(&self.fail_writes)?;
+        self.check(&self.fail_writes).await?;
         self.inner.set(key, value, ttl).await
     }
     async fn delete(&self, key: &str) -> Result<bool> {
-        self.check(&self.fail_writes)?;
+        self.check(&self.fail_writes).await?;
         self.inner.delete(key).await
     }
     async fn ttl(&self, key: &str) -> Result<Ttl> {
-        self.check(&self.fail_reads)?;
+        self.check(&self.fail_reads).await?;
         self.inner.ttl(key).await
     }
     async fn expire(&self, key: &str, ttl: Option<Duration>) -> Result<bool> {
-        self.check(&self.fail_writes)?;
+        self.check(&self.fail_writes).await?;
         self.inner.expire(key, ttl).await
     }
     async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool> {
-        self.check(&self.fail_writes)?;
+        self.check(&self.fail_writes).await?;
         self.inner.set_if_absent(key, value, ttl).await
     }
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
-        self.check(&self.fail_writes)?;
+        self.check(&self.fail_writes).await?;
         self.inner.delete_prefix(prefix).await
     }
     async fn health(&self) -> Health {

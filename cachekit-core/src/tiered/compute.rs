@@ -1,0 +1,465 @@
+//! Read-through: return the cached value or compute, store and return it.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::flight::{self, FlightState, LeaderGuard, Role, Shared};
+use super::tiers::Found;
+use super::{Cacheable, Policy, TieredCache};
+use crate::error::Error;
+use crate::keys::KeyBuilder;
+
+/// Fail-closed callers pass how to turn a cache error into theirs; fail-open
+/// callers pass `None`, and then no cache error ever surfaces.
+type Strict<E> = Option<fn(Error) -> E>;
+
+/// What the stampede lock step decided.
+enum Stampede<T> {
+    /// Another process stored the value while we waited.
+    Hit(T, Shared),
+    /// Compute; release the lock with this token afterwards, if any.
+    Compute(Option<String>),
+}
+
+impl TieredCache {
+    /// Returns the cached value, or runs `compute`, caches and returns its result.
+    ///
+    /// `ttl: None` uses the cache's default TTL. Concurrent callers of the
+    /// same cold key share one computation. Cache failures are logged and
+    /// counted, never returned.
+    pub async fn get_or_compute<T, F, Fut>(&self, key: &str, ttl: Option<Duration>, compute: F) -> T
+    where
+        T: Cacheable,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let policy = self.policy_for_ttl(ttl);
+        let infallible = || async { Ok::<T, Infallible>(compute().await) };
+        match self.read_through(key, &policy, None, infallible).await {
+            Ok(v) => v,
+            Err(never) => match never {},
+        }
+    }
+
+    /// Like [`get_or_compute`](Self::get_or_compute) for a fallible computation:
+    /// `Ok` is cached and returned, `Err` is returned and not cached.
+    ///
+    /// Errors are not shared between callers: when the computation that
+    /// others were waiting for fails, each waiting caller runs its own.
+    ///
+    /// # Errors
+    /// Only the computation's own error.
+    pub async fn try_get_or_compute<T, E, F, Fut>(
+        &self,
+        key: &str,
+        ttl: Option<Duration>,
+        compute: F,
+    ) -> Result<T, E>
+    where
+        T: Cacheable,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let policy = self.policy_for_ttl(ttl);
+        self.try_get_or_compute_policy(key, &policy, compute).await
+    }
+
+    /// [`try_get_or_compute`](Self::try_get_or_compute) with a per-call
+    /// [`Policy`]: TTL, serve-stale, jitter, compute timeout. (Refresh-ahead
+    /// needs a computation it can run later; see
+    /// [`try_get_or_compute_refreshing`](Self::try_get_or_compute_refreshing).)
+    ///
+    /// With serve-stale, a failed (or, with `compute_timeout`, slow)
+    /// recomputation returns the stale value instead, and the key is not
+    /// recomputed again for a second.
+    ///
+    /// # Errors
+    /// Only the computation's own error, when there is no stale value to serve.
+    pub async fn try_get_or_compute_policy<T, E, F, Fut>(
+        &self,
+        key: &str,
+        policy: &Policy,
+        compute: F,
+    ) -> Result<T, E>
+    where
+        T: Cacheable,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let policy = policy.or(&self.inner.defaults);
+        self.read_through(key, &policy, None, compute).await
+    }
+
+    /// Fail-closed read-through: when L2 cannot be read (error, deadline,
+    /// circuit open) or the computed value cannot be stored, the call fails
+    /// with the cache error instead of running uncached.
+    ///
+    /// For callers whose correctness depends on the shared cache (for
+    /// example a rate limiter); everyone else wants the fail-open methods.
+    ///
+    /// # Errors
+    /// The computation's error, or the cache error converted with `E::from`.
+    pub async fn try_get_or_compute_strict<T, E, F, Fut>(
+        &self,
+        key: &str,
+        policy: &Policy,
+        compute: F,
+    ) -> Result<T, E>
+    where
+        T: Cacheable,
+        E: From<Error>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let policy = policy.or(&self.inner.defaults);
+        self.read_through(key, &policy, Some(E::from), compute)
+            .await
+    }
+
+    /// Read-through with refresh-ahead: a hit in the last
+    /// [`Policy::refresh_ahead`] fraction of its TTL returns at once and
+    /// recomputes the value in the background (once, however many callers
+    /// see it). The computation must therefore own what it uses.
+    ///
+    /// Without a tokio runtime no background refresh starts; the key then
+    /// simply expires and is recomputed on the next miss.
+    ///
+    /// # Errors
+    /// Only the computation's own error.
+    pub async fn try_get_or_compute_refreshing<T, E, F, Fut>(
+        &self,
+        key: &str,
+        policy: &Policy,
+        compute: F,
+    ) -> Result<T, E>
+    where
+        T: Cacheable,
+        E: Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        let policy = policy.or(&self.inner.defaults);
+        if let Found::Fresh(v, true) = self.l1_peek::<T>(key, &policy) {
+            self.inner.counters.l1.hit();
+            self.spawn_refresh(key, &policy, compute);
+            return Ok(v);
+        }
+        self.read_through(key, &policy, None, compute).await
+    }
+
+    /// [`get_or_compute`](Self::get_or_compute) keyed by a function's arguments:
+    /// the key is `keys.key(args)`.
+    ///
+    /// If no key can be derived (a NaN or an out-of-range integer among the
+    /// arguments) the computation runs uncached, with a warning; the call
+    /// never fails because of the cache.
+    pub async fn get_or_compute_with<A, T, F, Fut>(
+        &self,
+        keys: &KeyBuilder,
+        args: &A,
+        ttl: Option<Duration>,
+        compute: F,
+    ) -> T
+    where
+        A: Serialize + ?Sized,
+        T: Cacheable,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        match keys.key(args) {
+            Ok(key) => self.get_or_compute(&key, ttl, compute).await,
+            Err(err) => {
+                self.uncached(keys, &err);
+                compute().await
+            }
+        }
+    }
+
+    /// [`try_get_or_compute`](Self::try_get_or_compute) keyed by a function's
+    /// arguments; see [`get_or_compute_with`](Self::get_or_compute_with).
+    ///
+    /// # Errors
+    /// Only the computation's own error.
+    pub async fn try_get_or_compute_with<A, T, E, F, Fut>(
+        &self,
+        keys: &KeyBuilder,
+        args: &A,
+        ttl: Option<Duration>,
+        compute: F,
+    ) -> Result<T, E>
+    where
+        A: Serialize + ?Sized,
+        T: Cacheable,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        match keys.key(args) {
+            Ok(key) => self.try_get_or_compute(&key, ttl, compute).await,
+            Err(err) => {
+                self.uncached(keys, &err);
+                compute().await
+            }
+        }
+    }
+
+    pub(crate) fn uncached(&self, keys: &KeyBuilder, err: &Error) {
+        self.inner.counters.uncached();
+        tracing::warn!(
+            target: "cachekit",
+            namespace = keys.namespace(),
+            operation = keys.operation(),
+            error = %err,
+            "no cache key for these arguments; calling uncached"
+        );
+    }
+
+    pub(crate) fn policy_for_ttl(&self, ttl: Option<Duration>) -> Policy {
+        Policy {
+            ttl,
+            ..Policy::default()
+        }
+        .or(&self.inner.defaults)
+    }
+
+    /// L1, then the miss path. `policy` is already resolved against the defaults.
+    pub(crate) async fn read_through<T, E, F, Fut>(
+        &self,
+        key: &str,
+        policy: &Policy,
+        strict: Strict<E>,
+        compute: F,
+    ) -> Result<T, E>
+    where
+        T: Cacheable,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let stale = match self.l1_get::<T>(key, policy) {
+            Found::Fresh(v, _) => return Ok(v),
+            Found::Stale(v)
+                if policy.max_stale.is_some() && self.inner.recent_failures.contains_key(key) =>
+            {
+                self.inner.counters.stale_served();
+                return Ok(v);
+            }
+            Found::Stale(v) => policy.max_stale.is_some().then_some(v),
+            Found::Miss => None,
+        };
+        // Boxed so that the hit path's future stays small.
+        Box::pin(self.fill(key, policy, stale, strict, compute)).await
+    }
+
+    /// The miss path: single-flight, L2, stampede lock, compute, store.
+    async fn fill<T, E, F, Fut>(
+        &self,
+        key: &str,
+        policy: &Policy,
+        stale: Option<T>,
+        strict: Strict<E>,
+        compute: F,
+    ) -> Result<T, E>
+    where
+        T: Cacheable,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let leader = loop {
+            match self.inner.flights.join(key) {
+                Role::Leader(guard) => break Some(guard),
+                Role::Follower(rx) => match flight::wait(rx).await {
+                    FlightState::Done(shared) => match shared.downcast_ref::<T>() {
+                        Some(v) => {
+                            self.inner.counters.coalesced();
+                            return Ok(v.clone());
+                        }
+                        None => break None,
+                    },
+                    FlightState::Failed => match stale {
+                        Some(v) => {
+                            self.inner.counters.stale_served();
+                            return Ok(v);
+                        }
+                        // Fail-closed callers retry as leaders, so that they
+                        // check L2 themselves before computing.
+                        None if strict.is_some() => {}
+                        None => break None,
+                    },
+                    FlightState::Abandoned | FlightState::Running => {
+                        if let Found::Fresh(v, _) = self.l1_peek(key, policy) {
+                            self.inner.counters.coalesced();
+                            return Ok(v);
+                        }
+                    }
+                },
+            }
+        };
+        let mut fallback = stale;
+        let mut lock_token = None;
+        if leader.is_some() {
+            // The previous flight may have filled the cache after our L1 check.
+            if let Found::Fresh(v, _) = self.l1_peek::<T>(key, policy) {
+                self.inner.counters.coalesced();
+                finish(leader, FlightState::Done(Arc::new(v.clone())));
+                return Ok(v);
+            }
+            match self.l2_read::<T>(key, policy).await {
+                Ok(Some(hit)) if hit.fresh => {
+                    finish(leader, FlightState::Done(hit.shared));
+                    return Ok(hit.value);
+                }
+                Ok(Some(hit)) => fallback = Some(hit.value),
+                Ok(None) => {}
+                Err(err) => {
+                    if let Some(convert) = strict {
+                        finish(leader, FlightState::Failed);
+                        return Err(convert(err));
+                    }
+                }
+            }
+            match self.stampede::<T>(key, policy).await {
+                Stampede::Hit(v, shared) => {
+                    finish(leader, FlightState::Done(shared));
+                    return Ok(v);
+                }
+                Stampede::Compute(token) => lock_token = token,
+            }
+        }
+        self.inner.counters.compute();
+        let result = match (policy.compute_timeout, fallback.take()) {
+            (Some(limit), Some(stale_value)) => {
+                match tokio::time::timeout(limit, compute()).await {
+                    Ok(result) => {
+                        fallback = Some(stale_value);
+                        result
+                    }
+                    Err(_) => {
+                        self.release(key, lock_token).await;
+                        tracing::warn!(target: "cachekit", key, ?limit, "recomputation too slow; serving the stale value");
+                        return Ok(self.serve_stale(key, leader, stale_value));
+                    }
+                }
+            }
+            (_, other) => {
+                fallback = other;
+                compute().await
+            }
+        };
+        match result {
+            Ok(value) => {
+                let shared = Arc::new(value);
+                let stored = self.store(key, &shared, policy).await;
+                self.release(key, lock_token).await;
+                if let (Err(err), Some(convert)) = (stored, strict) {
+                    self.invalidate_local(key);
+                    finish(leader, FlightState::Failed);
+                    return Err(convert(err));
+                }
+                finish(leader, FlightState::Done(shared.clone()));
+                Ok(T::clone(&shared))
+            }
+            Err(err) => {
+                self.release(key, lock_token).await;
+                if let Some(stale_value) = fallback {
+                    tracing::warn!(target: "cachekit", key, "recomputation failed; serving the stale value");
+                    return Ok(self.serve_stale(key, leader, stale_value));
+                }
+                finish(leader, FlightState::Failed);
+                Err(err)
+            }
+        }
+    }
+
+    /// Returns a stale value, shares it with waiters, and holds off
+    /// recomputation of the key for a while so the source is not hammered.
+    fn serve_stale<T: Cacheable>(&self, key: &str, leader: Option<LeaderGuard<'_>>, value: T) -> T {
+        self.inner.recent_failures.insert(key.to_owned(), ());
+        self.inner.counters.stale_served();
+        finish(leader, FlightState::Done(Arc::new(value.clone())));
+        value
+    }
+
+    /// With a distributed lock configured: take it, or wait for its holder's
+    /// value, re-reading L2, until `max_wait`; then compute anyway.
+    async fn stampede<T: Cacheable>(&self, key: &str, policy: &Policy) -> Stampede<T> {
+        let (Some((lock, config)), Some(_)) = (&self.inner.stampede, &self.inner.l2) else {
+            return Stampede::Compute(None);
+        };
+        let give_up = Instant::now() + config.max_wait;
+        loop {
+            match lock.try_lock(key, config.lease).await {
+                Ok(Some(token)) => return Stampede::Compute(Some(token)),
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(target: "cachekit", key, error = %err, "stampede lock unavailable; computing without it");
+                    return Stampede::Compute(None);
+                }
+            }
+            if Instant::now() >= give_up {
+                tracing::warn!(target: "cachekit", key, max_wait = ?config.max_wait, "gave up waiting for another process's computation");
+                return Stampede::Compute(None);
+            }
+            self.inner.counters.lock_wait();
+            tokio::time::sleep(config.poll_interval).await;
+            if let Ok(Some(hit)) = self.l2_read::<T>(key, policy).await {
+                if hit.fresh {
+                    return Stampede::Hit(hit.value, hit.shared);
+                }
+            }
+        }
+    }
+
+    async fn release(&self, key: &str, token: Option<String>) {
+        let (Some(token), Some((lock, _))) = (token, &self.inner.stampede) else {
+            return;
+        };
+        if let Err(err) = lock.unlock(key, &token).await {
+            tracing::warn!(target: "cachekit", key, error = %err, "could not release the stampede lock; it expires with its lease");
+        }
+    }
+
+    /// Starts one background recomputation of `key`, unless one is running.
+    fn spawn_refresh<T, E, F, Fut>(&self, key: &str, policy: &Policy, compute: F)
+    where
+        T: Cacheable,
+        E: Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.inner.flights.is_running(key) {
+            return;
+        }
+        let cache = self.clone();
+        let key = key.to_owned();
+        let policy = policy.clone();
+        handle.spawn(async move {
+            let Role::Leader(guard) = cache.inner.flights.join(&key) else {
+                return;
+            };
+            cache.inner.counters.refresh();
+            match compute().await {
+                Ok(value) => {
+                    let shared = Arc::new(value);
+                    let _ = cache.store(&key, &shared, &policy).await;
+                    guard.finish(FlightState::Done(shared));
+                }
+                Err(_) => {
+                    tracing::warn!(target: "cachekit", key, "background refresh failed; the current value stays until it expires");
+                    guard.finish(FlightState::Failed);
+                }
+            }
+        });
+    }
+}
+
+fn finish(leader: Option<LeaderGuard<'_>>, state: FlightState) {
+    if let Some(guard) = leader {
+        guard.finish(state);
+    }
+}

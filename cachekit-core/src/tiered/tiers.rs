@@ -1,0 +1,240 @@
+//! The plumbing between the typed cache and its two tiers: typed L1 lookups,
+//! guarded L2 reads, and writes to both.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use super::flight::Shared;
+use super::{Cacheable, Policy, TieredCache};
+use crate::backend::Ttl;
+use crate::error::{ErrorKind, Result};
+use crate::memory::Stored;
+
+/// What an L1 lookup found.
+pub(crate) enum Found<T> {
+    /// A fresh value; `true` when refresh-ahead says it is due for a refresh.
+    Fresh(T, bool),
+    /// A value past its freshness but kept for serve-stale (or past the L1
+    /// age cap, so L2 should be asked first).
+    Stale(T),
+    Miss,
+}
+
+/// A value read from L2.
+pub(crate) struct L2Hit<T> {
+    pub(crate) value: T,
+    pub(crate) shared: Shared,
+    pub(crate) fresh: bool,
+}
+
+impl TieredCache {
+    /// L1 lookup that counts a hit or a miss.
+    pub(crate) fn l1_get<T: Cacheable>(&self, key: &str, policy: &Policy) -> Found<T> {
+        if self.inner.l1.is_none() {
+            return Found::Miss;
+        }
+        let found = self.l1_peek(key, policy);
+        match &found {
+            Found::Fresh(..) => self.inner.counters.l1.hit(),
+            Found::Stale(_) | Found::Miss => self.inner.counters.l1.miss(),
+        }
+        found
+    }
+
+    /// L1 lookup without counting. Decodes (and remembers) a value that was
+    /// stored as bytes only or under another type; drops one that does not decode.
+    pub(crate) fn l1_peek<T: Cacheable>(&self, key: &str, policy: &Policy) -> Found<T> {
+        let Some(l1) = &self.inner.l1 else {
+            return Found::Miss;
+        };
+        let Some(stored) = l1.get_stored(key) else {
+            return Found::Miss;
+        };
+        let value = match stored.decoded.as_ref().and_then(|d| d.downcast_ref::<T>()) {
+            Some(v) => v.clone(),
+            None => match self.inner.codec.decode::<T>(&stored.bytes) {
+                Ok(v) => {
+                    let mut typed = Stored::clone(&stored);
+                    typed.decoded = Some(Arc::new(v.clone()));
+                    l1.insert_stored(key, typed);
+                    v
+                }
+                Err(err) => {
+                    self.inner.counters.l1.corrupt();
+                    tracing::warn!(target: "cachekit", key, error = %err, "dropping undecodable L1 entry");
+                    l1.remove(key);
+                    return Found::Miss;
+                }
+            },
+        };
+        // Most hits need no clock: no serve-stale window and no refresh-ahead.
+        let wants_refresh = policy.refresh_ahead.is_some() && stored.logical_until.is_some();
+        if stored.fresh_until.is_none() && !wants_refresh {
+            return Found::Fresh(value, false);
+        }
+        let now = Instant::now();
+        if stored.fresh_until.is_some_and(|until| now >= until) {
+            return Found::Stale(value);
+        }
+        let refresh = match (policy.refresh_ahead, policy.ttl, stored.logical_until) {
+            (Some(fraction), Some(ttl), Some(until)) => {
+                until.saturating_duration_since(now) < ttl.mul_f64(fraction)
+            }
+            _ => false,
+        };
+        Found::Fresh(value, refresh)
+    }
+
+    /// Reads L2 through its guards and fills L1 on a hit.
+    ///
+    /// An undecodable value is deleted, counted and read as a miss. With
+    /// serve-stale, an entry in its last `max_stale` of life is a stale hit.
+    ///
+    /// # Errors
+    /// The L2 failure (timeout, circuit open, connection ...), already counted.
+    pub(crate) async fn l2_read<T: Cacheable>(
+        &self,
+        key: &str,
+        policy: &Policy,
+    ) -> Result<Option<L2Hit<T>>> {
+        let Some(l2) = &self.inner.l2 else {
+            return Ok(None);
+        };
+        let counters = &self.inner.counters.l2;
+        let (bytes, ttl) = match l2.call("get", counters, |b| b.get_with_ttl(key)).await {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                counters.miss();
+                return Ok(None);
+            }
+            Err(err) => {
+                if matches!(err.kind(), ErrorKind::CircuitOpen | ErrorKind::Overloaded) {
+                    tracing::debug!(target: "cachekit", key, error = %err, "L2 read skipped");
+                } else {
+                    tracing::warn!(target: "cachekit", key, backend = l2.name(), error = %err, "L2 read failed; treating as a miss");
+                }
+                return Err(err);
+            }
+        };
+        let value = match self.inner.codec.decode::<T>(&bytes) {
+            Ok(v) => v,
+            Err(err) => {
+                counters.corrupt();
+                counters.miss();
+                tracing::warn!(target: "cachekit", key, backend = l2.name(), error = %err, "deleting undecodable L2 entry");
+                if let Err(err) = l2.call("delete", counters, |b| b.delete(key)).await {
+                    tracing::warn!(target: "cachekit", key, error = %err, "could not delete undecodable L2 entry");
+                }
+                return Ok(None);
+            }
+        };
+        counters.hit();
+        let shared: Arc<T> = Arc::new(value.clone());
+        // The entry's life in L2 is its TTL plus the stale window, so what
+        // is left of its freshness is the remaining TTL minus that window.
+        let (logical, fresh) = match (ttl, policy.max_stale) {
+            (Ttl::Remaining(left), Some(window)) if left <= window => (Some(Duration::ZERO), false),
+            (Ttl::Remaining(left), Some(window)) => (Some(left - window), true),
+            (Ttl::Remaining(left), None) => (Some(left), true),
+            (Ttl::Persistent, _) => (None, true),
+            // Expired between the read and the TTL probe: serve it once, don't keep it.
+            (Ttl::Missing, _) => {
+                return Ok(Some(L2Hit {
+                    value,
+                    shared,
+                    fresh: true,
+                }))
+            }
+        };
+        let remaining_life = match ttl {
+            Ttl::Remaining(left) => Some(left),
+            _ => None,
+        };
+        self.l1_put(key, bytes, shared.clone(), logical, remaining_life);
+        Ok(Some(L2Hit {
+            value,
+            shared,
+            fresh,
+        }))
+    }
+
+    /// Encodes and writes a value to L2 (through its guards), then L1.
+    ///
+    /// L1 is written even when L2 fails: the value is correct, and L1 keeps
+    /// serving while L2 is unhealthy.
+    ///
+    /// # Errors
+    /// Encoding errors (nothing is written) and L2 errors (L1 is written).
+    pub(crate) async fn store<T>(&self, key: &str, value: &Arc<T>, policy: &Policy) -> Result<()>
+    where
+        T: Serialize + Send + Sync + 'static,
+    {
+        let logical = policy.write_ttl();
+        let life = match (logical, policy.max_stale) {
+            (Some(ttl), Some(window)) => Some(ttl.saturating_add(window)),
+            (ttl, _) => ttl,
+        };
+        let bytes = self.inner.codec.encode(value.as_ref()).inspect_err(|err| {
+            tracing::warn!(target: "cachekit", key, error = %err, "value not cached: cannot encode it");
+        })?;
+        let mut result = Ok(());
+        if let Some(l2) = &self.inner.l2 {
+            let counters = &self.inner.counters.l2;
+            match l2
+                .call("set", counters, |b| b.set(key, bytes.clone(), life))
+                .await
+            {
+                Ok(()) => counters.set(),
+                Err(err) => {
+                    tracing::warn!(target: "cachekit", key, backend = l2.name(), error = %err, "L2 write failed; value kept in L1 only");
+                    result = Err(err);
+                }
+            }
+        }
+        self.l1_put(key, bytes, value.clone(), logical, life);
+        result
+    }
+
+    /// Inserts into L1. `logical` is how long the value stays fresh, `life`
+    /// how long it may be kept at all (longer with serve-stale); L1 freshness
+    /// is further capped by `l1_max_ttl` when an L2 exists.
+    fn l1_put<T: Send + Sync + 'static>(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        value: Arc<T>,
+        logical: Option<Duration>,
+        life: Option<Duration>,
+    ) {
+        let Some(l1) = &self.inner.l1 else { return };
+        let now = Instant::now();
+        let at = |d: Option<Duration>| d.and_then(|d| now.checked_add(d));
+        let l1_fresh = match (logical, self.inner.l1_max_ttl) {
+            (Some(t), Some(cap)) => Some(t.min(cap)),
+            (t, cap) => t.or(cap),
+        };
+        let stale_window = life != logical;
+        let stored = if stale_window {
+            Stored {
+                bytes,
+                decoded: Some(value),
+                expires_at: at(life),
+                fresh_until: at(l1_fresh).or(Some(now)),
+                logical_until: at(logical),
+            }
+        } else {
+            Stored {
+                bytes,
+                decoded: Some(value),
+                expires_at: at(l1_fresh),
+                fresh_until: None,
+                logical_until: at(logical),
+            }
+        };
+        l1.insert_stored(key, stored);
+        self.inner.counters.l1.set();
+    }
+}

@@ -1,0 +1,549 @@
+//! System calls on the cache directory, all relative to one directory handle
+//! so that a path swapped after open cannot redirect entry IO.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use cachekit_core::Result;
+use rustix::fs::{AtFlags, Mode, OFlags, XattrFlags};
+use rustix::io::Errno;
+
+use crate::error::{errno_error, io_error};
+use crate::format::{FileName, Header, KeyHash, EXPIRY_OFFSET, HEADER_LEN};
+
+/// The extended attribute holding an entry's key (see the crate docs).
+pub(crate) const KEY_XATTR: &str = "user.cachekit.key";
+
+/// Longest key stored in [`KEY_XATTR`]; ext4 fits every xattr of a file in
+/// one 4 KiB block, and cachekit keys are about 100 bytes.
+pub(crate) const MAX_KEY_LEN: usize = 1024;
+
+/// Temp files of a live writer older than this are abandoned and removed.
+const STALE_TEMP_AGE: Duration = Duration::from_secs(600);
+
+const TEMP_PREFIX: &str = ".tmp-";
+
+/// Reading a header is not a use of the entry: leave its access time
+/// alone, which is where reads are recorded for eviction order.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const NOATIME: OFlags = OFlags::NOATIME;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const NOATIME: OFlags = OFlags::empty();
+
+#[derive(Clone, Copy)]
+enum Access {
+    /// Reading the value: a use.
+    Read,
+    /// Rewriting the expiry in place.
+    Write,
+    /// Reading the header only: not a use.
+    Inspect,
+}
+
+/// The open cache directory.
+#[derive(Debug)]
+pub(crate) struct Disk {
+    dir: File,
+    path: PathBuf,
+}
+
+/// A file read from the directory.
+pub(crate) enum ReadOutcome {
+    /// No file under that name.
+    Missing,
+    /// A version-1 entry (possibly expired: the caller decides).
+    Entry(Loaded),
+    /// A file this version must not interpret or remove.
+    Foreign,
+    /// Garbage under an entry name.
+    Corrupt,
+}
+
+/// A version-1 entry read from disk, with its file still open.
+pub(crate) struct Loaded {
+    pub(crate) expiry: u64,
+    pub(crate) value: Bytes,
+    /// Header plus value length.
+    pub(crate) size: u64,
+    pub(crate) file: File,
+}
+
+/// What a directory listing found.
+pub(crate) enum Listed {
+    /// A file named like an entry, with its length and recency (Unix nanos).
+    Entry {
+        hash: KeyHash,
+        size: u64,
+        recency: u64,
+    },
+    /// A temp file left by a writer that is gone.
+    StaleTemp(String),
+}
+
+impl Listed {
+    pub(crate) fn entry_hash(&self) -> Option<KeyHash> {
+        match self {
+            Self::Entry { hash, .. } => Some(*hash),
+            Self::StaleTemp(_) => None,
+        }
+    }
+}
+
+/// A temp file, removed on drop unless renamed into place. After a swap
+/// into place it names the replaced entry, which is what drop then removes.
+pub(crate) struct Temp<'a> {
+    disk: &'a Disk,
+    name: String,
+    live: bool,
+}
+
+impl Drop for Temp<'_> {
+    fn drop(&mut self) {
+        if self.live {
+            // Best effort: a leftover temp is removed by the next open or sweep.
+            let _ = rustix::fs::unlinkat(&self.disk.dir, self.name.as_str(), AtFlags::empty());
+        }
+    }
+}
+
+impl Disk {
+    /// Opens (creating with mode 0700 if needed) the cache directory.
+    pub(crate) fn open(path: &Path) -> Result<Self> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
+            .map_err(|e| io_error("creating the cache directory", path, e))?;
+        let fd = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| errno_error("opening the cache directory", path, e))?;
+        Ok(Self {
+            dir: File::from(fd),
+            path: path.to_owned(),
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn entry_path(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Owner uid and permission bits of the directory.
+    pub(crate) fn owner_and_mode(&self) -> Result<(u32, u32)> {
+        let meta = self
+            .dir
+            .metadata()
+            .map_err(|e| io_error("inspecting", &self.path, e))?;
+        Ok((meta.uid(), meta.mode() & 0o7777))
+    }
+
+    /// Whether the directory is still there and writable.
+    pub(crate) fn probe_writable(&self) -> Result<()> {
+        rustix::fs::accessat(
+            &self.dir,
+            ".",
+            rustix::fs::Access::WRITE_OK,
+            AtFlags::empty(),
+        )
+        .map_err(|e| errno_error("checking write access to", &self.path, e))
+    }
+
+    /// Whether files here accept the key attribute; `false` only when the
+    /// filesystem does not support user extended attributes.
+    pub(crate) fn supports_key_xattr(&self) -> Result<bool> {
+        let (file, temp) = self.create_temp()?;
+        match rustix::fs::fsetxattr(&file, KEY_XATTR, b"probe", XattrFlags::empty()) {
+            Ok(()) => Ok(true),
+            Err(Errno::NOTSUP) => Ok(false),
+            Err(e) => Err(errno_error(
+                "setting an extended attribute in",
+                &self.entry_path(&temp.name),
+                e,
+            )),
+        }
+    }
+
+    /// Creates an empty temp file: exclusive, never through a symlink, 0600.
+    fn create_temp(&self) -> Result<(File, Temp<'_>)> {
+        let mut last = Errno::EXIST;
+        for _ in 0..8 {
+            let name = format!(
+                "{TEMP_PREFIX}{}-{:016x}",
+                std::process::id(),
+                fastrand::u64(..)
+            );
+            let flags =
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            match rustix::fs::openat(&self.dir, name.as_str(), flags, Mode::RUSR | Mode::WUSR) {
+                Ok(fd) => {
+                    let temp = Temp {
+                        disk: self,
+                        name,
+                        live: true,
+                    };
+                    return Ok((File::from(fd), temp));
+                }
+                Err(Errno::EXIST) => last = Errno::EXIST,
+                Err(e) => {
+                    return Err(errno_error("creating a temp file in", &self.path, e));
+                }
+            }
+        }
+        Err(errno_error("creating a temp file in", &self.path, last))
+    }
+
+    /// Writes a complete entry to a fresh temp file (key attribute, header,
+    /// value, fsync when durable), ready to be published.
+    pub(crate) fn write_temp(
+        &self,
+        key: Option<&str>,
+        header: &[u8; HEADER_LEN],
+        value: &[u8],
+        durable: bool,
+    ) -> Result<Temp<'_>> {
+        let (mut file, temp) = self.create_temp()?;
+        let path = || self.entry_path(&temp.name);
+        if let Some(key) = key {
+            // Set before the rename, so the entry and its key appear together.
+            rustix::fs::fsetxattr(&file, KEY_XATTR, key.as_bytes(), XattrFlags::empty())
+                .map_err(|e| errno_error("storing the key attribute of", &path(), e))?;
+        }
+        file.write_all(header)
+            .and_then(|()| file.write_all(value))
+            .map_err(|e| io_error("writing", &path(), e))?;
+        if durable {
+            file.sync_data()
+                .map_err(|e| io_error("syncing", &path(), e))?;
+        }
+        Ok(temp)
+    }
+
+    /// Atomically replaces whatever is at `name` with the temp file.
+    pub(crate) fn publish(&self, mut temp: Temp<'_>, name: &FileName, durable: bool) -> Result<()> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            // Swap rather than rename over: ext4 starts writeback of a file
+            // renamed over another (auto_da_alloc), which makes a set five
+            // times slower. The swap is just as atomic (the name always
+            // holds a whole file) and leaves the old file under the temp
+            // name, which dropping `temp` removes.
+            match rustix::fs::renameat_with(
+                &self.dir,
+                temp.name.as_str(),
+                &self.dir,
+                name.as_str(),
+                rustix::fs::RenameFlags::EXCHANGE,
+            ) {
+                Ok(()) => return self.sync_dir_if(durable),
+                // Nothing to swap with, or a filesystem that cannot swap.
+                Err(Errno::NOENT | Errno::INVAL | Errno::NOSYS | Errno::NOTSUP) => {}
+                Err(e) => {
+                    return Err(errno_error(
+                        "swapping into place",
+                        &self.entry_path(name.as_str()),
+                        e,
+                    ))
+                }
+            }
+        }
+        rustix::fs::renameat(&self.dir, temp.name.as_str(), &self.dir, name.as_str())
+            .map_err(|e| errno_error("renaming into place", &self.entry_path(name.as_str()), e))?;
+        temp.live = false;
+        self.sync_dir_if(durable)
+    }
+
+    /// Publishes the temp file only if nothing is at `name`; `Ok(false)`
+    /// when something is. `link` fails atomically on an existing target on
+    /// every filesystem, NFS included, unlike `renameat2(NOREPLACE)`.
+    pub(crate) fn publish_if_absent(
+        &self,
+        temp: &Temp<'_>,
+        name: &FileName,
+        durable: bool,
+    ) -> Result<bool> {
+        match rustix::fs::linkat(
+            &self.dir,
+            temp.name.as_str(),
+            &self.dir,
+            name.as_str(),
+            AtFlags::empty(),
+        ) {
+            Ok(()) => {
+                self.sync_dir_if(durable)?;
+                Ok(true)
+            }
+            Err(Errno::EXIST) => Ok(false),
+            Err(e) => Err(errno_error(
+                "linking into place",
+                &self.entry_path(name.as_str()),
+                e,
+            )),
+        }
+    }
+
+    /// Moves the file at `name` aside to a private temp name, so it can be
+    /// inspected without racing writers; `None` if there was no file.
+    pub(crate) fn take_aside(&self, name: &FileName) -> Result<Option<Temp<'_>>> {
+        let aside = format!(
+            "{TEMP_PREFIX}{}-{:016x}",
+            std::process::id(),
+            fastrand::u64(..)
+        );
+        match rustix::fs::renameat(&self.dir, name.as_str(), &self.dir, aside.as_str()) {
+            Ok(()) => Ok(Some(Temp {
+                disk: self,
+                name: aside,
+                live: true,
+            })),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(errno_error(
+                "moving aside",
+                &self.entry_path(name.as_str()),
+                e,
+            )),
+        }
+    }
+
+    /// The header of a temp file (see [`Disk::take_aside`]).
+    pub(crate) fn temp_header(&self, temp: &Temp<'_>) -> Result<Header> {
+        Ok(self.read_header(&temp.name)?.unwrap_or(Header::Corrupt))
+    }
+
+    fn sync_dir_if(&self, durable: bool) -> Result<()> {
+        if durable {
+            rustix::fs::fsync(&self.dir)
+                .map_err(|e| errno_error("syncing the directory", &self.path, e))?;
+        }
+        Ok(())
+    }
+
+    fn open_entry(&self, name: &str, access: Access) -> Result<Option<File>> {
+        let base = OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let flags = match access {
+            Access::Read => base | OFlags::RDONLY,
+            Access::Write => base | OFlags::RDWR,
+            Access::Inspect => base | OFlags::RDONLY | NOATIME,
+        };
+        let opened = match rustix::fs::openat(&self.dir, name, flags, Mode::empty()) {
+            // O_NOATIME is refused on files of other owners; fall back.
+            Err(Errno::PERM) if flags.contains(NOATIME) && !NOATIME.is_empty() => {
+                rustix::fs::openat(&self.dir, name, flags - NOATIME, Mode::empty())
+            }
+            other => other,
+        };
+        match opened {
+            Ok(fd) => Ok(Some(File::from(fd))),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(errno_error("opening", &self.entry_path(name), e)),
+        }
+    }
+
+    /// Reads a whole entry. Files longer than `max_size` are [`ReadOutcome::Foreign`]:
+    /// never allocate more than the configured budget for one value.
+    pub(crate) fn read(&self, name: &FileName, max_size: u64) -> Result<ReadOutcome> {
+        let Some(file) = self.open_entry(name.as_str(), Access::Read)? else {
+            return Ok(ReadOutcome::Missing);
+        };
+        let path = || self.entry_path(name.as_str());
+        let meta = file
+            .metadata()
+            .map_err(|e| io_error("inspecting", &path(), e))?;
+        if !meta.is_file() {
+            return Ok(ReadOutcome::Foreign);
+        }
+        let size = meta.len();
+        if size > max_size {
+            return Ok(ReadOutcome::Foreign);
+        }
+        let capacity = usize::try_from(size).unwrap_or(0);
+        let mut buf = Vec::with_capacity(capacity);
+        (&file)
+            .take(size)
+            .read_to_end(&mut buf)
+            .map_err(|e| io_error("reading", &path(), e))?;
+        match Header::parse(&buf) {
+            Header::Entry { expiry } => {
+                let value = Bytes::from(buf).slice(HEADER_LEN..);
+                Ok(ReadOutcome::Entry(Loaded {
+                    expiry,
+                    size: value.len() as u64 + HEADER_LEN as u64,
+                    value,
+                    file,
+                }))
+            }
+            Header::Foreign => Ok(ReadOutcome::Foreign),
+            Header::Corrupt => Ok(ReadOutcome::Corrupt),
+        }
+    }
+
+    /// Reads only the header; `None` when there is no file.
+    pub(crate) fn read_header(&self, name: &str) -> Result<Option<Header>> {
+        let Some(mut file) = self.open_entry(name, Access::Inspect)? else {
+            return Ok(None);
+        };
+        let mut head = [0u8; HEADER_LEN];
+        let mut filled = 0;
+        while filled < HEADER_LEN {
+            match file.read(&mut head[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_error("reading", &self.entry_path(name), e)),
+            }
+        }
+        Ok(Some(Header::parse(&head[..filled])))
+    }
+
+    /// Rewrites the expiry of the entry at `name` in place, if it is a live
+    /// version-1 entry at `now`; returns whether it was.
+    ///
+    /// In place rather than copy-and-rename, so that a concurrent `set` of a
+    /// new value is never overwritten by the old value with a new expiry.
+    pub(crate) fn rewrite_expiry(
+        &self,
+        name: &FileName,
+        expiry: u64,
+        now: Duration,
+        durable: bool,
+    ) -> Result<Option<u64>> {
+        let Some(mut file) = self.open_entry(name.as_str(), Access::Write)? else {
+            return Ok(None);
+        };
+        let path = || self.entry_path(name.as_str());
+        let mut head = [0u8; HEADER_LEN];
+        if file.read_exact(&mut head).is_err() {
+            return Ok(None);
+        }
+        match Header::parse(&head) {
+            Header::Entry { expiry: old } if crate::format::is_live(old, now) => {}
+            _ => return Ok(None),
+        }
+        file.write_all_at(&expiry.to_be_bytes(), EXPIRY_OFFSET)
+            .map_err(|e| io_error("rewriting the expiry of", &path(), e))?;
+        if durable {
+            file.sync_data()
+                .map_err(|e| io_error("syncing", &path(), e))?;
+        }
+        let size = file.metadata().map_or(0, |m| m.len());
+        Ok(Some(size))
+    }
+
+    /// Marks an entry as read now, for other processes' and later runs'
+    /// eviction order (access time only; the modification time stays the
+    /// write time).
+    pub(crate) fn touch(file: &File) {
+        let times = rustix::fs::Timestamps {
+            last_access: rustix::fs::Timespec {
+                tv_sec: 0,
+                tv_nsec: rustix::fs::UTIME_NOW,
+            },
+            last_modification: rustix::fs::Timespec {
+                tv_sec: 0,
+                tv_nsec: rustix::fs::UTIME_OMIT,
+            },
+        };
+        // Recency is a hint; failing to record it is harmless.
+        let _ = rustix::fs::futimens(file, &times);
+    }
+
+    /// Removes `name`; `Ok(false)` if it was already gone.
+    pub(crate) fn unlink(&self, name: &str) -> Result<bool> {
+        match rustix::fs::unlinkat(&self.dir, name, AtFlags::empty()) {
+            Ok(()) => Ok(true),
+            Err(Errno::NOENT) => Ok(false),
+            Err(e) => Err(errno_error("removing", &self.entry_path(name), e)),
+        }
+    }
+
+    /// The key stored with the entry at `name`, `None` for entries without
+    /// one (written by another implementation) or already gone.
+    pub(crate) fn key_of(&self, name: &str) -> Result<Option<String>> {
+        let mut buf = [0u8; MAX_KEY_LEN];
+        let path = self.entry_path(name);
+        match rustix::fs::lgetxattr(&path, KEY_XATTR, &mut buf[..]) {
+            Ok(len) => Ok(buf
+                .get(..len)
+                .and_then(|k| std::str::from_utf8(k).ok())
+                .map(str::to_owned)),
+            Err(Errno::NOENT | Errno::NODATA | Errno::RANGE | Errno::NOTSUP) => Ok(None),
+            Err(e) => Err(errno_error("reading the key attribute of", &path, e)),
+        }
+    }
+
+    /// Lists entry files and stale temp files.
+    pub(crate) fn list(&self, now: Duration) -> Result<Vec<Listed>> {
+        let dir = rustix::fs::Dir::read_from(&self.dir)
+            .map_err(|e| errno_error("listing", &self.path, e))?;
+        let mut out = Vec::new();
+        for item in dir {
+            let item = item.map_err(|e| errno_error("listing", &self.path, e))?;
+            let name = item.file_name().to_bytes();
+            if let Some(hash) = FileName::parse(name) {
+                // Path-based lstat: std's metadata has stable field types.
+                let path = self.path.join(FileName::of(&hash).as_str());
+                match std::fs::symlink_metadata(&path) {
+                    Ok(meta) if meta.is_file() => out.push(Listed::Entry {
+                        hash,
+                        size: meta.len(),
+                        recency: recency(&meta),
+                    }),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_error("inspecting", &path, e)),
+                }
+            } else if let Some(name) = std::str::from_utf8(name)
+                .ok()
+                .filter(|n| n.starts_with(TEMP_PREFIX))
+            {
+                if self.is_stale_temp(name, now) {
+                    out.push(Listed::StaleTemp(name.to_owned()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A temp file is stale when its writer is dead or it is older than any
+    /// write could take. The pid is only meaningful in this PID namespace;
+    /// see the crate docs.
+    fn is_stale_temp(&self, name: &str, now: Duration) -> bool {
+        let Ok(meta) = std::fs::symlink_metadata(self.path.join(name)) else {
+            return false;
+        };
+        let modified = Duration::from_secs(u64::try_from(meta.mtime()).unwrap_or(0));
+        if now.saturating_sub(modified) > STALE_TEMP_AGE {
+            return true;
+        }
+        let pid = name
+            .strip_prefix(TEMP_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<i32>().ok())
+            .and_then(rustix::process::Pid::from_raw);
+        match pid {
+            Some(pid) => matches!(rustix::process::test_kill_process(pid), Err(Errno::SRCH)),
+            None => false,
+        }
+    }
+}
+
+/// The later of access and modification time, Unix nanoseconds.
+fn recency(meta: &std::fs::Metadata) -> u64 {
+    let nanos = |secs: i64, nsec: i64| {
+        u64::try_from(secs)
+            .unwrap_or(0)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::try_from(nsec).unwrap_or(0))
+    };
+    nanos(meta.atime(), meta.atime_nsec()).max(nanos(meta.mtime(), meta.mtime_nsec()))
+}

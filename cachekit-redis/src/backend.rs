@@ -1,0 +1,451 @@
+//! [`RedisBackend`]: the [`Backend`] trait over the pool.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use cachekit_core::{Backend, Error, ErrorKind, Health, Result, Ttl};
+use redis::Value;
+
+use crate::config::RedisConfig;
+use crate::errors::{self, Op};
+use crate::pool::{Manager, Pool, PoolState, Retry};
+use crate::script::Scripts;
+
+/// How many keys one SCAN step asks for; the same bound applies to each
+/// UNLINK batch.
+const SCAN_COUNT: usize = 1000;
+
+/// Stores the value unless a string is there; a key of another type
+/// (hash, list...) counts as absent, as a cache read would have missed it,
+/// and SET replaces it. KEYS[1] key; ARGV[1] value; ARGV[2] PX milliseconds
+/// or ''.
+pub(crate) const SET_IF_ABSENT: &str = r"
+if redis.call('TYPE', KEYS[1])['ok'] == 'string' then return 0 end
+if ARGV[2] == '' then
+  redis.call('SET', KEYS[1], ARGV[1])
+else
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return 1
+";
+
+/// A pooled Redis (or Valkey) [`Backend`].
+///
+/// Cheap to clone: clones share the pool. Every operation takes one
+/// in-flight slot and a handle to a pooled multiplexed connection for one
+/// command or pipeline, with the configured response deadline. Keys are
+/// stored as `{key_prefix}{key}`.
+///
+/// A key holding a hash, list or other non-string is a miss for `get`,
+/// `get_with_ttl`, `get_many` and [`get_versioned`](Self::get_versioned),
+/// and is replaced by `set`, `set_many`, `set_if_absent` and
+/// [`set_if_version`](Self::set_if_version) with [`Version::absent`](crate::Version::absent).
+/// `exists`, `ttl`, `expire` and `delete` act on the key whatever its type.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use cachekit_core::Backend;
+/// use cachekit_redis::{RedisBackend, RedisConfig};
+///
+/// # async fn demo() -> cachekit_core::Result<()> {
+/// let config = RedisConfig::builder()
+///     .url("redis://localhost:6379/0")
+///     .key_prefix("myapp:")
+///     .build()?;
+/// let redis = RedisBackend::new(config).await?;
+/// redis.set("greeting", "hello".into(), Some(Duration::from_secs(60))).await?;
+/// assert_eq!(redis.get("greeting").await?.as_deref(), Some(&b"hello"[..]));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisBackend {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) pool: Pool,
+    pub(crate) key_prefix: String,
+    pub(crate) lock_wait: Duration,
+    /// The config's `Display`, which holds no password.
+    pub(crate) shown: String,
+    pub(crate) scripts: Scripts,
+}
+
+impl RedisBackend {
+    /// Connects to the server `config` names, failing now if it cannot.
+    ///
+    /// One connection is opened (and kept in the pool) to check the
+    /// address, TLS, credentials and database; the rest open on demand, or
+    /// up to `min_idle` in the background.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] for an invalid field or unreadable TLS file;
+    /// [`ErrorKind::Connection`] when the server cannot be reached or the TLS
+    /// handshake fails; [`ErrorKind::Auth`] when it refuses the credentials.
+    /// The message names the server and the likely fix.
+    pub async fn new(config: RedisConfig) -> Result<Self> {
+        let backend = Self::build(config)?;
+        backend.inner.pool.connect_now().await?;
+        Ok(backend)
+    }
+
+    /// [`RedisConfig::from_env`] then [`new`](Self::new).
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisConfig::from_env`] and [`new`](Self::new).
+    pub async fn from_env() -> Result<Self> {
+        Self::new(RedisConfig::from_env()?).await
+    }
+
+    /// A backend that connects only when first used, so that an application
+    /// can start while Redis is down (operations fail until it is up).
+    ///
+    /// Must be called within a Tokio runtime: the pool starts a background
+    /// task.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] for an invalid field, an unreadable TLS file,
+    /// or when no Tokio runtime is running.
+    pub fn connect_lazy(config: RedisConfig) -> Result<Self> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "RedisBackend::connect_lazy must be called within a Tokio runtime",
+            ));
+        }
+        Self::build(config)
+    }
+
+    fn build(config: RedisConfig) -> Result<Self> {
+        config.validate()?;
+        let manager = Manager::new(&config)?;
+        let pool = Pool::new(manager, &config);
+        let inner = Inner {
+            pool,
+            key_prefix: config.key_prefix.clone(),
+            lock_wait: config.lock_wait,
+            shown: config.to_string(),
+            scripts: Scripts::new(),
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The prefix prepended to every key.
+    pub fn key_prefix(&self) -> &str {
+        &self.inner.key_prefix
+    }
+
+    /// How many connections are open and how many commands are in flight.
+    pub fn pool_state(&self) -> PoolState {
+        self.inner.pool.state()
+    }
+}
+
+impl Inner {
+    pub(crate) fn key<'a>(&self, key: &'a str) -> Cow<'a, str> {
+        if self.key_prefix.is_empty() {
+            Cow::Borrowed(key)
+        } else {
+            Cow::Owned(format!("{}{key}", self.key_prefix))
+        }
+    }
+}
+
+impl fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("config", &self.inner.shown)
+            .field("pool", &self.inner.pool.state())
+            .finish()
+    }
+}
+
+/// Milliseconds for `PX`, rounded up so that a sub-millisecond lifetime
+/// still expires rather than being rejected by the server.
+pub(crate) fn px(ttl: Duration) -> u64 {
+    let millis = ttl.as_nanos().div_ceil(1_000_000);
+    u64::try_from(millis).unwrap_or(u64::MAX).max(1)
+}
+
+fn bytes_of(value: Value, target: &crate::errors::Target, op: Op<'_>) -> Result<Option<Bytes>> {
+    match value {
+        Value::Nil => Ok(None),
+        Value::BulkString(data) => Ok(Some(Bytes::from(data))),
+        Value::ServerError(err) if err.code() == "WRONGTYPE" => Ok(None),
+        other => Err(errors::command_error(
+            redis::RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "expected a string or nil",
+                format!("{other:?}"),
+            )),
+            target,
+            op,
+        )),
+    }
+}
+
+fn ttl_of(pttl: i64) -> Ttl {
+    match pttl {
+        -2 => Ttl::Missing,
+        // -1: no expiry; any other negative is not a lifetime either.
+        n if n < 0 => Ttl::Persistent,
+        n => Ttl::Remaining(Duration::from_millis(n.unsigned_abs())),
+    }
+}
+
+/// `*`, `?`, `[`, `]` and `\` match literally only when escaped.
+pub(crate) fn escape_glob(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[async_trait]
+impl Backend for RedisBackend {
+    fn name(&self) -> &str {
+        "redis"
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        let op = Op::new("GET", Some(key));
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.inner.key(key).as_ref());
+        match self
+            .inner
+            .pool
+            .run::<Option<Bytes>>(&cmd, op, Retry::Idempotent)
+            .await?
+        {
+            Ok(value) => Ok(value),
+            Err(err) if errors::is_wrong_type(&err) => Ok(None),
+            Err(err) => Err(errors::command_error(err, self.inner.pool.target(), op)),
+        }
+    }
+
+    async fn get_with_ttl(&self, key: &str) -> Result<Option<(Bytes, Ttl)>> {
+        let op = Op::new("GET+PTTL", Some(key));
+        let full = self.inner.key(key);
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET")
+            .arg(full.as_ref())
+            .cmd("PTTL")
+            .arg(full.as_ref());
+        // Per-reply errors, so that WRONGTYPE on GET is a miss.
+        pipe.ignore_errors();
+        let replies: Vec<Value> = self.inner.pool.query(&pipe, op).await?;
+        let mut replies = replies.into_iter();
+        let (Some(value), Some(pttl)) = (replies.next(), replies.next()) else {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                format!(
+                    "{op} on {}: the pipeline returned too few replies",
+                    self.inner.pool.target()
+                ),
+            ));
+        };
+        let Some(value) = bytes_of(value, self.inner.pool.target(), op)? else {
+            return Ok(None);
+        };
+        let ttl = match pttl {
+            Value::Int(n) => ttl_of(n),
+            _ => Ttl::Missing,
+        };
+        Ok(Some((value, ttl)))
+    }
+
+    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.inner.key(key).as_ref()).arg(value.as_ref());
+        if let Some(ttl) = ttl {
+            cmd.arg("PX").arg(px(ttl));
+        }
+        // SET replaces a key of any type, so WRONGTYPE cannot happen here.
+        self.inner
+            .pool
+            .query::<()>(&cmd, Op::new("SET", Some(key)))
+            .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        let mut cmd = redis::cmd("UNLINK");
+        cmd.arg(self.inner.key(key).as_ref());
+        let removed: i64 = self
+            .inner
+            .pool
+            .query(&cmd, Op::new("UNLINK", Some(key)))
+            .await?;
+        Ok(removed > 0)
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        let mut cmd = redis::cmd("EXISTS");
+        cmd.arg(self.inner.key(key).as_ref());
+        let found: i64 = self
+            .inner
+            .pool
+            .query(&cmd, Op::new("EXISTS", Some(key)))
+            .await?;
+        Ok(found > 0)
+    }
+
+    async fn ttl(&self, key: &str) -> Result<Ttl> {
+        let mut cmd = redis::cmd("PTTL");
+        cmd.arg(self.inner.key(key).as_ref());
+        let pttl: i64 = self
+            .inner
+            .pool
+            .query(&cmd, Op::new("PTTL", Some(key)))
+            .await?;
+        Ok(ttl_of(pttl))
+    }
+
+    async fn expire(&self, key: &str, ttl: Option<Duration>) -> Result<bool> {
+        let full = self.inner.key(key);
+        match ttl {
+            Some(ttl) => {
+                let mut cmd = redis::cmd("PEXPIRE");
+                cmd.arg(full.as_ref()).arg(px(ttl));
+                let set: i64 = self
+                    .inner
+                    .pool
+                    .query(&cmd, Op::new("PEXPIRE", Some(key)))
+                    .await?;
+                Ok(set > 0)
+            }
+            None => {
+                // PERSIST alone cannot tell "missing" from "had no expiry".
+                let mut pipe = redis::pipe();
+                pipe.atomic()
+                    .cmd("EXISTS")
+                    .arg(full.as_ref())
+                    .cmd("PERSIST")
+                    .arg(full.as_ref())
+                    .ignore();
+                let (found,): (i64,) = self
+                    .inner
+                    .pool
+                    .query(&pipe, Op::new("PERSIST", Some(key)))
+                    .await?;
+                Ok(found > 0)
+            }
+        }
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("MGET");
+        for key in keys {
+            cmd.arg(self.inner.key(key).as_ref());
+        }
+        // MGET answers nil for keys of other types: they are misses already.
+        self.inner.pool.query(&cmd, Op::new("MGET", None)).await
+    }
+
+    async fn set_many(&self, entries: &[(&str, Bytes)], ttl: Option<Duration>) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (key, value) in entries {
+            pipe.cmd("SET")
+                .arg(self.inner.key(key).as_ref())
+                .arg(value.as_ref());
+            if let Some(ttl) = ttl {
+                pipe.arg("PX").arg(px(ttl));
+            }
+            pipe.ignore();
+        }
+        self.inner
+            .pool
+            .query::<()>(&pipe, Op::new("SET (pipelined)", None))
+            .await
+    }
+
+    async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool> {
+        let full = self.inner.key(key);
+        let px_arg = ttl.map(|t| px(t).to_string()).unwrap_or_default();
+        let stored: i64 = self
+            .inner
+            .scripts
+            .set_if_absent
+            .run(&self.inner.pool, Op::new("SET NX", Some(key)), 1, |cmd| {
+                cmd.arg(full.as_ref()).arg(value.as_ref()).arg(&px_arg);
+            })
+            .await?;
+        Ok(stored == 1)
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+        let full = self.inner.key(prefix);
+        let pattern = format!("{}*", escape_glob(&full));
+        let scan_op = Op::new("SCAN", Some(prefix));
+        let unlink_op = Op::new("UNLINK (prefix)", Some(prefix));
+        let mut cursor: u64 = 0;
+        let mut removed: u64 = 0;
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(SCAN_COUNT);
+            let (next, keys): (u64, Vec<Vec<u8>>) = self.inner.pool.query(&scan, scan_op).await?;
+            for batch in keys.chunks(SCAN_COUNT) {
+                let mut unlink = redis::cmd("UNLINK");
+                unlink.arg(batch);
+                let n: u64 = self.inner.pool.query(&unlink, unlink_op).await?;
+                removed += n;
+            }
+            if next == 0 {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
+    }
+
+    async fn health(&self) -> Health {
+        crate::health::probe(&self.inner).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_characters_are_escaped() {
+        assert_eq!(escape_glob(r"a*b?c[d]e\f"), r"a\*b\?c\[d\]e\\f");
+        assert_eq!(escape_glob("plain:"), "plain:");
+    }
+
+    #[test]
+    fn px_rounds_up_and_is_never_zero() {
+        assert_eq!(px(Duration::from_micros(1)), 1);
+        assert_eq!(px(Duration::ZERO), 1);
+        assert_eq!(px(Duration::from_millis(1500)), 1500);
+        assert_eq!(px(Duration::from_micros(1500)), 2);
+    }
+
+    #[test]
+    fn pttl_maps_to_ttl() {
+        assert_eq!(ttl_of(-2), Ttl::Missing);
+        assert_eq!(ttl_of(-1), Ttl::Persistent);
+        assert_eq!(ttl_of(250), Ttl::Remaining(Duration::from_millis(250)));
+    }
+}

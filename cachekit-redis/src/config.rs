@@ -1,0 +1,508 @@
+//! [`RedisConfig`]: where the server is, how to reach it, and how the pool behaves.
+
+mod env;
+mod url;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cachekit_core::{Error, Result};
+
+pub(crate) use self::url::{parse_url, redact_url};
+
+/// The URL used when neither the code nor the environment names one.
+pub const DEFAULT_URL: &str = "redis://localhost:6379";
+
+/// Which Redis serialization protocol the connections speak.
+///
+/// RESP3 needs Redis 6 or newer; the cache operations behave the same with
+/// either.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// RESP2, understood by every Redis version (the default).
+    #[default]
+    Resp2,
+    /// RESP3 (`HELLO 3`), Redis 6 and newer.
+    Resp3,
+}
+
+impl Protocol {
+    /// `"resp2"` or `"resp3"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Resp2 => "resp2",
+            Protocol::Resp3 => "resp3",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "2" | "resp2" => Some(Protocol::Resp2),
+            "3" | "resp3" => Some(Protocol::Resp3),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything [`RedisBackend`](crate::RedisBackend) needs to know, each field
+/// with a documented default.
+///
+/// Build one with [`RedisConfig::builder`] (or [`RedisConfig::from_env`]);
+/// the fields are public so that a built config can also be adjusted in
+/// place. [`RedisBackend::new`](crate::RedisBackend::new) validates it again.
+///
+/// `Debug` and `Display` never show the password.
+///
+/// ```
+/// use std::time::Duration;
+/// use cachekit_redis::RedisConfig;
+///
+/// let config = RedisConfig::builder()
+///     .url("redis://:s3cret@cache.internal:6379/2")
+///     .pool_size(20)
+///     .response_timeout(Duration::from_millis(250))
+///     .key_prefix("myapp:")
+///     .build()?;
+/// assert_eq!(config.pool_size, 20);
+/// assert!(!format!("{config:?}").contains("s3cret"));
+/// # Ok::<(), cachekit_core::Error>(())
+/// ```
+#[non_exhaustive]
+#[derive(Clone)]
+pub struct RedisConfig {
+    /// Where the server is: `redis://[user][:password@]host[:port][/db]`, or
+    /// `rediss://` for TLS. Percent-encode special characters in the user
+    /// name and password. Default [`DEFAULT_URL`].
+    pub url: String,
+    /// The password, used only when `url` carries none (the environment's
+    /// `REDIS_PASSWORD` lands here). Default `None`.
+    pub password: Option<String>,
+    /// The most connections the pool opens. Each is multiplexed: commands
+    /// from concurrent tasks share it. Default 10.
+    pub pool_size: u32,
+    /// The most commands awaiting replies at once, across all connections;
+    /// an operation waits up to `checkout_timeout` for a free slot, then
+    /// fails with [`ErrorKind::PoolExhausted`](cachekit_core::ErrorKind::PoolExhausted).
+    /// Default 256.
+    pub max_in_flight: u32,
+    /// How many idle connections the pool keeps open. Default `None`: only
+    /// the connection opened by [`RedisBackend::new`](crate::RedisBackend::new)
+    /// and those opened when concurrent operations find none free.
+    pub min_idle: Option<u32>,
+    /// How long opening one connection may take, TCP, TLS, authentication
+    /// and database selection included. Default 2 s.
+    pub connect_timeout: Duration,
+    /// How long one command or pipeline may wait for its reply. Default 1 s.
+    pub response_timeout: Duration,
+    /// How long an operation may wait for an in-flight slot and a pooled
+    /// connection. Default 1 s.
+    pub checkout_timeout: Duration,
+    /// TCP keepalive idle time set on every connection's socket (probes then
+    /// follow every 10 s, or every `idle` if shorter); `None` turns keepalive
+    /// off. Default `Some(60 s)`.
+    pub tcp_keepalive: Option<Duration>,
+    /// The wire protocol (the parser option). Default [`Protocol::Resp2`].
+    pub protocol: Protocol,
+    /// Prepended to every key: `{key_prefix}{key}`. Default empty.
+    pub key_prefix: String,
+    /// PEM file with the CA certificate(s) that signed the server's
+    /// certificate; `None` uses the system's trust store. Default `None`.
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM file with the client certificate for mutual TLS. Default `None`.
+    pub tls_client_cert_file: Option<PathBuf>,
+    /// PEM file with the client certificate's private key. Default `None`.
+    pub tls_client_key_file: Option<PathBuf>,
+    /// Accept any server certificate and host name. For tests only: it
+    /// disables the protection TLS exists for. Default `false`.
+    pub tls_insecure: bool,
+    /// How long [`RedisBackend::lock`](crate::RedisBackend::lock) waits for a
+    /// lock held by someone else. Default 10 s.
+    pub lock_wait: Duration,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: DEFAULT_URL.to_owned(),
+            password: None,
+            pool_size: 10,
+            max_in_flight: 256,
+            min_idle: None,
+            connect_timeout: Duration::from_secs(2),
+            response_timeout: Duration::from_secs(1),
+            checkout_timeout: Duration::from_secs(1),
+            tcp_keepalive: Some(Duration::from_secs(60)),
+            protocol: Protocol::Resp2,
+            key_prefix: String::new(),
+            tls_ca_file: None,
+            tls_client_cert_file: None,
+            tls_client_key_file: None,
+            tls_insecure: false,
+            lock_wait: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RedisConfig {
+    /// A builder starting from the defaults.
+    pub fn builder() -> RedisConfigBuilder {
+        RedisConfigBuilder::default()
+    }
+
+    /// The defaults overlaid with the environment.
+    ///
+    /// The URL comes from `CACHEKIT_REDIS_URL`, else `REDIS_URL`, else
+    /// [`DEFAULT_URL`]; `REDIS_PASSWORD` is used when the URL has no
+    /// password. Other knobs: `CACHEKIT_REDIS_POOL_SIZE`,
+    /// `CACHEKIT_REDIS_MAX_IN_FLIGHT`,
+    /// `CACHEKIT_REDIS_MIN_IDLE`, `CACHEKIT_REDIS_CONNECT_TIMEOUT_MS`,
+    /// `CACHEKIT_REDIS_RESPONSE_TIMEOUT_MS`,
+    /// `CACHEKIT_REDIS_CHECKOUT_TIMEOUT_MS`,
+    /// `CACHEKIT_REDIS_TCP_KEEPALIVE_SECS` (0 turns it off),
+    /// `CACHEKIT_REDIS_PROTOCOL` (`resp2`/`resp3`),
+    /// `CACHEKIT_REDIS_KEY_PREFIX`, `CACHEKIT_REDIS_TLS_CA_FILE`,
+    /// `CACHEKIT_REDIS_TLS_CERT_FILE`, `CACHEKIT_REDIS_TLS_KEY_FILE`,
+    /// `CACHEKIT_REDIS_TLS_INSECURE` (`true`/`false`),
+    /// `CACHEKIT_REDIS_LOCK_WAIT_MS`.
+    ///
+    /// To let code override some fields, use
+    /// `RedisConfig::builder().env().pool_size(..).build()`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](cachekit_core::ErrorKind::Config) naming the
+    /// variable whose value does not parse, or the field that is invalid.
+    pub fn from_env() -> Result<Self> {
+        Self::builder().env().build()
+    }
+
+    /// Checks every field; [`RedisConfigBuilder::build`] and
+    /// [`RedisBackend::new`](crate::RedisBackend::new) call it.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](cachekit_core::ErrorKind::Config) naming the
+    /// first invalid field.
+    pub fn validate(&self) -> Result<()> {
+        let url = parse_url(&self.url)?;
+        if self.pool_size == 0 {
+            return Err(Error::config("pool_size", "must be at least 1"));
+        }
+        if self.max_in_flight == 0 {
+            return Err(Error::config("max_in_flight", "must be at least 1"));
+        }
+        if let Some(min_idle) = self.min_idle {
+            if min_idle > self.pool_size {
+                return Err(Error::config(
+                    "min_idle",
+                    format!(
+                        "{min_idle} is more than pool_size ({}); lower min_idle or raise pool_size",
+                        self.pool_size
+                    ),
+                ));
+            }
+        }
+        for (field, value) in [
+            ("connect_timeout", self.connect_timeout),
+            ("response_timeout", self.response_timeout),
+            ("checkout_timeout", self.checkout_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(Error::config(field, "must be longer than zero"));
+            }
+        }
+        if let Some(idle) = self.tcp_keepalive {
+            if idle < Duration::from_secs(1) {
+                return Err(Error::config(
+                    "tcp_keepalive",
+                    "the kernel counts keepalive time in whole seconds: use at least 1 s, or None to turn keepalive off",
+                ));
+            }
+        }
+        let tls_field = [
+            ("tls_ca_file", self.tls_ca_file.is_some()),
+            ("tls_client_cert_file", self.tls_client_cert_file.is_some()),
+            ("tls_client_key_file", self.tls_client_key_file.is_some()),
+            ("tls_insecure", self.tls_insecure),
+        ]
+        .into_iter()
+        .find(|(_, set)| *set);
+        if let (Some((field, _)), false) = (tls_field, url.tls) {
+            return Err(Error::config(
+                field,
+                "TLS options need a `rediss://` URL; the configured URL uses `redis://`",
+            ));
+        }
+        match (&self.tls_client_cert_file, &self.tls_client_key_file) {
+            (Some(_), None) => Err(Error::config(
+                "tls_client_key_file",
+                "a client certificate needs its private key: set tls_client_key_file too",
+            )),
+            (None, Some(_)) => Err(Error::config(
+                "tls_client_cert_file",
+                "a client key needs its certificate: set tls_client_cert_file too",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// `url` with any password replaced by `***`.
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.url)
+    }
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured so that a new field cannot be added without deciding
+        // here whether it may be shown.
+        let Self {
+            url,
+            password,
+            pool_size,
+            max_in_flight,
+            min_idle,
+            connect_timeout,
+            response_timeout,
+            checkout_timeout,
+            tcp_keepalive,
+            protocol,
+            key_prefix,
+            tls_ca_file,
+            tls_client_cert_file,
+            tls_client_key_file,
+            tls_insecure,
+            lock_wait,
+        } = self;
+        f.debug_struct("RedisConfig")
+            .field("url", &redact_url(url))
+            .field("password", &password.as_ref().map(|_| "***"))
+            .field("pool_size", pool_size)
+            .field("max_in_flight", max_in_flight)
+            .field("min_idle", min_idle)
+            .field("connect_timeout", connect_timeout)
+            .field("response_timeout", response_timeout)
+            .field("checkout_timeout", checkout_timeout)
+            .field("tcp_keepalive", tcp_keepalive)
+            .field("protocol", protocol)
+            .field("key_prefix", key_prefix)
+            .field("tls_ca_file", tls_ca_file)
+            .field("tls_client_cert_file", tls_client_cert_file)
+            .field("tls_client_key_file", tls_client_key_file)
+            .field("tls_insecure", tls_insecure)
+            .field("lock_wait", lock_wait)
+            .finish()
+    }
+}
+
+impl fmt::Display for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (pool_size {}, {}, key_prefix {:?})",
+            redact_url(&self.url),
+            self.pool_size,
+            self.protocol,
+            self.key_prefix
+        )
+    }
+}
+
+/// Builds a [`RedisConfig`]; fields not set keep their defaults.
+///
+/// Fields set on the builder win over the environment, whatever the order
+/// of the calls: `builder().pool_size(4).env()` keeps 4.
+#[derive(Clone, Default)]
+#[must_use]
+pub struct RedisConfigBuilder {
+    read_env: bool,
+    url: Option<String>,
+    password: Option<String>,
+    pool_size: Option<u32>,
+    max_in_flight: Option<u32>,
+    min_idle: Option<u32>,
+    connect_timeout: Option<Duration>,
+    response_timeout: Option<Duration>,
+    checkout_timeout: Option<Duration>,
+    tcp_keepalive: Option<Option<Duration>>,
+    protocol: Option<Protocol>,
+    key_prefix: Option<String>,
+    tls_ca_file: Option<PathBuf>,
+    tls_client_cert_file: Option<PathBuf>,
+    tls_client_key_file: Option<PathBuf>,
+    tls_insecure: Option<bool>,
+    lock_wait: Option<Duration>,
+}
+
+impl fmt::Debug for RedisConfigBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfigBuilder")
+            .field("read_env", &self.read_env)
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("pool_size", &self.pool_size)
+            .field("key_prefix", &self.key_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisConfigBuilder {
+    /// Fills every field not set on this builder from the environment (see
+    /// [`RedisConfig::from_env`]).
+    pub fn env(mut self) -> Self {
+        self.read_env = true;
+        self
+    }
+
+    /// The server URL, see [`RedisConfig::url`].
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+
+    /// The password used when the URL has none, see [`RedisConfig::password`].
+    pub fn password(mut self, password: impl Into<String>) -> Self {
+        self.password = Some(password.into());
+        self
+    }
+
+    /// The most connections the pool opens (default 10).
+    pub fn pool_size(mut self, size: u32) -> Self {
+        self.pool_size = Some(size);
+        self
+    }
+
+    /// The most commands awaiting replies at once (default 256).
+    pub fn max_in_flight(mut self, slots: u32) -> Self {
+        self.max_in_flight = Some(slots);
+        self
+    }
+
+    /// How many idle connections the pool keeps open.
+    pub fn min_idle(mut self, count: u32) -> Self {
+        self.min_idle = Some(count);
+        self
+    }
+
+    /// How long opening one connection may take (default 2 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// How long one command may wait for its reply (default 1 s).
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = Some(timeout);
+        self
+    }
+
+    /// How long an operation may wait for a free connection (default 1 s).
+    pub fn checkout_timeout(mut self, timeout: Duration) -> Self {
+        self.checkout_timeout = Some(timeout);
+        self
+    }
+
+    /// TCP keepalive idle time, `None` to turn it off (default 60 s).
+    pub fn tcp_keepalive(mut self, idle: Option<Duration>) -> Self {
+        self.tcp_keepalive = Some(idle);
+        self
+    }
+
+    /// RESP2 or RESP3 (default RESP2).
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = Some(protocol);
+        self
+    }
+
+    /// Prepended to every key (default empty).
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = Some(prefix.into());
+        self
+    }
+
+    /// PEM file with the CA that signed the server certificate.
+    pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls_ca_file = Some(path.into());
+        self
+    }
+
+    /// PEM files with the client certificate and its key, for mutual TLS.
+    pub fn tls_client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls_client_cert_file = Some(cert.into());
+        self.tls_client_key_file = Some(key.into());
+        self
+    }
+
+    /// Accept any server certificate and host name (tests only).
+    pub fn tls_insecure(mut self, insecure: bool) -> Self {
+        self.tls_insecure = Some(insecure);
+        self
+    }
+
+    /// How long `lock` waits for a lock held elsewhere (default 10 s).
+    pub fn lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = Some(wait);
+        self
+    }
+
+    /// Checks the fields and returns the config.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](cachekit_core::ErrorKind::Config) naming the
+    /// field (or environment variable) that is invalid. Nothing connects yet.
+    pub fn build(self) -> Result<RedisConfig> {
+        self.build_with_env(|name| std::env::var(name).ok())
+    }
+
+    fn build_with_env(self, lookup: impl Fn(&str) -> Option<String>) -> Result<RedisConfig> {
+        let mut config = RedisConfig::default();
+        if self.read_env {
+            env::apply(&mut config, lookup)?;
+        }
+        self.apply(&mut config);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply(self, config: &mut RedisConfig) {
+        fn set<T>(target: &mut T, value: Option<T>) {
+            if let Some(value) = value {
+                *target = value;
+            }
+        }
+        set(&mut config.url, self.url);
+        set(&mut config.password, self.password.map(Some));
+        set(&mut config.pool_size, self.pool_size);
+        set(&mut config.max_in_flight, self.max_in_flight);
+        set(&mut config.min_idle, self.min_idle.map(Some));
+        set(&mut config.connect_timeout, self.connect_timeout);
+        set(&mut config.response_timeout, self.response_timeout);
+        set(&mut config.checkout_timeout, self.checkout_timeout);
+        set(&mut config.tcp_keepalive, self.tcp_keepalive);
+        set(&mut config.protocol, self.protocol);
+        set(&mut config.key_prefix, self.key_prefix);
+        set(&mut config.tls_ca_file, self.tls_ca_file.map(Some));
+        set(
+            &mut config.tls_client_cert_file,
+            self.tls_client_cert_file.map(Some),
+        );
+        set(
+            &mut config.tls_client_key_file,
+            self.tls_client_key_file.map(Some),
+        );
+        set(&mut config.tls_insecure, self.tls_insecure);
+        set(&mut config.lock_wait, self.lock_wait);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,118 @@
+//! Reading [`RedisConfig`] fields from environment variables.
+//!
+//! The lookup is a parameter so that tests need not touch the process
+//! environment, which every test thread shares.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use cachekit_core::{Error, Result};
+
+use super::{redact_url, Protocol, RedisConfig};
+
+/// Overlays `config` with whatever the environment sets.
+pub(crate) fn apply(
+    config: &mut RedisConfig,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<()> {
+    // An empty variable counts as unset: `FOO= cmd` is a common way to
+    // switch a setting off in shells and container specs.
+    let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+
+    if let Some(url) = get("CACHEKIT_REDIS_URL").or_else(|| get("REDIS_URL")) {
+        config.url = url.trim().to_owned();
+    }
+    if let Some(password) = lookup("REDIS_PASSWORD").filter(|p| !p.is_empty()) {
+        config.password = Some(password);
+    }
+    if let Some(v) = get("CACHEKIT_REDIS_POOL_SIZE") {
+        config.pool_size = number("CACHEKIT_REDIS_POOL_SIZE", &v)?;
+    }
+    if let Some(v) = get("CACHEKIT_REDIS_MAX_IN_FLIGHT") {
+        config.max_in_flight = number("CACHEKIT_REDIS_MAX_IN_FLIGHT", &v)?;
+    }
+    if let Some(v) = get("CACHEKIT_REDIS_MIN_IDLE") {
+        config.min_idle = Some(number("CACHEKIT_REDIS_MIN_IDLE", &v)?);
+    }
+    if let Some(v) = get("CACHEKIT_REDIS_CONNECT_TIMEOUT_MS") {
+        config.connect_timeout = millis("CACHEKIT_REDIS_CONNECT_TIMEOUT_MS", &v)?;
+    }
+    if let Some(v) = get("CACHEKIT_REDIS_RESPONSE_TIMEOUT_MS") {
+        config.response_timeout = millis("CACHEKIT_REDIS_RESPONSE_TIMEOUT_MS", &v)?;
+    }
+    if let Some(v) = get("CACHEKIT_REDIS_CHECKOUT_TIMEOUT_MS") {
+        config.checkout_timeout = millis("CACHEKIT_REDIS_CHECKOUT_TIMEOUT_MS", &v)?;
+    }
+    if let Some(v) = get("CACHEKIT_REDIS_LOCK_WAIT_MS") {
+        config.lock_wait = millis("CACHEKIT_REDIS_LOCK_WAIT_MS", &v)?;
+    }
+    if let Some(v) = get("CACHEKIT_REDIS_TCP_KEEPALIVE_SECS") {
+        let secs: u64 = number("CACHEKIT_REDIS_TCP_KEEPALIVE_SECS", &v)?;
+        config.tcp_keepalive = (secs > 0).then(|| Duration::from_secs(secs));
+    }
+    if let Some(v) = get("CACHEKIT_REDIS_PROTOCOL") {
+        config.protocol = Protocol::parse(&v).ok_or_else(|| {
+            Error::config(
+                "CACHEKIT_REDIS_PROTOCOL",
+                format!("expected `resp2` or `resp3`, got {v:?}"),
+            )
+        })?;
+    }
+    // The prefix is taken verbatim: trailing separators are meaningful.
+    if let Some(v) = lookup("CACHEKIT_REDIS_KEY_PREFIX") {
+        config.key_prefix = v;
+    }
+    if let Some(v) = get("CACHEKIT_REDIS_TLS_CA_FILE") {
+        config.tls_ca_file = Some(PathBuf::from(v));
+    }
+    if let Some(v) = get("CACHEKIT_REDIS_TLS_CERT_FILE") {
+        config.tls_client_cert_file = Some(PathBuf::from(v));
+    }
+    if let Some(v) = get("CACHEKIT_REDIS_TLS_KEY_FILE") {
+        config.tls_client_key_file = Some(PathBuf::from(v));
+    }
+    if let Some(v) = get("CACHEKIT_REDIS_TLS_INSECURE") {
+        config.tls_insecure = boolean("CACHEKIT_REDIS_TLS_INSECURE", &v)?;
+    }
+    // Checked here so that the message names the variable rather than the
+    // field: the user wrote the variable.
+    if let Err(err) = super::parse_url(&config.url) {
+        let source = if get("CACHEKIT_REDIS_URL").is_some() {
+            "CACHEKIT_REDIS_URL"
+        } else if get("REDIS_URL").is_some() {
+            "REDIS_URL"
+        } else {
+            return Err(err);
+        };
+        return Err(Error::config(
+            source,
+            format!("{} ({})", redact_url(&config.url), err.message()),
+        ));
+    }
+    Ok(())
+}
+
+fn number<T: FromStr>(name: &str, value: &str) -> Result<T> {
+    value.trim().parse().map_err(|_| {
+        Error::config(
+            name,
+            format!("expected a whole non-negative number, got {value:?}"),
+        )
+    })
+}
+
+fn millis(name: &str, value: &str) -> Result<Duration> {
+    number::<u64>(name, value).map(Duration::from_millis)
+}
+
+fn boolean(name: &str, value: &str) -> Result<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(Error::config(
+            name,
+            format!("expected true or false, got {value:?}"),
+        )),
+    }
+}

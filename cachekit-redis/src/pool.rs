@@ -1,0 +1,363 @@
+//! The bb8 pool of redis-rs connections and the one place commands are sent.
+//!
+//! A checkout is held for exactly one command or pipeline, and what it holds
+//! is an *in-flight slot* plus a handle to one of the pool's multiplexed
+//! connections. The connection itself goes back to the pool at once, so
+//! commands from concurrent tasks pipeline on it as they do on a bare
+//! redis-rs `MultiplexedConnection`; an exclusive connection per command
+//! would cap throughput at `pool_size` round trips at a time. bb8 opens,
+//! reaps and discards connections; a fair semaphore of `max_in_flight`
+//! slots bounds the commands awaiting replies, and when every slot stays
+//! busy for `checkout_timeout` the operation fails as pool-exhausted.
+//!
+//! Every send has the response deadline; a connection that timed out or
+//! failed at the socket level is marked broken so that the pool drops it.
+
+mod manager;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bb8::RunError;
+use cachekit_core::{Error, ErrorKind, Result};
+use redis::aio::MultiplexedConnection;
+use redis::{FromRedisValue, RedisResult};
+use tokio::sync::watch;
+
+use crate::errors::{self, Op, Target};
+
+pub(crate) use manager::Manager;
+
+/// What can be sent on a connection: one command or one pipeline.
+#[derive(Clone, Copy)]
+pub(crate) enum Request<'a> {
+    Cmd(&'a redis::Cmd),
+    Pipe(&'a redis::Pipeline),
+}
+
+impl<'a> From<&'a redis::Cmd> for Request<'a> {
+    fn from(cmd: &'a redis::Cmd) -> Self {
+        Request::Cmd(cmd)
+    }
+}
+
+impl<'a> From<&'a redis::Pipeline> for Request<'a> {
+    fn from(pipe: &'a redis::Pipeline) -> Self {
+        Request::Pipe(pipe)
+    }
+}
+
+impl Request<'_> {
+    async fn send<T: FromRedisValue>(self, conn: &mut MultiplexedConnection) -> RedisResult<T> {
+        match self {
+            Request::Cmd(cmd) => cmd.query_async(conn).await,
+            Request::Pipe(pipe) => pipe.query_async(conn).await,
+        }
+    }
+}
+
+/// Whether a command may be sent again after its connection broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// Sending it twice has the effect of sending it once (GET, SET, UNLINK...).
+    Idempotent,
+    /// Never resend (scripts whose second run could see their own first write).
+    Never,
+}
+
+/// A pooled connection. Its state is shared with the handles lent out, so
+/// that a command failing on a handle condemns the pooled connection.
+pub(crate) struct Conn {
+    pub(crate) inner: MultiplexedConnection,
+    pub(crate) state: Arc<ConnState>,
+}
+
+/// What every handle to one connection shares.
+#[derive(Debug)]
+pub(crate) struct ConnState {
+    broken: AtomicBool,
+    /// One opened before an operation started may have died unnoticed
+    /// while idle in the pool.
+    opened: Instant,
+}
+
+impl ConnState {
+    pub(crate) fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::Relaxed)
+    }
+}
+
+impl Conn {
+    pub(crate) fn new(inner: MultiplexedConnection) -> Self {
+        Self {
+            inner,
+            state: Arc::new(ConnState {
+                broken: AtomicBool::new(false),
+                opened: Instant::now(),
+            }),
+        }
+    }
+}
+
+/// The last connection failure, shared with the pool's error sink so that a
+/// waiting operation can report why no connection came instead of a bare
+/// timeout.
+#[derive(Debug)]
+pub(crate) struct Failures {
+    last: Mutex<Option<(ErrorKind, String)>>,
+    generation: watch::Sender<u64>,
+}
+
+impl Failures {
+    fn new() -> Self {
+        Self {
+            last: Mutex::new(None),
+            generation: watch::channel(0).0,
+        }
+    }
+
+    fn record(&self, err: &Error) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some((err.kind(), err.message().to_owned()));
+        }
+        self.generation.send_modify(|g| *g = g.wrapping_add(1));
+    }
+
+    fn last(&self) -> Option<Error> {
+        let last = self.last.lock().ok()?;
+        last.as_ref()
+            .map(|(kind, message)| Error::new(*kind, message.clone()))
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Sink(Arc<Failures>);
+
+impl bb8::ErrorSink<Error> for Sink {
+    fn sink(&self, error: Error) {
+        tracing::warn!(error = %error, "cachekit-redis: opening a pooled connection failed");
+        self.0.record(&error);
+    }
+
+    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<Error>> {
+        Box::new(self.clone())
+    }
+}
+
+/// How many connections the pool has and how many commands are in flight.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolState {
+    /// The configured `pool_size`: the most connections.
+    pub max_size: u32,
+    /// Connections open.
+    pub connections: u32,
+    /// The configured `max_in_flight`: the most commands awaiting replies.
+    pub max_in_flight: u32,
+    /// Commands awaiting replies now.
+    pub in_flight: u32,
+}
+
+/// One checkout: an in-flight slot and a handle to a pooled connection.
+struct Lease<'a> {
+    conn: MultiplexedConnection,
+    state: Arc<ConnState>,
+    _slot: tokio::sync::SemaphorePermit<'a>,
+}
+
+/// The pool with its deadlines and the server it talks to.
+pub(crate) struct Pool {
+    pool: bb8::Pool<Manager>,
+    slots: tokio::sync::Semaphore,
+    target: Arc<Target>,
+    max_size: u32,
+    max_in_flight: u32,
+    response_timeout: Duration,
+    checkout_timeout: Duration,
+    failures: Arc<Failures>,
+}
+
+impl Pool {
+    /// A pool that opens connections with `manager` when they are needed.
+    pub(crate) fn new(manager: Manager, config: &crate::RedisConfig) -> Self {
+        let target = manager.target();
+        let failures = Arc::new(Failures::new());
+        let pool = bb8::Pool::builder()
+            .max_size(config.pool_size)
+            .min_idle(config.min_idle)
+            // A PING per checkout would double the round trips; broken
+            // connections are found by the commands themselves instead.
+            .test_on_check_out(false)
+            .connection_timeout(config.checkout_timeout)
+            // One attempt per demand: a waiting operation learns of the
+            // failure at once through the sink, and the next one retries.
+            .retry_connection(false)
+            // Concentrates commands on the most recently used connection,
+            // where they pipeline best; connections opened under a burst
+            // then sit idle and bb8 reaps them (idle_timeout, 10 min).
+            .queue_strategy(bb8::QueueStrategy::Lifo)
+            .error_sink(Box::new(Sink(failures.clone())))
+            .build_unchecked(manager);
+        Self {
+            pool,
+            slots: tokio::sync::Semaphore::new(config.max_in_flight as usize),
+            target,
+            max_size: config.pool_size,
+            max_in_flight: config.max_in_flight,
+            response_timeout: config.response_timeout,
+            checkout_timeout: config.checkout_timeout,
+            failures,
+        }
+    }
+
+    /// Opens one connection now, returning why if it cannot, and keeps it
+    /// in the pool.
+    pub(crate) async fn connect_now(&self) -> Result<()> {
+        let conn = self.pool.dedicated_connection().await?;
+        // Only fails when the pool is already full, and then it has
+        // connections enough.
+        let _ = self.pool.add(conn);
+        Ok(())
+    }
+
+    pub(crate) fn target(&self) -> &Target {
+        &self.target
+    }
+
+    pub(crate) fn state(&self) -> PoolState {
+        let state = self.pool.state();
+        let free = u32::try_from(self.slots.available_permits()).unwrap_or(u32::MAX);
+        PoolState {
+            max_size: self.max_size,
+            connections: state.connections,
+            max_in_flight: self.max_in_flight,
+            in_flight: self.max_in_flight.saturating_sub(free),
+        }
+    }
+
+    pub(crate) fn statistics(&self) -> bb8::Statistics {
+        self.pool.state().statistics
+    }
+
+    async fn checkout(&self, op: Op<'_>) -> Result<Lease<'_>> {
+        // Fair (FIFO), unlike bb8's own waiting, which lets a task that just
+        // returned a connection take it straight back and can starve others.
+        // The fast path sets no timer.
+        let slot = match self.slots.try_acquire() {
+            Ok(slot) => slot,
+            Err(_) => match tokio::time::timeout(self.checkout_timeout, self.slots.acquire()).await
+            {
+                Ok(Ok(slot)) => slot,
+                _ => {
+                    return Err(errors::pool_exhausted(
+                        &self.target,
+                        op,
+                        self.max_in_flight,
+                        self.checkout_timeout,
+                    ))
+                }
+            },
+        };
+        let mut failures = self.failures.generation.subscribe();
+        let failed = async move {
+            if failures.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        let connection = async {
+            loop {
+                // bb8 applies checkout_timeout itself.
+                let pooled = match self.pool.get().await {
+                    Ok(pooled) => pooled,
+                    Err(RunError::User(err)) => return Err(err),
+                    Err(RunError::TimedOut) => {
+                        return Err(errors::checkout_connecting(
+                            &self.target,
+                            op,
+                            self.checkout_timeout,
+                        ))
+                    }
+                };
+                // Dropping a broken one makes bb8 discard it.
+                if !pooled.state.is_broken() {
+                    return Ok((pooled.inner.clone(), pooled.state.clone()));
+                }
+            }
+        };
+        // Waiting here means a connection is being opened; a failure to open
+        // one is reported at once rather than after the deadline.
+        let (conn, state) = tokio::select! {
+            biased;
+            got = connection => got?,
+            () = failed => {
+                return Err(self.failures.last().unwrap_or_else(|| {
+                    errors::checkout_connecting(&self.target, op, self.checkout_timeout)
+                }))
+            }
+        };
+        Ok(Lease {
+            conn,
+            state,
+            _slot: slot,
+        })
+    }
+
+    /// Sends `req` on a checked-out connection and returns the server's
+    /// answer unmapped, so that callers can treat some replies (WRONGTYPE,
+    /// NOSCRIPT) specially.
+    ///
+    /// The outer error is a checkout failure or a response timeout.
+    pub(crate) async fn run<T: FromRedisValue + Send>(
+        &self,
+        req: impl Into<Request<'_>>,
+        op: Op<'_>,
+        retry: Retry,
+    ) -> Result<RedisResult<T>> {
+        let req = req.into();
+        // Each retry discards one dead connection; after a server restart
+        // every pooled one may be dead.
+        let mut retries_left = self.max_size;
+        let started = Instant::now();
+        loop {
+            let mut lease = self.checkout(op).await?;
+            let reused = lease.state.opened < started;
+            let sent = tokio::time::timeout(self.response_timeout, req.send::<T>(&mut lease.conn));
+            match sent.await {
+                Err(_elapsed) => {
+                    lease.state.broken.store(true, Ordering::Relaxed);
+                    return Err(errors::response_timeout(
+                        &self.target,
+                        op,
+                        self.response_timeout,
+                    ));
+                }
+                Ok(Err(err)) if errors::breaks_connection(&err) => {
+                    lease.state.broken.store(true, Ordering::Relaxed);
+                    // A pooled connection can have died while idle (server
+                    // restart, idle `timeout`); a fresh connection failing
+                    // means the server is really gone.
+                    if retry == Retry::Idempotent && reused && retries_left > 0 && err.is_io_error()
+                    {
+                        retries_left -= 1;
+                        tracing::debug!(error = %err, "cachekit-redis: retrying on a new connection");
+                        continue;
+                    }
+                    return Ok(Err(err));
+                }
+                Ok(result) => return Ok(result),
+            }
+        }
+    }
+
+    /// [`run`](Self::run), with server errors mapped to cachekit errors.
+    pub(crate) async fn query<T: FromRedisValue + Send>(
+        &self,
+        req: impl Into<Request<'_>>,
+        op: Op<'_>,
+    ) -> Result<T> {
+        self.run(req, op, Retry::Idempotent)
+            .await?
+            .map_err(|err| errors::command_error(err, &self.target, op))
+    }
+}

@@ -1,0 +1,230 @@
+//! Opening connections: our own `bb8::ManageConnection`, so that the
+//! connect deadline, TCP keepalive, TLS files, protocol, database and
+//! credentials are all applied in one place and every failure is explained.
+
+use std::path::Path;
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use cachekit_core::{Error, Result};
+use redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
+use redis::{
+    AsyncConnectionConfig, Client, ClientTlsConfig, ConnectionAddr, IntoConnectionInfo,
+    ProtocolVersion, RedisConnectionInfo, RedisError, TlsCertificates,
+};
+
+use super::Conn;
+use crate::config::{parse_url, Protocol, RedisConfig};
+use crate::errors::{self, Target};
+
+/// Keepalive probes after the idle time: often enough to notice a dead
+/// peer within a couple of minutes, rare enough to cost nothing.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Opens connections to one server.
+pub(crate) struct Manager {
+    client: Client,
+    /// The same server without credentials: after an authentication failure
+    /// it tells "wrong password" from "this server wants none".
+    probe: Option<Client>,
+    connection_config: AsyncConnectionConfig,
+    connect_timeout: Duration,
+    target: Arc<Target>,
+}
+
+impl Manager {
+    /// Prepares (without connecting) the clients for `config`, reading the
+    /// TLS files.
+    pub(crate) fn new(config: &RedisConfig) -> Result<Self> {
+        let url = parse_url(&config.url)?;
+        let password = url.password.clone().or_else(|| config.password.clone());
+        let target = Arc::new(Target {
+            host: url.host.clone(),
+            port: url.port,
+            db: url.db,
+            tls: url.tls,
+            username: url.username.clone(),
+        });
+
+        let mut tcp = TcpSettings::default().set_nodelay(true);
+        if let Some(idle) = config.tcp_keepalive {
+            tcp = tcp.set_keepalive(
+                TcpKeepalive::new()
+                    .with_time(idle)
+                    .with_interval(idle.min(KEEPALIVE_INTERVAL)),
+            );
+        }
+        let addr = if url.tls {
+            install_crypto_provider();
+            ConnectionAddr::TcpTls {
+                host: url.host.clone(),
+                port: url.port,
+                insecure: config.tls_insecure,
+                tls_params: None,
+            }
+        } else {
+            ConnectionAddr::Tcp(url.host.clone(), url.port)
+        };
+        let protocol = match config.protocol {
+            Protocol::Resp2 => ProtocolVersion::RESP2,
+            Protocol::Resp3 => ProtocolVersion::RESP3,
+        };
+        let anonymous = RedisConnectionInfo::default()
+            .set_db(url.db)
+            .set_protocol(protocol)
+            .set_lib_name("cachekit-redis", env!("CARGO_PKG_VERSION"));
+        let mut settings = anonymous.clone();
+        if let Some(user) = &url.username {
+            settings = settings.set_username(user);
+        }
+        if let Some(password) = &password {
+            settings = settings.set_password(password);
+        }
+
+        let certificates = tls_certificates(config)?;
+        let open = |settings: RedisConnectionInfo| -> Result<Client> {
+            let info = addr
+                .clone()
+                .into_connection_info()
+                .map_err(|err| client_config_error(&target, err))?
+                .set_tcp_settings(tcp.clone())
+                .set_redis_settings(settings);
+            let built = match &certificates {
+                Some(certs) => Client::build_with_tls(info, certs.clone()),
+                None => Client::open(info),
+            };
+            built.map_err(|err| client_config_error(&target, err))
+        };
+        let client = open(settings)?;
+        let probe = if password.is_some() {
+            Some(open(anonymous.set_db(0))?)
+        } else {
+            None
+        };
+
+        // Our own deadlines cover the whole exchange; redis-rs's would race
+        // them and produce less specific errors.
+        let connection_config = AsyncConnectionConfig::new()
+            .set_connection_timeout(None)
+            .set_response_timeout(None);
+        Ok(Self {
+            client,
+            probe,
+            connection_config,
+            connect_timeout: config.connect_timeout,
+            target,
+        })
+    }
+
+    pub(crate) fn target(&self) -> Arc<Target> {
+        self.target.clone()
+    }
+
+    async fn open(&self, client: &Client) -> std::result::Result<Conn, RedisError> {
+        let mut conn = client
+            .get_multiplexed_async_connection_with_config(&self.connection_config)
+            .await?;
+        // Surfaces NOAUTH here, where it can be explained, rather than on
+        // the first cache operation.
+        redis::cmd("PING").query_async::<()>(&mut conn).await?;
+        Ok(Conn::new(conn))
+    }
+
+    /// Opens one connection within `connect_timeout`, explaining failures.
+    pub(crate) async fn open_connection(&self) -> Result<Conn> {
+        match tokio::time::timeout(self.connect_timeout, self.open(&self.client)).await {
+            Err(_elapsed) => Err(errors::connect_timeout(&self.target, self.connect_timeout)),
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(err)) => Err(self.explain(err).await),
+        }
+    }
+
+    async fn explain(&self, err: RedisError) -> Error {
+        let auth_failed =
+            err.kind() == redis::ErrorKind::AuthenticationFailed || err.code() == Some("WRONGPASS");
+        match (&self.probe, auth_failed) {
+            (Some(probe), true) => {
+                let probe = tokio::time::timeout(self.connect_timeout, self.open(probe)).await;
+                let server_has_no_password = matches!(probe, Ok(Ok(_)));
+                errors::wrongpass(&self.target, Some(server_has_no_password)).with_source(err)
+            }
+            _ => errors::connect_error(err, &self.target),
+        }
+    }
+}
+
+impl bb8::ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = Error;
+
+    async fn connect(&self) -> Result<Conn> {
+        self.open_connection().await
+    }
+
+    async fn is_valid(&self, conn: &mut Conn) -> Result<()> {
+        redis::cmd("PING")
+            .query_async::<()>(&mut conn.inner)
+            .await
+            .map_err(|err| errors::command_error(err, &self.target, errors::Op::new("PING", None)))
+    }
+
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        conn.state.is_broken()
+    }
+}
+
+fn client_config_error(target: &Target, err: RedisError) -> Error {
+    // redis-rs reports TLS material problems as client-config errors.
+    Error::config(
+        "tls",
+        format!("the TLS settings for {target} are not usable: {err}"),
+    )
+    .with_source(err)
+}
+
+/// rustls needs one process-wide crypto provider. ring is chosen because
+/// aws-lc-rs needs cmake to build; if the application installed another
+/// provider first, that one is kept.
+fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+fn tls_certificates(config: &RedisConfig) -> Result<Option<TlsCertificates>> {
+    let root_cert = config
+        .tls_ca_file
+        .as_deref()
+        .map(|path| read_pem("tls_ca_file", path))
+        .transpose()?;
+    let client_tls = match (&config.tls_client_cert_file, &config.tls_client_key_file) {
+        (Some(cert), Some(key)) => Some(ClientTlsConfig {
+            client_cert: read_pem("tls_client_cert_file", cert)?,
+            client_key: read_pem("tls_client_key_file", key)?,
+        }),
+        _ => None,
+    };
+    if root_cert.is_none() && client_tls.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(TlsCertificates {
+        client_tls,
+        root_cert,
+    }))
+}
+
+fn read_pem(field: &str, path: &Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path)
+        .map_err(|err| Error::config(field, format!("cannot read {}: {err}", path.display())))?;
+    if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+        return Err(Error::config(
+            field,
+            format!(
+                "{} is not a PEM file (no `-----BEGIN` line)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,448 @@
+//! The per-function handle: its cache, key builder, TTL and counters, and
+//! the calls generated code makes through it.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+use super::{build, in_runtime, operation_segment, with_tiers, Setup, Tiers, LOG};
+use cachekit_core::{Cacheable, KeyBuilder, Result, TieredCache};
+use std::time::Duration;
+
+/// A snapshot of one cached function's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FnStats {
+    /// Calls answered without running the body: from L1, from L2, or by
+    /// waiting for a concurrent call with the same arguments.
+    pub hits: u64,
+    /// Times the body ran to fill the cache (including `_refresh` calls).
+    pub computes: u64,
+    /// Calls that ran the body without the cache: no key could be derived
+    /// from the arguments (a NaN, say), or the function has no cache (see
+    /// [`CachedFn::cache`]).
+    pub uncached: u64,
+}
+
+impl FnStats {
+    /// Every call counted: `hits + computes + uncached`.
+    pub fn calls(&self) -> u64 {
+        self.hits + self.computes + self.uncached
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    hits: AtomicU64,
+    computes: AtomicU64,
+    uncached: AtomicU64,
+}
+
+impl Counters {
+    fn call(&self, computed: bool) {
+        let counter = if computed { &self.computes } else { &self.hits };
+        counter.fetch_add(1, Relaxed);
+    }
+}
+
+/// The runtime side of one `#[cached]` function: its cache, its key
+/// builder, its TTL and its counters.
+///
+/// The attribute generates `<fn>_cache()`, which returns this handle:
+///
+/// ```
+/// #[cachekit::cached(namespace = "demo", name = "square")]
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+///
+/// assert_eq!(square(4), 16);
+/// assert_eq!(square(4), 16);
+/// let handle = square_cache();
+/// assert_eq!(handle.stats().computes, 1);
+/// assert_eq!(handle.stats().hits, 1);
+/// assert_eq!(handle.keys().map(|k| k.prefix()), Some("demo:square:"));
+/// ```
+#[derive(Debug)]
+pub struct CachedFn {
+    active: Option<Active>,
+    ttl: Option<Duration>,
+    counters: Counters,
+}
+
+#[derive(Debug)]
+struct Active {
+    cache: TieredCache,
+    keys: KeyBuilder,
+}
+
+impl CachedFn {
+    /// The handle of a function without `backend = ...`: the process-wide
+    /// default (see [`set_default_backend`](crate::set_default_backend)).
+    pub fn with_default(setup: Setup) -> Self {
+        Self::with_backend(setup, |tiers| {
+            match crate::default_backend::default_cache() {
+                Some(cache) => with_tiers(cache, tiers),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// The handle of a function with `backend = ...`; `backend` evaluates
+    /// the expression and is called once, inside a Tokio runtime context
+    /// (the caller's, else a small one cachekit keeps for this), so that
+    /// constructors such as `RedisBackend::connect_lazy` work from
+    /// synchronous code too.
+    pub fn with_backend<F>(setup: Setup, backend: F) -> Self
+    where
+        F: FnOnce(&Tiers) -> Result<Option<TieredCache>>,
+    {
+        let operation = operation_segment(setup.operation, setup.version);
+        let keys = match KeyBuilder::new(setup.namespace, &operation) {
+            Ok(keys) => keys,
+            Err(err) => {
+                tracing::error!(target: LOG, error = %err, "#[cached] function runs uncached: its key segments are invalid");
+                return Self::uncached(setup.ttl);
+            }
+        };
+        if setup.ttl.is_some_and(|t| t.is_zero()) || setup.tiers.l1_ttl.is_some_and(|t| t.is_zero())
+        {
+            tracing::error!(target: LOG, prefix = keys.prefix(), "#[cached] function runs uncached: its `ttl` or `l1_ttl` is zero");
+            return Self::uncached(setup.ttl);
+        }
+        let tiers = setup.tiers;
+        let cache = match in_runtime(|| backend(&tiers)) {
+            Ok(cache) => cache,
+            Err(err) => {
+                tracing::error!(target: LOG, prefix = keys.prefix(), error = %err, "#[cached] function's backend is unavailable; caching in this process's memory only");
+                build(None, &tiers).unwrap_or_default()
+            }
+        };
+        let Some(cache) = cache else {
+            tracing::warn!(target: LOG, prefix = keys.prefix(), "#[cached] function runs uncached: it has `l1 = false` but its backend has no L2");
+            return Self::uncached(setup.ttl);
+        };
+        // Without an L2 the cache applies no L1 cap, so `l1_ttl` caps the TTL itself.
+        let ttl = match (setup.ttl, tiers.l1_ttl, cache.l2().is_some()) {
+            (Some(t), Some(cap), false) => Some(t.min(cap)),
+            (None, Some(cap), false) => Some(cap),
+            (t, _, _) => t,
+        };
+        Self {
+            active: Some(Active { cache, keys }),
+            ttl,
+            counters: Counters::default(),
+        }
+    }
+
+    fn uncached(ttl: Option<Duration>) -> Self {
+        Self {
+            active: None,
+            ttl,
+            counters: Counters::default(),
+        }
+    }
+
+    /// This function's counters. The cache may be shared with other
+    /// functions: its own [`TieredCache::stats`] covers all of them.
+    pub fn stats(&self) -> FnStats {
+        let c = &self.counters;
+        FnStats {
+            hits: c.hits.load(Relaxed),
+            computes: c.computes.load(Relaxed),
+            uncached: c.uncached.load(Relaxed),
+        }
+    }
+
+    /// The cache this function uses; `None` when it runs uncached (its
+    /// setup failed, or `l1 = false` left it without any tier).
+    pub fn cache(&self) -> Option<&TieredCache> {
+        self.active.as_ref().map(|a| &a.cache)
+    }
+
+    /// The function's namespace and operation segments; `keys().prefix()`
+    /// starts every key of the function. `None` when it runs uncached.
+    pub fn keys(&self) -> Option<&KeyBuilder> {
+        self.active.as_ref().map(|a| &a.keys)
+    }
+
+    /// The TTL the function stores entries with.
+    pub fn ttl(&self) -> Option<Duration> {
+        self.ttl
+    }
+
+    /// The key of one call: `None` (logged, then counted by the call) when
+    /// the arguments give no key, or when the function runs uncached.
+    #[doc(hidden)]
+    pub fn key(&self, derive: impl FnOnce(&KeyBuilder) -> Result<String>) -> Option<String> {
+        let active = self.active.as_ref()?;
+        derive(&active.keys)
+            .inspect_err(|err| {
+                tracing::warn!(target: LOG, prefix = active.keys.prefix(), error = %err, "no cache key for these arguments; calling uncached");
+            })
+            .ok()
+    }
+
+    /// The cache and the key, or `None` after counting an uncached call.
+    fn target(&self, key: Option<String>) -> Option<(&TieredCache, String)> {
+        match (self.active.as_ref(), key) {
+            (Some(active), Some(key)) => Some((&active.cache, key)),
+            _ => {
+                self.counters.uncached.fetch_add(1, Relaxed);
+                None
+            }
+        }
+    }
+
+    /// `_refresh`: counts a compute and stores the value, if any (fail-open).
+    async fn store<T: Cacheable>(&self, key: Option<String>, value: Option<&T>) {
+        self.counters.computes.fetch_add(1, Relaxed);
+        if let (Some(active), Some(key), Some(value)) = (&self.active, key, value) {
+            if let Err(err) = active.cache.set(&key, value, self.ttl).await {
+                tracing::warn!(target: LOG, key, error = %err, "refreshed value not stored");
+            }
+        }
+    }
+
+    fn store_blocking<T: Cacheable>(&self, key: Option<String>, value: Option<&T>) {
+        self.counters.computes.fetch_add(1, Relaxed);
+        if let (Some(active), Some(key), Some(value)) = (&self.active, key, value) {
+            if let Err(err) = active.cache.set_blocking(&key, value, self.ttl) {
+                tracing::warn!(target: LOG, key, error = %err, "refreshed value not stored");
+            }
+        }
+    }
+
+    /// Removes one call's entry from every tier; whether one existed.
+    ///
+    /// # Errors
+    /// The L2 error, when the L2 entry may still be there.
+    #[doc(hidden)]
+    pub async fn invalidate(&self, key: Option<String>) -> Result<bool> {
+        match (&self.active, key) {
+            (Some(active), Some(key)) => active.cache.delete(&key).await,
+            _ => Ok(false),
+        }
+    }
+
+    /// Blocking [`invalidate`](Self::invalidate).
+    ///
+    /// # Errors
+    /// As [`invalidate`](Self::invalidate).
+    #[doc(hidden)]
+    pub fn invalidate_blocking(&self, key: Option<String>) -> Result<bool> {
+        match (&self.active, key) {
+            (Some(active), Some(key)) => active.cache.delete_blocking(&key),
+            _ => Ok(false),
+        }
+    }
+
+    /// Removes every entry of the function from every tier.
+    ///
+    /// # Errors
+    /// The L2 error, when L2 entries may remain.
+    #[doc(hidden)]
+    pub async fn clear(&self) -> Result<u64> {
+        match &self.active {
+            Some(active) => active.cache.delete_prefix(active.keys.prefix()).await,
+            None => Ok(0),
+        }
+    }
+
+    /// Blocking [`clear`](Self::clear).
+    ///
+    /// # Errors
+    /// As [`clear`](Self::clear).
+    #[doc(hidden)]
+    pub fn clear_blocking(&self) -> Result<u64> {
+        match &self.active {
+            Some(active) => active.cache.delete_prefix_blocking(active.keys.prefix()),
+            None => Ok(0),
+        }
+    }
+}
+
+// The calls generated code makes, one per return kind. Each serves both the
+// function and its `_refresh` companion, so that a return type which cannot
+// be cached is reported once, not once per companion. Free functions rather
+// than methods: their paths print the same in every compiler diagnostic.
+
+/// A call of a function whose every return value is cached.
+#[doc(hidden)]
+pub async fn value<T, F, Fut>(handle: &CachedFn, call: Call, key: Option<String>, compute: F) -> T
+where
+    T: Cacheable,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = T>,
+{
+    if call == Call::Refresh {
+        let value = compute().await;
+        handle.store(key, Some(&value)).await;
+        return value;
+    }
+    let Some((cache, key)) = handle.target(key) else {
+        return compute().await;
+    };
+    let ran = AtomicBool::new(false);
+    let value = cache
+        .get_or_compute(&key, handle.ttl, || {
+            ran.store(true, Relaxed);
+            compute()
+        })
+        .await;
+    handle.counters.call(ran.into_inner());
+    value
+}
+
+/// A call of a function whose `Ok` values are cached.
+#[doc(hidden)]
+pub async fn result<T, E, F, Fut>(
+    handle: &CachedFn,
+    call: Call,
+    key: Option<String>,
+    compute: F,
+) -> Result<T, E>
+where
+    T: Cacheable,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    if call == Call::Refresh {
+        let result = compute().await;
+        handle.store(key, result.as_ref().ok()).await;
+        return result;
+    }
+    let Some((cache, key)) = handle.target(key) else {
+        return compute().await;
+    };
+    let ran = AtomicBool::new(false);
+    let result = cache
+        .try_get_or_compute(&key, handle.ttl, || {
+            ran.store(true, Relaxed);
+            compute()
+        })
+        .await;
+    handle.counters.call(ran.into_inner());
+    result
+}
+
+/// A call of a function whose `Some` values are cached.
+#[doc(hidden)]
+pub async fn option<T, F, Fut>(
+    handle: &CachedFn,
+    call: Call,
+    key: Option<String>,
+    compute: F,
+) -> Option<T>
+where
+    T: Cacheable,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    if call == Call::Refresh {
+        let option = compute().await;
+        handle.store(key, option.as_ref()).await;
+        return option;
+    }
+    let Some((cache, key)) = handle.target(key) else {
+        return compute().await;
+    };
+    let ran = AtomicBool::new(false);
+    let result = cache
+        .try_get_or_compute(&key, handle.ttl, || {
+            ran.store(true, Relaxed);
+            let fut = compute();
+            async move { fut.await.ok_or(NotCached) }
+        })
+        .await;
+    handle.counters.call(ran.into_inner());
+    result.ok()
+}
+
+/// Blocking [`value`].
+#[doc(hidden)]
+pub fn value_blocking<T: Cacheable>(
+    handle: &CachedFn,
+    call: Call,
+    key: Option<String>,
+    compute: impl FnOnce() -> T + Send,
+) -> T {
+    if call == Call::Refresh {
+        let value = compute();
+        handle.store_blocking(key, Some(&value));
+        return value;
+    }
+    let Some((cache, key)) = handle.target(key) else {
+        return compute();
+    };
+    let mut ran = false;
+    let value = cache.get_or_compute_blocking(&key, handle.ttl, || {
+        ran = true;
+        compute()
+    });
+    handle.counters.call(ran);
+    value
+}
+
+/// Blocking [`result`].
+#[doc(hidden)]
+pub fn result_blocking<T: Cacheable, E: Send>(
+    handle: &CachedFn,
+    call: Call,
+    key: Option<String>,
+    compute: impl FnOnce() -> Result<T, E> + Send,
+) -> Result<T, E> {
+    if call == Call::Refresh {
+        let result = compute();
+        handle.store_blocking(key, result.as_ref().ok());
+        return result;
+    }
+    let Some((cache, key)) = handle.target(key) else {
+        return compute();
+    };
+    let mut ran = false;
+    let result = cache.try_get_or_compute_blocking(&key, handle.ttl, || {
+        ran = true;
+        compute()
+    });
+    handle.counters.call(ran);
+    result
+}
+
+/// Blocking [`option`].
+#[doc(hidden)]
+pub fn option_blocking<T: Cacheable>(
+    handle: &CachedFn,
+    call: Call,
+    key: Option<String>,
+    compute: impl FnOnce() -> Option<T> + Send,
+) -> Option<T> {
+    if call == Call::Refresh {
+        let option = compute();
+        handle.store_blocking(key, option.as_ref());
+        return option;
+    }
+    let Some((cache, key)) = handle.target(key) else {
+        return compute();
+    };
+    let mut ran = false;
+    let result = cache.try_get_or_compute_blocking(&key, handle.ttl, || {
+        ran = true;
+        compute().ok_or(NotCached)
+    });
+    handle.counters.call(ran);
+    result.ok()
+}
+
+/// The "error" that keeps a `None` out of the cache.
+struct NotCached;
+
+/// Whether a generated call reads the cache (the function) or recomputes
+/// and stores (its `_refresh` companion).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    /// Answer from the cache, computing on a miss.
+    Cached,
+    /// Compute, store, return.
+    Refresh,
+}

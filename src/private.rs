@@ -153,7 +153,16 @@ pub(crate) fn with_tiers(cache: &TieredCache, tiers: &Tiers) -> Result<Option<Ti
     if tiers.is_default() {
         return Ok(Some(cache.clone()));
     }
-    build(cache.l2().cloned(), tiers)
+    if !tiers.l1 && cache.l2().is_none() {
+        return Ok(None);
+    }
+    // Same L2, guards and policy as the given cache; only the L1 differs
+    // (shared with the given cache when only its age cap changes).
+    let l1 = if tiers.l1 { cache.l1().cloned() } else { None };
+    let cap = tiers
+        .l1_ttl
+        .unwrap_or(cachekit_core::tiered::DEFAULT_L1_MAX_TTL);
+    cache.with_l1(l1, cap).map(Some)
 }
 
 pub(crate) fn build(l2: Option<Arc<dyn Backend>>, tiers: &Tiers) -> Result<Option<TieredCache>> {
@@ -235,37 +244,7 @@ fn shorten(segment: &mut String) {
     *segment = format!("{head}.{tail}");
 }
 
-/// Runs `f` inside a Tokio runtime context: the caller's if there is one,
-/// else a one-thread runtime cachekit starts for this and keeps.
-pub(crate) fn in_runtime<R>(f: impl FnOnce() -> R) -> R {
-    if tokio::runtime::Handle::try_current().is_ok() {
-        return f();
-    }
-    match init_runtime() {
-        Some(runtime) => {
-            let _entered = runtime.enter();
-            f()
-        }
-        None => f(),
-    }
-}
-
-fn init_runtime() -> Option<&'static tokio::runtime::Runtime> {
-    static RUNTIME: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("cachekit-init")
-                .enable_all()
-                .build()
-                .inspect_err(|err| {
-                    tracing::error!(target: LOG, error = %err, "cannot start the runtime for building cache backends");
-                })
-                .ok()
-        })
-        .as_ref()
-}
+pub(crate) use cachekit_core::runtime::in_runtime;
 
 #[cfg(test)]
 mod tests {

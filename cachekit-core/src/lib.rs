@@ -12,6 +12,8 @@ pub mod error;
 pub mod keys;
 pub mod lock;
 pub mod memory;
+#[doc(hidden)]
+pub mod runtime;
 pub mod tiered;
 
 pub use backend::{Backend, Health, Ttl};

@@ -69,7 +69,9 @@ struct Inner {
     l1: Option<MemoryBackend>,
     /// `Some` only when an L2 exists (see [`TieredCacheBuilder::l1_max_ttl`]).
     l1_max_ttl: Option<Duration>,
-    l2: Option<GuardedL2>,
+    /// Shared with caches made by [`TieredCache::with_l1`], so they share its
+    /// breaker and in-flight bound too.
+    l2: Option<Arc<GuardedL2>>,
     codec: Codec,
     defaults: Policy,
     stampede: Option<(Arc<dyn DistributedLock>, StampedeConfig)>,
@@ -130,7 +132,7 @@ impl TieredCache {
         if let tiers::Found::Fresh(v, _) = self.l1_get::<T>(key, defaults) {
             return Some(v);
         }
-        match self.l2_read::<T>(key, defaults).await {
+        match self.l2_read::<T>(key, defaults, None).await {
             Ok(Some(hit)) if hit.fresh => Some(hit.value),
             _ => None,
         }
@@ -152,7 +154,9 @@ impl TieredCache {
             ..Policy::default()
         }
         .or(&self.inner.defaults);
-        let result = self.store(key, &Arc::new(value.clone()), &policy).await;
+        let result = self
+            .store(key, &Arc::new(value.clone()), &policy, None)
+            .await;
         if result.is_err() {
             self.invalidate_local(key);
         }
@@ -167,7 +171,7 @@ impl TieredCache {
         let in_l1 = self.inner.l1.as_ref().is_some_and(|l1| l1.remove(key));
         let in_l2 = match &self.inner.l2 {
             Some(l2) => {
-                l2.call("delete", &self.inner.counters.l2, |b| b.delete(key))
+                l2.call("delete", &self.inner.counters.l2, None, |b| b.delete(key))
                     .await?
             }
             None => false,
@@ -187,12 +191,51 @@ impl TieredCache {
         };
         if let Some(l2) = &self.inner.l2 {
             removed = l2
-                .call("delete_prefix", &self.inner.counters.l2, |b| {
+                .call("delete_prefix", &self.inner.counters.l2, None, |b| {
                     b.delete_prefix(prefix)
                 })
                 .await?;
         }
         Ok(removed)
+    }
+
+    /// A cache with its own L1 settings in front of this one's L2, sharing
+    /// everything else: the L2 guards (deadline, circuit breaker, in-flight
+    /// bound), the default policy, the stampede lock and the codec.
+    ///
+    /// `l1: None` runs without an in-process tier; `l1_max_ttl` caps how long
+    /// this cache's L1 entries are served without asking L2.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) when no tier would be
+    /// left or `l1_max_ttl` is zero.
+    pub fn with_l1(&self, l1: Option<MemoryBackend>, l1_max_ttl: Duration) -> Result<TieredCache> {
+        if l1_max_ttl.is_zero() {
+            return Err(crate::Error::config(
+                "l1_max_ttl",
+                "must be greater than zero",
+            ));
+        }
+        if l1.is_none() && self.inner.l2.is_none() {
+            return Err(crate::Error::config(
+                "l1",
+                "a cache without L1 needs an L2 backend",
+            ));
+        }
+        let inner = &self.inner;
+        Ok(TieredCache {
+            inner: Arc::new(Inner {
+                l1,
+                l1_max_ttl: inner.l2.as_ref().map(|_| l1_max_ttl),
+                l2: inner.l2.clone(),
+                codec: inner.codec.clone(),
+                defaults: inner.defaults.clone(),
+                stampede: inner.stampede.clone(),
+                recent_failures: inner.recent_failures.clone(),
+                flights: Flights::default(),
+                counters: Counters::default(),
+            }),
+        })
     }
 
     /// Drops a key from this process's L1 only.

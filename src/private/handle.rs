@@ -1,6 +1,7 @@
 //! The per-function handle: its cache, key builder, TTL and counters, and
 //! the calls generated code makes through it.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
@@ -266,7 +267,7 @@ impl CachedFn {
 // be cached is reported once, not once per companion. Free functions rather
 // than methods: their paths print the same in every compiler diagnostic.
 
-/// A call of a function whose every return value is cached.
+/// A call of a function whose every value is cached.
 #[doc(hidden)]
 pub async fn value<T, F, Fut>(handle: &CachedFn, call: Call, key: Option<String>, compute: F) -> T
 where
@@ -274,23 +275,14 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = T>,
 {
-    if call == Call::Refresh {
-        let value = compute().await;
-        handle.store(key, Some(&value)).await;
-        return value;
-    }
-    let Some((cache, key)) = handle.target(key) else {
-        return compute().await;
+    let always = || {
+        let fut = compute();
+        async move { Ok::<T, Infallible>(fut.await) }
     };
-    let ran = AtomicBool::new(false);
-    let value = cache
-        .get_or_compute(&key, handle.ttl, || {
-            ran.store(true, Relaxed);
-            compute()
-        })
-        .await;
-    handle.counters.call(ran.into_inner());
-    value
+    match result(handle, call, key, always).await {
+        Ok(value) => value,
+        Err(never) => match never {},
+    }
 }
 
 /// A call of a function whose `Ok` values are cached.
@@ -338,24 +330,11 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    if call == Call::Refresh {
-        let option = compute().await;
-        handle.store(key, option.as_ref()).await;
-        return option;
-    }
-    let Some((cache, key)) = handle.target(key) else {
-        return compute().await;
+    let some = || {
+        let fut = compute();
+        async move { fut.await.ok_or(NotCached) }
     };
-    let ran = AtomicBool::new(false);
-    let result = cache
-        .try_get_or_compute(&key, handle.ttl, || {
-            ran.store(true, Relaxed);
-            let fut = compute();
-            async move { fut.await.ok_or(NotCached) }
-        })
-        .await;
-    handle.counters.call(ran.into_inner());
-    result.ok()
+    result(handle, call, key, some).await.ok()
 }
 
 /// Blocking [`value`].
@@ -366,21 +345,10 @@ pub fn value_blocking<T: Cacheable>(
     key: Option<String>,
     compute: impl FnOnce() -> T + Send,
 ) -> T {
-    if call == Call::Refresh {
-        let value = compute();
-        handle.store_blocking(key, Some(&value));
-        return value;
+    match result_blocking(handle, call, key, || Ok::<T, Infallible>(compute())) {
+        Ok(value) => value,
+        Err(never) => match never {},
     }
-    let Some((cache, key)) = handle.target(key) else {
-        return compute();
-    };
-    let mut ran = false;
-    let value = cache.get_or_compute_blocking(&key, handle.ttl, || {
-        ran = true;
-        compute()
-    });
-    handle.counters.call(ran);
-    value
 }
 
 /// Blocking [`result`].
@@ -416,21 +384,7 @@ pub fn option_blocking<T: Cacheable>(
     key: Option<String>,
     compute: impl FnOnce() -> Option<T> + Send,
 ) -> Option<T> {
-    if call == Call::Refresh {
-        let option = compute();
-        handle.store_blocking(key, option.as_ref());
-        return option;
-    }
-    let Some((cache, key)) = handle.target(key) else {
-        return compute();
-    };
-    let mut ran = false;
-    let result = cache.try_get_or_compute_blocking(&key, handle.ttl, || {
-        ran = true;
-        compute().ok_or(NotCached)
-    });
-    handle.counters.call(ran);
-    result.ok()
+    result_blocking(handle, call, key, || compute().ok_or(NotCached)).ok()
 }
 
 /// The "error" that keeps a `None` out of the cache.

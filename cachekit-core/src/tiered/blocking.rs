@@ -11,11 +11,10 @@
 //!   then runs on that thread, so it must be `Send`).
 
 use std::future::Future;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
+use tokio::runtime::{Handle, RuntimeFlavor};
 
 use super::tiers::Found;
 use super::{Cacheable, Policy, TieredCache};
@@ -210,30 +209,13 @@ where
             Some(tokio::task::block_in_place(|| handle.block_on(fut)))
         }
         Ok(_) => std::thread::scope(|scope| {
-            let worker = scope.spawn(|| background_runtime().map(|rt| rt.block_on(fut)));
+            let worker = scope.spawn(|| crate::runtime::background().map(|rt| rt.block_on(fut)));
             match worker.join() {
                 Ok(output) => output,
                 // The user's computation panicked: let the panic continue in the caller.
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         }),
-        Err(_) => background_runtime().map(|rt| rt.block_on(fut)),
+        Err(_) => crate::runtime::background().map(|rt| rt.block_on(fut)),
     }
-}
-
-fn background_runtime() -> Option<&'static Runtime> {
-    static RUNTIME: OnceLock<Option<Runtime>> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("cachekit-blocking")
-                .enable_all()
-                .build()
-                .inspect_err(|err| {
-                    tracing::error!(target: "cachekit", error = %err, "cannot start cachekit's background runtime");
-                })
-                .ok()
-        })
-        .as_ref()
 }

@@ -221,12 +221,12 @@ impl TieredCacheBuilder {
         }
         let l1_max_ttl = self.l2.is_some().then_some(self.l1_max_ttl);
         let l2 = self.l2.map(|backend| {
-            GuardedL2::new(
+            Arc::new(GuardedL2::new(
                 backend,
                 self.l2_timeout,
                 self.breaker.map(CircuitBreaker::new),
                 self.max_l2_in_flight,
-            )
+            ))
         });
         Ok(TieredCache {
             inner: Arc::new(Inner {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::flight::{self, FlightState, LeaderGuard, Role, Shared};
+use super::l2::Budget;
 use super::tiers::Found;
 use super::{Cacheable, Policy, TieredCache};
 use crate::error::Error;
@@ -297,6 +298,9 @@ impl TieredCache {
                 },
             }
         };
+        // One L2 deadline for all of this call's L2 operations.
+        let budget = self.inner.l2.as_ref().and_then(|l2| l2.budget());
+        let budget = budget.as_ref();
         let mut fallback = stale;
         let mut lock_token = None;
         if leader.is_some() {
@@ -306,7 +310,7 @@ impl TieredCache {
                 finish(leader, FlightState::Done(Arc::new(v.clone())));
                 return Ok(v);
             }
-            match self.l2_read::<T>(key, policy).await {
+            match self.l2_read::<T>(key, policy, budget).await {
                 Ok(Some(hit)) if hit.fresh => {
                     finish(leader, FlightState::Done(hit.shared));
                     return Ok(hit.value);
@@ -320,7 +324,7 @@ impl TieredCache {
                     }
                 }
             }
-            match self.stampede::<T>(key, policy).await {
+            match self.stampede::<T>(key, policy, budget).await {
                 Stampede::Hit(v, shared) => {
                     finish(leader, FlightState::Done(shared));
                     return Ok(v);
@@ -351,7 +355,7 @@ impl TieredCache {
         match result {
             Ok(value) => {
                 let shared = Arc::new(value);
-                let stored = self.store(key, &shared, policy).await;
+                let stored = self.store(key, &shared, policy, budget).await;
                 self.release(key, lock_token).await;
                 if let (Err(err), Some(convert)) = (stored, strict) {
                     self.invalidate_local(key);
@@ -383,14 +387,26 @@ impl TieredCache {
     }
 
     /// With a distributed lock configured: take it, or wait for its holder's
-    /// value, re-reading L2, until `max_wait`; then compute anyway.
-    async fn stampede<T: Cacheable>(&self, key: &str, policy: &Policy) -> Stampede<T> {
-        let (Some((lock, config)), Some(_)) = (&self.inner.stampede, &self.inner.l2) else {
+    /// value, re-reading L2, until `max_wait`; then compute anyway. Taking the
+    /// lock is an L2 operation like any other: guarded, and within `budget`.
+    async fn stampede<T: Cacheable>(
+        &self,
+        key: &str,
+        policy: &Policy,
+        budget: Option<&Budget>,
+    ) -> Stampede<T> {
+        let (Some((lock, config)), Some(l2)) = (&self.inner.stampede, &self.inner.l2) else {
             return Stampede::Compute(None);
         };
+        let counters = &self.inner.counters.l2;
         let give_up = Instant::now() + config.max_wait;
         loop {
-            match lock.try_lock(key, config.lease).await {
+            match l2
+                .call("lock", counters, budget, |_| {
+                    lock.try_lock(key, config.lease)
+                })
+                .await
+            {
                 Ok(Some(token)) => return Stampede::Compute(Some(token)),
                 Ok(None) => {}
                 Err(err) => {
@@ -404,7 +420,9 @@ impl TieredCache {
             }
             self.inner.counters.lock_wait();
             tokio::time::sleep(config.poll_interval).await;
-            if let Ok(Some(hit)) = self.l2_read::<T>(key, policy).await {
+            // Waiting here is deliberate (bounded by max_wait), so these
+            // reads get a deadline each rather than the call's budget.
+            if let Ok(Some(hit)) = self.l2_read::<T>(key, policy, None).await {
                 if hit.fresh {
                     return Stampede::Hit(hit.value, hit.shared);
                 }
@@ -413,10 +431,16 @@ impl TieredCache {
     }
 
     async fn release(&self, key: &str, token: Option<String>) {
-        let (Some(token), Some((lock, _))) = (token, &self.inner.stampede) else {
+        let (Some(token), Some((lock, _)), Some(l2)) =
+            (token, &self.inner.stampede, &self.inner.l2)
+        else {
             return;
         };
-        if let Err(err) = lock.unlock(key, &token).await {
+        let counters = &self.inner.counters.l2;
+        if let Err(err) = l2
+            .call("unlock", counters, None, |_| lock.unlock(key, &token))
+            .await
+        {
             tracing::warn!(target: "cachekit", key, error = %err, "could not release the stampede lock; it expires with its lease");
         }
     }
@@ -442,11 +466,17 @@ impl TieredCache {
             let Role::Leader(guard) = cache.inner.flights.join(&key) else {
                 return;
             };
+            // A refresh that finished while this task was queued leaves
+            // nothing to do.
+            if let Found::Fresh(v, false) = cache.l1_peek::<T>(&key, &policy) {
+                guard.finish(FlightState::Done(Arc::new(v)));
+                return;
+            }
             cache.inner.counters.refresh();
             match compute().await {
                 Ok(value) => {
                     let shared = Arc::new(value);
-                    let _ = cache.store(&key, &shared, &policy).await;
+                    let _ = cache.store(&key, &shared, &policy, None).await;
                     guard.finish(FlightState::Done(shared));
                 }
                 Err(_) => {

@@ -2,8 +2,9 @@
 //! bound), a deadline, and the bookkeeping of the outcome.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
@@ -11,6 +12,27 @@ use super::stats::TierCounters;
 use crate::backend::Backend;
 use crate::breaker::{counts_as_failure, BreakerState, CircuitBreaker};
 use crate::error::{Error, ErrorKind, Result};
+
+/// How long one user call may still wait on L2, shared by all the L2
+/// operations it makes (read, lock, write): a call never waits on a hung
+/// backend for longer than one deadline in total.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    left_nanos: AtomicU64,
+}
+
+impl Budget {
+    fn left(&self) -> Duration {
+        Duration::from_nanos(self.left_nanos.load(Relaxed))
+    }
+
+    fn spend(&self, spent: Duration) {
+        let spent = u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX);
+        let _ = self
+            .left_nanos
+            .fetch_update(Relaxed, Relaxed, |left| Some(left.saturating_sub(spent)));
+    }
+}
 
 pub(crate) struct GuardedL2 {
     pub(crate) backend: Arc<dyn Backend>,
@@ -44,6 +66,14 @@ impl GuardedL2 {
         }
     }
 
+    /// A budget of one deadline for the L2 operations of one call (`None`
+    /// when there is no deadline).
+    pub(crate) fn budget(&self) -> Option<Budget> {
+        self.deadline.map(|d| Budget {
+            left_nanos: AtomicU64::new(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+        })
+    }
+
     pub(crate) fn name(&self) -> &str {
         self.backend.name()
     }
@@ -60,18 +90,36 @@ impl GuardedL2 {
             .map_or(0, CircuitBreaker::times_opened)
     }
 
-    /// Runs one L2 operation under the guards. Every failure, including a
-    /// skipped call, comes back as an `Err` whose kind says why.
+    /// Runs one L2 operation under the guards, within `budget` when given
+    /// (else within one deadline). Every failure, including a skipped call,
+    /// comes back as an `Err` whose kind says why.
     pub(crate) async fn call<'s, R, F, Fut>(
         &'s self,
         op: &'static str,
         counters: &TierCounters,
+        budget: Option<&Budget>,
         f: F,
     ) -> Result<R>
     where
         F: FnOnce(&'s dyn Backend) -> Fut,
         Fut: Future<Output = Result<R>>,
     {
+        let deadline = match (self.deadline, budget) {
+            (Some(deadline), Some(budget)) => {
+                let left = budget.left();
+                if left.is_zero() {
+                    counters.skipped();
+                    return Err(Error::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "L2 {op} skipped: this call already spent its {deadline:?} L2 deadline"
+                        ),
+                    ));
+                }
+                Some(deadline.min(left))
+            }
+            (deadline, _) => deadline,
+        };
         let permit = match &self.breaker {
             Some(breaker) => match breaker.try_acquire() {
                 Ok(permit) => Some(permit),
@@ -96,7 +144,8 @@ impl GuardedL2 {
             None => None,
         };
         let fut = f(self.backend.as_ref());
-        let result = match self.deadline {
+        let started = Instant::now();
+        let result = match deadline {
             Some(deadline) => match tokio::time::timeout(deadline, fut).await {
                 Ok(result) => result,
                 Err(_) => {
@@ -112,6 +161,9 @@ impl GuardedL2 {
             },
             None => fut.await,
         };
+        if let Some(budget) = budget {
+            budget.spend(started.elapsed());
+        }
         match &result {
             Err(err) => {
                 counters.error();

@@ -41,11 +41,10 @@ async fn a_hung_l2_costs_at_most_its_deadline() {
     let v = cache.get_or_compute("k", None, || async { 5u8 }).await;
     assert_eq!(v, 5);
     let s = cache.stats();
-    assert_eq!(
-        s.l2.timeouts, 2,
-        "the read and the write each hit the deadline"
-    );
-    assert_eq!(s.l2.errors, 2);
+    // The read spends the call's whole L2 deadline; the write is not tried.
+    assert_eq!(s.l2.timeouts, 1);
+    assert_eq!(s.l2.skipped, 1);
+    assert_eq!(s.l2.errors, 1);
     // The value is still served from L1.
     assert_eq!(cache.get::<u8>("k").await, Some(5));
 }
@@ -401,4 +400,29 @@ async fn the_stampede_lock_lets_one_of_several_caches_compute() {
         !l2.inner.exists("lock:cold").await.unwrap(),
         "the lock was released"
     );
+}
+
+#[tokio::test]
+async fn a_cache_with_its_own_l1_shares_the_l2_guards() {
+    let l2 = Flaky::new();
+    l2.fail_reads.store(true, SeqCst);
+    let parent = cache_with(&l2, |b| {
+        b.breaker(
+            BreakerConfig::default()
+                .failure_threshold(1)
+                .recovery_timeout(Duration::from_secs(60)),
+        )
+    });
+    let l2_only = parent.with_l1(None, Duration::from_secs(5)).unwrap();
+    assert!(l2_only.l1().is_none());
+    assert_eq!(l2_only.get::<u8>("k").await, None);
+    // The failure through the derived cache opened the parent's breaker.
+    assert_eq!(parent.stats().breaker, BreakerState::Open);
+    assert_eq!(parent.get::<u8>("k").await, None);
+    assert_eq!(parent.stats().l2.skipped, 1);
+    assert_eq!(l2.calls.load(SeqCst), 1);
+    // No tier at all is refused.
+    let l1_only = TieredCache::builder().build().unwrap();
+    let err = l1_only.with_l1(None, Duration::from_secs(1)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
 }

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::flight::Shared;
+use super::l2::Budget;
 use super::{Cacheable, Policy, TieredCache};
 use crate::backend::Ttl;
 use crate::error::{ErrorKind, Result};
@@ -99,12 +100,16 @@ impl TieredCache {
         &self,
         key: &str,
         policy: &Policy,
+        budget: Option<&Budget>,
     ) -> Result<Option<L2Hit<T>>> {
         let Some(l2) = &self.inner.l2 else {
             return Ok(None);
         };
         let counters = &self.inner.counters.l2;
-        let (bytes, ttl) = match l2.call("get", counters, |b| b.get_with_ttl(key)).await {
+        let (bytes, ttl) = match l2
+            .call("get", counters, budget, |b| b.get_with_ttl(key))
+            .await
+        {
             Ok(Some(found)) => found,
             Ok(None) => {
                 counters.miss();
@@ -125,7 +130,7 @@ impl TieredCache {
                 counters.corrupt();
                 counters.miss();
                 tracing::warn!(target: "cachekit", key, backend = l2.name(), error = %err, "deleting undecodable L2 entry");
-                if let Err(err) = l2.call("delete", counters, |b| b.delete(key)).await {
+                if let Err(err) = l2.call("delete", counters, budget, |b| b.delete(key)).await {
                     tracing::warn!(target: "cachekit", key, error = %err, "could not delete undecodable L2 entry");
                 }
                 return Ok(None);
@@ -168,7 +173,13 @@ impl TieredCache {
     ///
     /// # Errors
     /// Encoding errors (nothing is written) and L2 errors (L1 is written).
-    pub(crate) async fn store<T>(&self, key: &str, value: &Arc<T>, policy: &Policy) -> Result<()>
+    pub(crate) async fn store<T>(
+        &self,
+        key: &str,
+        value: &Arc<T>,
+        policy: &Policy,
+        budget: Option<&Budget>,
+    ) -> Result<()>
     where
         T: Serialize + Send + Sync + 'static,
     {
@@ -184,7 +195,7 @@ impl TieredCache {
         if let Some(l2) = &self.inner.l2 {
             let counters = &self.inner.counters.l2;
             match l2
-                .call("set", counters, |b| b.set(key, bytes.clone(), life))
+                .call("set", counters, budget, |b| b.set(key, bytes.clone(), life))
                 .await
             {
                 Ok(()) => counters.set(),

@@ -1,0 +1,135 @@
+//! Helpers shared by the `faults_*` tests: latency records, polling for a
+//! condition, and Redis-backed caches with short deadlines.
+//!
+//! Included by each test file with `#[path]` (the directory is not a test
+//! target of its own); not every file uses every helper.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cachekit::{RedisBackend, RedisConfig};
+
+/// The most any single user call may take while Redis misbehaves. Deadlines
+/// in these tests are 100-200 ms; the rest is headroom for a loaded 2-core
+/// CI machine, so that the bound catches a call that waited on Redis (which
+/// would take seconds) without flaking on scheduling noise.
+pub const CALL_BOUND: Duration = Duration::from_millis(1500);
+
+/// How long a test waits for something that should happen within a few
+/// hundred milliseconds before it fails with a message.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Wall-clock durations of user calls, summarised as p50 / p99 / max.
+#[derive(Debug, Clone, Default)]
+pub struct Latencies(Arc<Mutex<Vec<Duration>>>);
+
+/// p50, p99 and max of a [`Latencies`].
+#[derive(Debug, Clone, Copy)]
+pub struct Summary {
+    pub calls: usize,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "calls={} p50={:.1}ms p99={:.1}ms max={:.1}ms",
+            self.calls,
+            ms(self.p50),
+            ms(self.p99),
+            ms(self.max)
+        )
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+impl Latencies {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn record(&self, took: Duration) {
+        self.0.lock().unwrap().push(took);
+    }
+
+    /// Runs `call`, records how long it took and returns its output.
+    pub async fn time<T>(&self, call: impl Future<Output = T>) -> T {
+        let started = Instant::now();
+        let out = call.await;
+        self.record(started.elapsed());
+        out
+    }
+
+    pub fn summary(&self) -> Summary {
+        let mut all = self.0.lock().unwrap().clone();
+        assert!(!all.is_empty(), "no calls were measured");
+        all.sort_unstable();
+        let at = |q: f64| all[((all.len() - 1) as f64 * q).round() as usize];
+        Summary {
+            calls: all.len(),
+            p50: at(0.50),
+            p99: at(0.99),
+            max: all[all.len() - 1],
+        }
+    }
+
+    /// Prints the summary on one greppable line (`cargo test -- --nocapture`
+    /// shows it) and asserts that the slowest call stayed within `bound`.
+    pub fn report_and_check(&self, fault: &str, bound: Duration) -> Summary {
+        let summary = self.summary();
+        println!("FAULT-LATENCY | {fault} | {summary}");
+        assert!(
+            summary.max <= bound,
+            "{fault}: the slowest call took {:?}, more than {bound:?} ({summary})",
+            summary.max
+        );
+        summary
+    }
+}
+
+/// Polls `cond` every few milliseconds until it holds; panics after
+/// [`PATIENCE`] naming `what`. Returns how long it took.
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    loop {
+        if cond() {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "gave up after {PATIENCE:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A Redis backend for `url` that connects on first use, so that it can be
+/// built while the server is down.
+pub fn lazy_redis(url: &str) -> RedisBackend {
+    let config = RedisConfig::builder()
+        .url(url)
+        .connect_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    RedisBackend::connect_lazy(config).unwrap()
+}
+
+/// A connected Redis backend for `url`.
+pub async fn redis(url: &str) -> RedisBackend {
+    let config = RedisConfig::builder().url(url).build().unwrap();
+    RedisBackend::new(config).await.unwrap()
+}
+
+/// Runs a blocking testkit fault (kill, restart, pause...) off the async
+/// worker threads, so that the calls under test keep running meanwhile.
+pub async fn fault<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}

@@ -15,7 +15,7 @@ pub use std::sync::OnceLock;
 pub use std::time::Duration;
 
 use cachekit_core::{Backend, ErrorKind};
-pub use cachekit_core::{Cacheable, Error, KeyBuilder, Result, TieredCache};
+pub use cachekit_core::{Cacheable, Error, KeyBuilder, Policy, Result, TieredCache};
 
 #[path = "private/handle.rs"]
 mod handle;
@@ -64,6 +64,11 @@ pub struct Setup {
     pub version: Option<u32>,
     /// `ttl`; `None` uses the cache's default TTL.
     pub ttl: Option<Duration>,
+    /// `max_stale`: serve-stale window; `None` uses the cache's default.
+    pub max_stale: Option<Duration>,
+    /// `compute_timeout`: with serve-stale, how long a recomputation may
+    /// take before the stale value is returned.
+    pub compute_timeout: Option<Duration>,
     /// The tier options (`l1`, `l1_ttl`).
     pub tiers: Tiers,
 }

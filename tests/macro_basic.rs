@@ -459,3 +459,42 @@ async fn a_zero_duration_ttl_disables_caching() {
     assert!(zero_ttl_cache().cache().is_none());
     assert_eq!(zero_ttl_cache().stats().uncached, 2);
 }
+
+static STALE_SOURCE_UP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+fn stale_cache() -> cachekit::Result<TieredCache> {
+    TieredCache::builder().build()
+}
+
+#[cached(
+    backend = stale_cache(),
+    ttl = Duration::from_millis(30),
+    max_stale = 60,
+    namespace = "tests",
+    name = "stale_rate"
+)]
+async fn stale_rate(base: u32) -> Result<u32, String> {
+    if STALE_SOURCE_UP.load(std::sync::atomic::Ordering::SeqCst) {
+        Ok(base * 2)
+    } else {
+        Err("source down".into())
+    }
+}
+
+#[tokio::test]
+async fn max_stale_serves_the_old_value_when_the_source_fails() {
+    assert_eq!(stale_rate(21).await, Ok(42));
+    let cache = stale_rate_cache().cache().unwrap();
+    // Let the 30 ms TTL pass (plain reads stop seeing the value).
+    let key = stale_rate_cache().keys().unwrap().key(&(21u32,)).unwrap();
+    let start = std::time::Instant::now();
+    while cache.get::<u32>(&key).await.is_some() || start.elapsed() < Duration::from_millis(40) {
+        assert!(start.elapsed() < Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    STALE_SOURCE_UP.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(stale_rate(21).await, Ok(42), "stale value served");
+    assert_eq!(cache.stats().stale_served, 1);
+    // Without a stale value the error comes through.
+    assert_eq!(stale_rate(1).await, Err("source down".to_string()));
+}

@@ -152,8 +152,20 @@ impl TieredCache {
         let policy = Policy {
             ttl,
             ..Policy::default()
-        }
-        .or(&self.inner.defaults);
+        };
+        self.set_with(key, value, &policy).await
+    }
+
+    /// [`set`](Self::set) with a per-call [`Policy`] (TTL, jitter, and the
+    /// serve-stale window the entry is kept for).
+    ///
+    /// # Errors
+    /// As for [`set`](Self::set).
+    pub async fn set_with<T>(&self, key: &str, value: &T, policy: &Policy) -> Result<()>
+    where
+        T: Serialize + Clone + Send + Sync + 'static,
+    {
+        let policy = policy.or(&self.inner.defaults);
         let result = self
             .store(key, &Arc::new(value.clone()), &policy, None)
             .await;

@@ -18,6 +18,8 @@ pub(crate) const OPTIONS: &[&str] = &[
     "ttl",
     "l1_ttl",
     "l1",
+    "max_stale",
+    "compute_timeout",
     "namespace",
     "name",
     "version",
@@ -54,6 +56,8 @@ pub(crate) struct Options {
     pub(crate) ttl: Option<TtlValue>,
     pub(crate) l1_ttl: Option<TtlValue>,
     pub(crate) l1: Option<LitBool>,
+    pub(crate) max_stale: Option<TtlValue>,
+    pub(crate) compute_timeout: Option<TtlValue>,
     pub(crate) namespace: Option<LitStr>,
     pub(crate) name: Option<LitStr>,
     pub(crate) version: Option<(u32, Span)>,
@@ -148,6 +152,13 @@ fn apply(options: &mut Options, name: &str, meta: Meta) -> syn::Result<()> {
         "ttl" => options.ttl = Some(ttl(value(meta, "ttl = 60")?, "ttl")?),
         "l1_ttl" => options.l1_ttl = Some(ttl(value(meta, "l1_ttl = 10")?, "l1_ttl")?),
         "l1" => options.l1 = Some(bool_lit(value(meta, "l1 = false")?, "l1")?),
+        "max_stale" => {
+            options.max_stale = Some(ttl(value(meta, "max_stale = 3600")?, "max_stale")?)
+        }
+        "compute_timeout" => {
+            options.compute_timeout =
+                Some(ttl(value(meta, "compute_timeout = 2")?, "compute_timeout")?)
+        }
         "namespace" => {
             options.namespace = Some(str_lit(
                 value(meta, "namespace = \"users\"")?,

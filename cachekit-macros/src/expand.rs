@@ -358,6 +358,8 @@ fn setup(config: &Config, func: &ItemFn, private: &TokenStream) -> TokenStream {
     };
     let ttl = ttl_tokens(config.ttl.as_ref(), private);
     let l1_ttl = ttl_tokens(config.l1_ttl.as_ref(), private);
+    let max_stale = ttl_tokens(config.max_stale.as_ref(), private);
+    let compute_timeout = ttl_tokens(config.compute_timeout.as_ref(), private);
     let l1 = config.l1;
     quote! {
         #private::Setup {
@@ -365,6 +367,8 @@ fn setup(config: &Config, func: &ItemFn, private: &TokenStream) -> TokenStream {
             operation: #operation,
             version: #version,
             ttl: #ttl,
+            max_stale: #max_stale,
+            compute_timeout: #compute_timeout,
             tiers: #private::Tiers { l1: #l1, l1_ttl: #l1_ttl },
         }
     }

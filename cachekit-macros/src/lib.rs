@@ -98,6 +98,23 @@ use proc_macro::TokenStream;
 ///   fn feature_flags(team: &str) -> Vec<String> { vec![team.to_owned()] }
 ///   # assert_eq!(feature_flags("core"), ["core"]);
 ///   ```
+/// - `max_stale = 3600` or a `Duration`: serve-stale. Entries are kept this
+///   long past their `ttl`; when recomputing an expired entry fails (`Err`,
+///   `None`) or, with `compute_timeout = 2` (or a `Duration`), takes longer
+///   than that, the stale value is returned instead and the source is left
+///   alone for a second. Every caller of a key must use the same window.
+///   ```
+///   # use cachekit::cached;
+///   #[cached(ttl = 60, max_stale = 3600, compute_timeout = 2)]
+///   fn rates(base: &str) -> Result<Vec<f64>, String> { Ok(vec![1.0]) }
+///   # assert_eq!(rates("EUR"), Ok(vec![1.0]));
+///   ```
+///   For refresh-ahead, TTL jitter or a stampede lock, give the function a
+///   `backend` configured with them ([`TieredCacheBuilder::policy`] and
+///   [`TieredCacheBuilder::stampede_lock`]).
+///
+///   [`TieredCacheBuilder::policy`]: https://docs.rs/cachekit/latest/cachekit/struct.TieredCacheBuilder.html#method.policy
+///   [`TieredCacheBuilder::stampede_lock`]: https://docs.rs/cachekit/latest/cachekit/struct.TieredCacheBuilder.html#method.stampede_lock
 /// - `namespace = "users"`, `name = "get_user"`: the first two segments of
 ///   the key, each matching `^[a-z0-9][a-z0-9._-]{0,63}$` (checked at
 ///   compile time). Defaults below.

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use super::{build, in_runtime, operation_segment, with_tiers, Setup, Tiers, LOG};
-use cachekit_core::{Cacheable, KeyBuilder, Result, TieredCache};
+use cachekit_core::{Cacheable, KeyBuilder, Policy, Result, TieredCache};
 use std::time::Duration;
 
 /// A snapshot of one cached function's counters.
@@ -66,7 +66,9 @@ impl Counters {
 #[derive(Debug)]
 pub struct CachedFn {
     active: Option<Active>,
-    ttl: Option<Duration>,
+    /// The function's own settings (`ttl`, `max_stale`, `compute_timeout`);
+    /// unset fields take the cache's defaults.
+    policy: Policy,
     counters: Counters,
 }
 
@@ -102,13 +104,13 @@ impl CachedFn {
             Ok(keys) => keys,
             Err(err) => {
                 tracing::error!(target: LOG, error = %err, "#[cached] function runs uncached: its key segments are invalid");
-                return Self::uncached(setup.ttl);
+                return Self::uncached();
             }
         };
-        if setup.ttl.is_some_and(|t| t.is_zero()) || setup.tiers.l1_ttl.is_some_and(|t| t.is_zero())
-        {
-            tracing::error!(target: LOG, prefix = keys.prefix(), "#[cached] function runs uncached: its `ttl` or `l1_ttl` is zero");
-            return Self::uncached(setup.ttl);
+        let zero = |d: Option<Duration>| d.is_some_and(|d| d.is_zero());
+        if zero(setup.ttl) || zero(setup.tiers.l1_ttl) || zero(setup.compute_timeout) {
+            tracing::error!(target: LOG, prefix = keys.prefix(), "#[cached] function runs uncached: its `ttl`, `l1_ttl` or `compute_timeout` is zero");
+            return Self::uncached();
         }
         let tiers = setup.tiers;
         let cache = match in_runtime(|| backend(&tiers)) {
@@ -120,7 +122,7 @@ impl CachedFn {
         };
         let Some(cache) = cache else {
             tracing::warn!(target: LOG, prefix = keys.prefix(), "#[cached] function runs uncached: it has `l1 = false` but its backend has no L2");
-            return Self::uncached(setup.ttl);
+            return Self::uncached();
         };
         // Without an L2 the cache applies no L1 cap, so `l1_ttl` caps the TTL itself.
         let ttl = match (setup.ttl, tiers.l1_ttl, cache.l2().is_some()) {
@@ -128,17 +130,21 @@ impl CachedFn {
             (None, Some(cap), false) => Some(cap),
             (t, _, _) => t,
         };
+        let mut policy = Policy::new();
+        policy.ttl = ttl;
+        policy.max_stale = setup.max_stale;
+        policy.compute_timeout = setup.compute_timeout;
         Self {
             active: Some(Active { cache, keys }),
-            ttl,
+            policy,
             counters: Counters::default(),
         }
     }
 
-    fn uncached(ttl: Option<Duration>) -> Self {
+    fn uncached() -> Self {
         Self {
             active: None,
-            ttl,
+            policy: Policy::new(),
             counters: Counters::default(),
         }
     }
@@ -168,7 +174,7 @@ impl CachedFn {
 
     /// The TTL the function stores entries with.
     pub fn ttl(&self) -> Option<Duration> {
-        self.ttl
+        self.policy.ttl
     }
 
     /// The key of one call: `None` (logged, then counted by the call) when
@@ -198,7 +204,7 @@ impl CachedFn {
     async fn store<T: Cacheable>(&self, key: Option<String>, value: Option<&T>) {
         self.counters.computes.fetch_add(1, Relaxed);
         if let (Some(active), Some(key), Some(value)) = (&self.active, key, value) {
-            if let Err(err) = active.cache.set(&key, value, self.ttl).await {
+            if let Err(err) = active.cache.set_with(&key, value, &self.policy).await {
                 tracing::warn!(target: LOG, key, error = %err, "refreshed value not stored");
             }
         }
@@ -207,7 +213,7 @@ impl CachedFn {
     fn store_blocking<T: Cacheable>(&self, key: Option<String>, value: Option<&T>) {
         self.counters.computes.fetch_add(1, Relaxed);
         if let (Some(active), Some(key), Some(value)) = (&self.active, key, value) {
-            if let Err(err) = active.cache.set_blocking(&key, value, self.ttl) {
+            if let Err(err) = active.cache.set_with_blocking(&key, value, &self.policy) {
                 tracing::warn!(target: LOG, key, error = %err, "refreshed value not stored");
             }
         }
@@ -308,7 +314,7 @@ where
     };
     let ran = AtomicBool::new(false);
     let result = cache
-        .try_get_or_compute(&key, handle.ttl, || {
+        .try_get_or_compute_policy(&key, &handle.policy, || {
             ran.store(true, Relaxed);
             compute()
         })
@@ -368,7 +374,7 @@ pub fn result_blocking<T: Cacheable, E: Send>(
         return compute();
     };
     let mut ran = false;
-    let result = cache.try_get_or_compute_blocking(&key, handle.ttl, || {
+    let result = cache.try_get_or_compute_policy_blocking(&key, &handle.policy, || {
         ran = true;
         compute()
     });

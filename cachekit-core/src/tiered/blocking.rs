@@ -42,6 +42,17 @@ impl TieredCache {
         block_on(self.set(key, value, ttl)).unwrap_or_else(|| Err(no_runtime()))
     }
 
+    /// Blocking [`set_with`](Self::set_with).
+    ///
+    /// # Errors
+    /// As for [`set`](Self::set).
+    pub fn set_with_blocking<T>(&self, key: &str, value: &T, policy: &Policy) -> Result<()>
+    where
+        T: Serialize + Clone + Send + Sync + 'static,
+    {
+        block_on(self.set_with(key, value, policy)).unwrap_or_else(|| Err(no_runtime()))
+    }
+
     /// Blocking [`delete`](Self::delete).
     ///
     /// # Errors

@@ -45,6 +45,9 @@ fn file(c: &mut Criterion) {
     for entries in [1_000usize, 100_000] {
         let dir = tempfile::tempdir().unwrap();
         fill(&rt, &open(dir.path(), false), entries);
+        // Flush the fill's dirty pages first, so that background writeback
+        // does not land inside the measurements.
+        let _ = std::process::Command::new("sync").status();
         for durable in [false, true] {
             let backend = open(dir.path(), durable);
             let mode = if durable { "durable" } else { "fast" };

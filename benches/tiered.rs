@@ -54,6 +54,12 @@ fn l1_hit(c: &mut Criterion) {
     group.bench_function("moka_get_clone (baseline)", |b| {
         b.iter(|| black_box(raw.get(black_box(key.as_str()))))
     });
+    // The same baseline through criterion's async runner, which adds a poll
+    // of its own: compare the async variants below with this one.
+    group.bench_function("moka_get_clone_async (baseline)", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(raw.get(black_box(key.as_str()))) })
+    });
     group.bench_function("tiered_get_blocking", |b| {
         b.iter(|| black_box(cache.get_blocking::<Profile>(black_box(&key))))
     });

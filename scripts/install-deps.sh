@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a Debian/Ubuntu machine: redis-server
-# (the tests start real servers on loopback ports) and openssl (TLS test certs).
+# (the tests start real servers on loopback ports), openssl (TLS test certs),
+# and libssl-dev + pkg-config (a benchmark peer links OpenSSL).
 set -euo pipefail
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# The peer benchmarks' Redis client pulls in native-tls (openssl-sys).
+if command -v dpkg >/dev/null 2>&1; then
+  dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
+  dpkg -s pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi

@@ -1,0 +1,305 @@
+//! cachekit against its peers, one criterion group per scenario so every
+//! ratio comes from one run on one machine and one Redis server:
+//!
+//! 1. memoized L1 hit: cachekit `#[cached]`, `cached`'s `#[cached]`, raw moka;
+//! 2. Redis hit, no L1: cachekit, `cached`'s `AsyncRedisCache`, cachekit-rs,
+//!    raw redis-rs GET + rmp-serde decode;
+//! 3. miss path (GET miss, trivial compute, store): the same four;
+//! 4. 64 tasks, 90/10 read/write over 10k Zipf keys: the same four;
+//!
+//! then L1 hits on 1-8 threads, L2 hits on 1-256 tasks, and the resident
+//! memory of 100k 1 KiB L1 entries against the configured budget.
+//!
+//! `cargo bench --bench peers` (starts its own redis-server on loopback;
+//! about five minutes on two cores). At the end it prints the README's
+//! tables from criterion's saved medians.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+#[path = "peers/libs.rs"]
+mod libs;
+#[path = "peers/report.rs"]
+mod report;
+#[path = "peers/scaling.rs"]
+mod scaling;
+#[path = "peers/values.rs"]
+mod values;
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cachekit_testkit::RedisServer;
+use criterion::{Criterion, Throughput};
+use serde::Serialize;
+use tokio::runtime::Runtime;
+
+use libs::*;
+use scaling::Mix;
+use values::{large, small, Large, Small, Zipf};
+
+struct Fixture {
+    /// Scenarios 4 and the L2 scaling: many tasks on two workers.
+    rt: Runtime,
+    /// Scenarios 2 and 3 time one call at a time; on a current-thread
+    /// runtime the caller drives the socket itself, so a call is not also
+    /// paying for a wake-up of another thread on a busy 2-core machine.
+    rt1: Runtime,
+    server: RedisServer,
+    ckrs: Arc<cachekit_rs::CacheKit>,
+    raw: redis::aio::MultiplexedConnection,
+}
+
+impl Fixture {
+    fn start() -> Self {
+        let server = RedisServer::start();
+        URL.set(server.url()).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let rt1 = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (ckrs, raw) = rt1.block_on(async {
+            (
+                ckrs_client(&server.url()).await,
+                raw_conn(&server.url()).await,
+            )
+        });
+        Fixture {
+            rt,
+            rt1,
+            server,
+            ckrs,
+            raw,
+        }
+    }
+
+    /// Each miss-path bench starts from an empty server, so the keys it
+    /// leaves behind do not pile up in memory for the next one. Once per
+    /// bench, not per sample: a FLUSHALL before every sample perturbed the
+    /// samples that followed it.
+    fn flush(&self) {
+        self.server.command(&["FLUSHALL"]);
+    }
+}
+
+fn l1_hit(c: &mut Criterion) {
+    fn group<T: Clone + Send + Sync + 'static>(
+        c: &mut Criterion,
+        name: &str,
+        ours: fn(u64) -> T,
+        theirs: fn(u64) -> T,
+        make: fn(u64) -> T,
+    ) {
+        let raw: moka::sync::Cache<u64, T> = moka::sync::Cache::new(10_000);
+        raw.insert(1, make(1));
+        ours(1);
+        theirs(1);
+        let mut g = c.benchmark_group(name);
+        g.throughput(Throughput::Elements(1));
+        g.bench_function("cachekit", |b| b.iter(|| black_box(ours(black_box(1)))));
+        g.bench_function("cached", |b| b.iter(|| black_box(theirs(black_box(1)))));
+        g.bench_function("moka get+clone (baseline)", |b| {
+            b.iter(|| black_box(raw.get(&black_box(1))))
+        });
+        g.finish();
+    }
+    group(c, "s1_l1_hit/small", ours_small_l1, cached_small_l1, small);
+    group(
+        c,
+        "s1_l1_hit/16KiB",
+        ours_large_l1,
+        cached_large_l1,
+        compute_large,
+    );
+    assert_eq!(ours_small_l1_cache().stats().computes, 1, "not L1 hits");
+    assert_eq!(ours_large_l1_cache().stats().computes, 1, "not L1 hits");
+}
+
+/// The four memoized calls of one value type, on ids `ids()` gives.
+struct Calls<T> {
+    label: &'static str,
+    ours: fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>,
+    theirs: fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>,
+    operation: &'static str,
+    compute: fn(u64) -> T,
+}
+
+fn l2_group<T>(c: &mut Criterion, f: &Fixture, name: &str, calls: &Calls<T>, miss: bool)
+where
+    T: Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
+    // Hits reuse id 1 (stored once up front); misses take a fresh id per call.
+    let next = AtomicU64::new(1_000_000);
+    let id = || if miss { next.fetch_add(1, Relaxed) } else { 1 };
+    if !miss {
+        f.rt1.block_on(async {
+            (calls.ours)(1).await;
+            (calls.theirs)(1).await;
+            ckrs_memo(&f.ckrs, calls.operation, 1, calls.compute).await;
+            let mut raw = f.raw.clone();
+            raw_memo(
+                &mut raw,
+                &format!("raw:{}:1", calls.label),
+                1,
+                calls.compute,
+            )
+            .await;
+        });
+    }
+    let mut g = c.benchmark_group(name);
+    g.throughput(Throughput::Elements(1));
+    let mut flushed = [false; 4];
+    g.bench_function("cachekit", |b| {
+        f.flush_once(miss, &mut flushed[0]);
+        b.to_async(&f.rt1).iter(|| (calls.ours)(id()))
+    });
+    g.bench_function("cached", |b| {
+        f.flush_once(miss, &mut flushed[1]);
+        b.to_async(&f.rt1).iter(|| (calls.theirs)(id()))
+    });
+    g.bench_function("cachekit-rs", |b| {
+        f.flush_once(miss, &mut flushed[2]);
+        b.to_async(&f.rt1)
+            .iter(|| ckrs_memo(&f.ckrs, calls.operation, id(), calls.compute))
+    });
+    g.bench_function("raw redis-rs + rmp-serde (baseline)", |b| {
+        f.flush_once(miss, &mut flushed[3]);
+        b.to_async(&f.rt1).iter(|| {
+            let mut raw = f.raw.clone();
+            let id = id();
+            let key = format!("raw:{}:{id}", calls.label);
+            async move { raw_memo(&mut raw, &key, id, calls.compute).await }
+        })
+    });
+    g.finish();
+    if miss {
+        f.flush();
+    }
+}
+
+impl Fixture {
+    /// Flushes on the first call only (`done` is the bench's own flag).
+    fn flush_once(&self, miss: bool, done: &mut bool) {
+        if miss && !*done {
+            self.flush();
+            *done = true;
+        }
+    }
+}
+
+fn small_calls() -> Calls<Small> {
+    Calls {
+        label: "small",
+        ours: |id| Box::pin(ours_small_l2(id)),
+        theirs: |id| Box::pin(async move { cached_small_l2(id).await.expect("cached") }),
+        operation: "small",
+        compute: small,
+    }
+}
+
+fn large_calls() -> Calls<Large> {
+    Calls {
+        label: "large",
+        ours: |id| Box::pin(ours_large_l2(id)),
+        theirs: |id| Box::pin(async move { cached_large_l2(id).await.expect("cached") }),
+        operation: "large",
+        compute: compute_large,
+    }
+}
+
+fn redis_scenarios(c: &mut Criterion, f: &Fixture) {
+    l2_group(c, f, "s2_l2_hit/small", &small_calls(), false);
+    l2_group(c, f, "s2_l2_hit/16KiB", &large_calls(), false);
+    l2_group(c, f, "s3_miss/small", &small_calls(), true);
+    l2_group(c, f, "s3_miss/16KiB", &large_calls(), true);
+    for (name, handle) in [
+        ("small", ours_small_l2_cache()),
+        ("16KiB", ours_large_l2_cache()),
+    ] {
+        let stats = handle.cache().unwrap().stats();
+        assert_eq!(
+            stats.l1.hits + stats.l1.misses,
+            0,
+            "cachekit's L1 was meant to be off"
+        );
+        print_l2_stats(&format!("s2+s3 {name}"), &stats);
+    }
+}
+
+fn mixed(c: &mut Criterion, f: &Fixture, libs: &[(&'static str, Lib)]) {
+    let zipf = Mix::Zipf90(Arc::new(Zipf::new(10_000, 1.0)));
+    // Every key exists before the clock starts, so reads are hits unless a
+    // library loses one.
+    f.rt.block_on(async {
+        for (_, lib) in libs {
+            let mut lib = lib.clone();
+            for id in 0..10_000 {
+                lib.write(id).await;
+            }
+        }
+    });
+    let mut g = c.benchmark_group("s4_mixed_64_tasks");
+    g.throughput(Throughput::Elements(1));
+    for (name, lib) in libs {
+        g.bench_function(*name, |b| {
+            b.iter_custom(|iters| scaling::run_tasks(&f.rt, iters, 64, lib, &zipf))
+        });
+    }
+    g.finish();
+}
+
+/// Proof that cachekit's numbers are Redis round trips: a call that timed
+/// out or was skipped (breaker, in-flight bound) would be fail-open and fast.
+fn print_l2_stats(what: &str, stats: &cachekit::TieredStats) {
+    let l2 = &stats.l2;
+    println!(
+        "cachekit {what}: L2 hits {} misses {} sets {} errors {} timeouts {} skipped {}, computes {}",
+        l2.hits, l2.misses, l2.sets, l2.errors, l2.timeouts, l2.skipped, stats.computes
+    );
+}
+
+fn ours_stats(what: &str, libs: &[(&'static str, Lib)]) {
+    let misses: Vec<u64> = READ_MISSES.iter().map(|m| m.load(Relaxed)).collect();
+    println!("{what}: reads that computed [cachekit (all variants), cached, cachekit-rs, raw]: {misses:?}");
+    for (name, lib) in libs {
+        if let Lib::Ours(cache, _) = lib {
+            print_l2_stats(&format!("{what} [{name}]"), &cache.stats());
+        }
+    }
+}
+
+fn sizes() {
+    let small = rmp_serde::to_vec(&small(1)).unwrap().len();
+    let large = rmp_serde::to_vec(&large(1)).unwrap().len();
+    println!("values as MessagePack: small {small} B, large {large} B");
+}
+
+fn main() {
+    if let Ok(mib) = std::env::var(scaling::MEMORY_CASE) {
+        scaling::measure_memory_case(mib.parse().unwrap_or(64));
+        return;
+    }
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2))
+        .configure_from_args();
+    sizes();
+    scaling::memory_report();
+    let f = Fixture::start();
+    l1_hit(&mut c);
+    redis_scenarios(&mut c, &f);
+    let libs = f.rt.block_on(libs(&f.server.url()));
+    mixed(&mut c, &f, &libs);
+    ours_stats("s4", &libs);
+    scaling::l1_threads(&mut c);
+    scaling::l2_tasks(&mut c, &f.rt, &libs);
+    ours_stats("s4 + L2 scaling", &libs);
+    c.final_summary();
+    report::print_tables();
+}

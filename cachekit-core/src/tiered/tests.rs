@@ -20,6 +20,8 @@ pub(super) struct Flaky {
     /// Every call hangs (a SIGSTOPped server, as far as the caller can tell).
     pub(super) hang: AtomicBool,
     pub(super) calls: AtomicUsize,
+    /// Reads that asked for the remaining TTL too.
+    pub(super) ttl_reads: AtomicUsize,
 }
 
 impl Flaky {
@@ -30,6 +32,7 @@ impl Flaky {
             fail_writes: AtomicBool::new(false),
             hang: AtomicBool::new(false),
             calls: AtomicUsize::new(0),
+            ttl_reads: AtomicUsize::new(0),
         })
     }
     async fn check(&self, flag: &AtomicBool) -> Result<()> {
@@ -56,6 +59,7 @@ impl Backend for Flaky {
     }
     async fn get_with_ttl(&self, key: &str) -> Result<Option<(Bytes, Ttl)>> {
         self.check(&self.fail_reads).await?;
+        self.ttl_reads.fetch_add(1, SeqCst);
         self.inner.get_with_ttl(key).await
     }
     async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
@@ -343,6 +347,29 @@ async fn l2_only_cache_works() {
     assert_eq!(cache.get_or_compute("k", None, || async { 1u8 }).await, 1);
     assert_eq!(cache.get_or_compute("k", None, || async { 2u8 }).await, 1);
     assert_eq!(cache.stats().l2.hits, 1);
+}
+
+#[tokio::test]
+async fn reads_ask_for_the_ttl_only_when_l1_needs_it() {
+    let l2 = Flaky::new();
+    let l2_only = TieredCache::builder()
+        .without_l1()
+        .l2_arc(l2.clone() as Arc<dyn Backend>)
+        .build()
+        .unwrap();
+    l2_only
+        .set("k", &1u8, Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(l2_only.get::<u8>("k").await, Some(1));
+    assert_eq!(l2.ttl_reads.load(SeqCst), 0, "no L1 to fill: plain GET");
+    let two_tier = two_tier(&l2);
+    assert_eq!(two_tier.get::<u8>("k").await, Some(1));
+    assert_eq!(
+        l2.ttl_reads.load(SeqCst),
+        1,
+        "filling L1 needs the remaining TTL"
+    );
 }
 
 #[test]

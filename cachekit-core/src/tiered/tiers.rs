@@ -106,10 +106,17 @@ impl TieredCache {
             return Ok(None);
         };
         let counters = &self.inner.counters.l2;
-        let (bytes, ttl) = match l2
-            .call("get", counters, budget, |b| b.get_with_ttl(key))
-            .await
-        {
+        // The remaining TTL is only needed to fill L1 or to spot a stale
+        // entry; without either, a plain GET saves Redis a PTTL per read.
+        let needs_ttl = self.inner.l1.is_some() || policy.max_stale.is_some();
+        let read = l2.call("get", counters, budget, |b| async move {
+            if needs_ttl {
+                b.get_with_ttl(key).await
+            } else {
+                Ok(b.get(key).await?.map(|bytes| (bytes, Ttl::Persistent)))
+            }
+        });
+        let (bytes, ttl) = match read.await {
             Ok(Some(found)) => found,
             Ok(None) => {
                 counters.miss();

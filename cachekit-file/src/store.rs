@@ -14,9 +14,10 @@ use bytes::Bytes;
 use cachekit_core::{Error, ErrorKind, Result, Ttl};
 
 use crate::config::FileConfig;
-use crate::disk::{Disk, ReadOutcome, MAX_KEY_LEN};
+use crate::disk::{Disk, ReadOutcome, Temp, MAX_KEY_LEN};
 use crate::format::{
-    encode_header, expiry_for, is_live, key_hash, ttl_at, unix_now, FileName, Header, HEADER_LEN,
+    encode_header, expiry_for, is_live, key_hash, ttl_at, unix_now, FileName, Header, KeyHash,
+    HEADER_LEN,
 };
 use crate::index::Index;
 
@@ -37,6 +38,15 @@ pub(crate) struct Store {
 
 pub(crate) fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// An entry written to a temp file, not yet published.
+struct Staged<'a> {
+    hash: KeyHash,
+    name: FileName,
+    now: Duration,
+    expiry: u64,
+    temp: Temp<'a>,
 }
 
 /// A key as it may appear in a message: quoted, and cut if long.
@@ -176,22 +186,40 @@ impl Store {
             self.delete(key)?;
             return Ok(());
         }
-        let hash = key_hash(key);
-        let name = FileName::of(&hash);
-        let now = unix_now();
-        let expiry = expiry_for(ttl, now);
-        let durable = self.config.durable;
-        let temp = self.disk.write_temp(
-            self.key_xattr.then_some(key),
-            &encode_header(expiry),
-            value,
-            durable,
-        )?;
-        self.disk.publish(temp, &name, durable)?;
+        let Staged {
+            hash,
+            name,
+            now,
+            expiry,
+            temp,
+        } = self.stage(key, value, ttl)?;
+        self.disk.publish(temp, &name, self.config.durable)?;
         let size = value.len() as u64 + HEADER_LEN as u64;
         self.index().wrote(hash, size, expiry, nanos(now));
         self.enforce_limits();
         Ok(())
+    }
+
+    /// Writes the entry to a fresh temp file, ready to be published under
+    /// the key's file name.
+    fn stage(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<Staged<'_>> {
+        let hash = key_hash(key);
+        let name = FileName::of(&hash);
+        let now = unix_now();
+        let expiry = expiry_for(ttl, now);
+        let temp = self.disk.write_temp(
+            self.key_xattr.then_some(key),
+            &encode_header(expiry),
+            value,
+            self.config.durable,
+        )?;
+        Ok(Staged {
+            hash,
+            name,
+            now,
+            expiry,
+            temp,
+        })
     }
 
     /// Stores a value only if no live entry exists; returns whether it did.
@@ -205,17 +233,14 @@ impl Store {
         if ttl.is_some_and(|t| t.is_zero()) {
             return Ok(self.ttl(key)? == Ttl::Missing);
         }
-        let hash = key_hash(key);
-        let name = FileName::of(&hash);
-        let now = unix_now();
-        let expiry = expiry_for(ttl, now);
+        let Staged {
+            hash,
+            name,
+            now,
+            expiry,
+            temp,
+        } = self.stage(key, value, ttl)?;
         let durable = self.config.durable;
-        let temp = self.disk.write_temp(
-            self.key_xattr.then_some(key),
-            &encode_header(expiry),
-            value,
-            durable,
-        )?;
         for _ in 0..8 {
             if self.disk.publish_if_absent(&temp, &name, durable)? {
                 let size = value.len() as u64 + HEADER_LEN as u64;

@@ -72,6 +72,7 @@
 //! ```
 
 mod canonical;
+mod memo;
 mod types;
 
 #[cfg(test)]
@@ -86,6 +87,7 @@ use serde::Serialize;
 use crate::error::{Error, ErrorKind, Result};
 use canonical::{CanonError, Encoder, Profile};
 
+pub use memo::KeyCache;
 pub use types::{Set, Timestamp};
 
 /// Length of `args_hash`: 32 bytes in hex.
@@ -247,11 +249,15 @@ impl KeyBuilder {
     ///
     /// As [`canonical_args`].
     pub fn key<A: Serialize + ?Sized>(&self, args: &A) -> Result<String> {
-        let digest = hash_args(args)?;
+        Ok(self.compose(&hash_args(args)?))
+    }
+
+    /// `prefix` + the hex digest.
+    fn compose(&self, digest: &[u8; 32]) -> String {
         let mut key = String::with_capacity(self.prefix.len() + HASH_HEX_LEN);
         key.push_str(&self.prefix);
-        push_hex(&mut key, &digest);
-        Ok(key)
+        push_hex(&mut key, digest);
+        key
     }
 
     /// `namespace:operation:`, the prefix of every key this builder makes
@@ -274,28 +280,42 @@ impl KeyBuilder {
     }
 }
 
-/// Blake2b-256 of the canonical argument bytes, encoded in the thread's
-/// reusable buffer.
+/// Blake2b-256 of the canonical argument bytes.
 fn hash_args<A: Serialize + ?Sized>(args: &A) -> Result<[u8; 32]> {
-    let hash = |enc: &mut Encoder| -> Result<[u8; 32], CanonError> {
+    with_canonical_args(args, blake2b)
+}
+
+fn blake2b(bytes: &[u8]) -> [u8; 32] {
+    Blake2b::<U32>::digest(bytes).into()
+}
+
+/// Runs `f` on the canonical bytes of `args`, encoded in the thread's
+/// reusable buffer (a fresh one if that is in use).
+fn with_canonical_args<A, R>(args: &A, f: impl FnOnce(&[u8]) -> R) -> Result<R>
+where
+    A: Serialize + ?Sized,
+{
+    let mut f = Some(f);
+    let mut run = |enc: &mut Encoder| -> Result<Option<R>, CanonError> {
         enc.encode_args(args)?;
-        Ok(Blake2b::<U32>::digest(&enc.out).into())
+        Ok(f.take().map(|f| f(&enc.out)))
     };
     let reused = ENCODER.try_with(|cell| {
         // Already borrowed: a `Serialize` impl is deriving a key while its
         // own key is being derived. It gets a fresh encoder below.
         let mut enc = cell.try_borrow_mut().ok()?;
         enc.reset(Profile::Args);
-        let result = hash(&mut enc);
+        let result = run(&mut enc);
         enc.release_excess();
         Some(result)
     });
     let result = match reused {
         Ok(Some(result)) => result,
         // The thread is shutting down or the encoder is in use.
-        _ => hash(&mut Encoder::new(Profile::Args)),
+        _ => run(&mut Encoder::new(Profile::Args)),
     };
-    result.map_err(Error::from)
+    // `f` runs exactly once: either above or, if the encoder was busy, here.
+    result?.ok_or_else(|| Error::new(ErrorKind::Serialization, "key derivation ran twice"))
 }
 
 fn push_hex(out: &mut String, bytes: &[u8; 32]) {

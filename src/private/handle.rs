@@ -6,6 +6,9 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use super::{build, in_runtime, operation_segment, with_tiers, Setup, Tiers, LOG};
+use std::sync::Arc;
+
+use cachekit_core::keys::KeyCache;
 use cachekit_core::{Cacheable, KeyBuilder, Policy, Result, TieredCache};
 use std::time::Duration;
 
@@ -75,7 +78,8 @@ pub struct CachedFn {
 #[derive(Debug)]
 struct Active {
     cache: TieredCache,
-    keys: KeyBuilder,
+    /// Remembers recent calls' keys: a repeated call skips Blake2b.
+    keys: KeyCache,
 }
 
 impl CachedFn {
@@ -135,7 +139,10 @@ impl CachedFn {
         policy.max_stale = setup.max_stale;
         policy.compute_timeout = setup.compute_timeout;
         Self {
-            active: Some(Active { cache, keys }),
+            active: Some(Active {
+                cache,
+                keys: KeyCache::new(keys),
+            }),
             policy,
             counters: Counters::default(),
         }
@@ -169,7 +176,7 @@ impl CachedFn {
     /// The function's namespace and operation segments; `keys().prefix()`
     /// starts every key of the function. `None` when it runs uncached.
     pub fn keys(&self) -> Option<&KeyBuilder> {
-        self.active.as_ref().map(|a| &a.keys)
+        self.active.as_ref().map(|a| a.keys.builder())
     }
 
     /// The TTL the function stores entries with.
@@ -180,17 +187,17 @@ impl CachedFn {
     /// The key of one call: `None` (logged, then counted by the call) when
     /// the arguments give no key, or when the function runs uncached.
     #[doc(hidden)]
-    pub fn key(&self, derive: impl FnOnce(&KeyBuilder) -> Result<String>) -> Option<String> {
+    pub fn key(&self, derive: impl FnOnce(&KeyCache) -> Result<Arc<str>>) -> Option<Arc<str>> {
         let active = self.active.as_ref()?;
         derive(&active.keys)
             .inspect_err(|err| {
-                tracing::warn!(target: LOG, prefix = active.keys.prefix(), error = %err, "no cache key for these arguments; calling uncached");
+                tracing::warn!(target: LOG, prefix = active.keys.builder().prefix(), error = %err, "no cache key for these arguments; calling uncached");
             })
             .ok()
     }
 
     /// The cache and the key, or `None` after counting an uncached call.
-    fn target(&self, key: Option<String>) -> Option<(&TieredCache, String)> {
+    fn target(&self, key: Option<Arc<str>>) -> Option<(&TieredCache, Arc<str>)> {
         match (self.active.as_ref(), key) {
             (Some(active), Some(key)) => Some((&active.cache, key)),
             _ => {
@@ -201,20 +208,20 @@ impl CachedFn {
     }
 
     /// `_refresh`: counts a compute and stores the value, if any (fail-open).
-    async fn store<T: Cacheable>(&self, key: Option<String>, value: Option<&T>) {
+    async fn store<T: Cacheable>(&self, key: Option<Arc<str>>, value: Option<&T>) {
         self.counters.computes.fetch_add(1, Relaxed);
         if let (Some(active), Some(key), Some(value)) = (&self.active, key, value) {
             if let Err(err) = active.cache.set_with(&key, value, &self.policy).await {
-                tracing::warn!(target: LOG, key, error = %err, "refreshed value not stored");
+                tracing::warn!(target: LOG, key = &*key, error = %err, "refreshed value not stored");
             }
         }
     }
 
-    fn store_blocking<T: Cacheable>(&self, key: Option<String>, value: Option<&T>) {
+    fn store_blocking<T: Cacheable>(&self, key: Option<Arc<str>>, value: Option<&T>) {
         self.counters.computes.fetch_add(1, Relaxed);
         if let (Some(active), Some(key), Some(value)) = (&self.active, key, value) {
             if let Err(err) = active.cache.set_with_blocking(&key, value, &self.policy) {
-                tracing::warn!(target: LOG, key, error = %err, "refreshed value not stored");
+                tracing::warn!(target: LOG, key = &*key, error = %err, "refreshed value not stored");
             }
         }
     }
@@ -224,7 +231,7 @@ impl CachedFn {
     /// # Errors
     /// The L2 error, when the L2 entry may still be there.
     #[doc(hidden)]
-    pub async fn invalidate(&self, key: Option<String>) -> Result<bool> {
+    pub async fn invalidate(&self, key: Option<Arc<str>>) -> Result<bool> {
         match (&self.active, key) {
             (Some(active), Some(key)) => active.cache.delete(&key).await,
             _ => Ok(false),
@@ -236,7 +243,7 @@ impl CachedFn {
     /// # Errors
     /// As [`invalidate`](Self::invalidate).
     #[doc(hidden)]
-    pub fn invalidate_blocking(&self, key: Option<String>) -> Result<bool> {
+    pub fn invalidate_blocking(&self, key: Option<Arc<str>>) -> Result<bool> {
         match (&self.active, key) {
             (Some(active), Some(key)) => active.cache.delete_blocking(&key),
             _ => Ok(false),
@@ -250,7 +257,12 @@ impl CachedFn {
     #[doc(hidden)]
     pub async fn clear(&self) -> Result<u64> {
         match &self.active {
-            Some(active) => active.cache.delete_prefix(active.keys.prefix()).await,
+            Some(active) => {
+                active
+                    .cache
+                    .delete_prefix(active.keys.builder().prefix())
+                    .await
+            }
             None => Ok(0),
         }
     }
@@ -262,7 +274,9 @@ impl CachedFn {
     #[doc(hidden)]
     pub fn clear_blocking(&self) -> Result<u64> {
         match &self.active {
-            Some(active) => active.cache.delete_prefix_blocking(active.keys.prefix()),
+            Some(active) => active
+                .cache
+                .delete_prefix_blocking(active.keys.builder().prefix()),
             None => Ok(0),
         }
     }
@@ -275,7 +289,7 @@ impl CachedFn {
 
 /// A call of a function whose every value is cached.
 #[doc(hidden)]
-pub async fn value<T, F, Fut>(handle: &CachedFn, call: Call, key: Option<String>, compute: F) -> T
+pub async fn value<T, F, Fut>(handle: &CachedFn, call: Call, key: Option<Arc<str>>, compute: F) -> T
 where
     T: Cacheable,
     F: FnOnce() -> Fut,
@@ -296,7 +310,7 @@ where
 pub async fn result<T, E, F, Fut>(
     handle: &CachedFn,
     call: Call,
-    key: Option<String>,
+    key: Option<Arc<str>>,
     compute: F,
 ) -> Result<T, E>
 where
@@ -328,7 +342,7 @@ where
 pub async fn option<T, F, Fut>(
     handle: &CachedFn,
     call: Call,
-    key: Option<String>,
+    key: Option<Arc<str>>,
     compute: F,
 ) -> Option<T>
 where
@@ -348,7 +362,7 @@ where
 pub fn value_blocking<T: Cacheable>(
     handle: &CachedFn,
     call: Call,
-    key: Option<String>,
+    key: Option<Arc<str>>,
     compute: impl FnOnce() -> T + Send,
 ) -> T {
     match result_blocking(handle, call, key, || Ok::<T, Infallible>(compute())) {
@@ -362,7 +376,7 @@ pub fn value_blocking<T: Cacheable>(
 pub fn result_blocking<T: Cacheable, E: Send>(
     handle: &CachedFn,
     call: Call,
-    key: Option<String>,
+    key: Option<Arc<str>>,
     compute: impl FnOnce() -> Result<T, E> + Send,
 ) -> Result<T, E> {
     if call == Call::Refresh {
@@ -387,7 +401,7 @@ pub fn result_blocking<T: Cacheable, E: Send>(
 pub fn option_blocking<T: Cacheable>(
     handle: &CachedFn,
     call: Call,
-    key: Option<String>,
+    key: Option<Arc<str>>,
     compute: impl FnOnce() -> Option<T> + Send,
 ) -> Option<T> {
     result_blocking(handle, call, key, || compute().ok_or(NotCached)).ok()

@@ -4,7 +4,10 @@
 //! argument that is not `Serialize` is reported at that argument (16 is the
 //! largest tuple serde serializes).
 
-use cachekit_core::{KeyBuilder, Result};
+use std::sync::Arc;
+
+use cachekit_core::keys::KeyCache;
+use cachekit_core::Result;
 use serde::Serialize;
 
 macro_rules! key_fns {
@@ -12,9 +15,9 @@ macro_rules! key_fns {
         /// The key of a call with this many key arguments.
         ///
         /// # Errors
-        /// As [`KeyBuilder::key`].
+        /// As [`KeyCache::key`].
         #[allow(clippy::too_many_arguments)]
-        pub fn $name<$($ty: Serialize + ?Sized),+>(keys: &KeyBuilder, $($arg: &$ty),+) -> Result<String> {
+        pub fn $name<$($ty: Serialize + ?Sized),+>(keys: &KeyCache, $($arg: &$ty),+) -> Result<Arc<str>> {
             keys.key(&($($arg,)+))
         }
     )+};

@@ -1,0 +1,167 @@
+//! Keys remembered by their arguments, so that a repeated call skips
+//! Blake2b.
+//!
+//! Deriving an interop key costs a canonical encoding, a Blake2b-256 and a
+//! hex encoding; on an L1 hit the Blake2b alone was about a third of the
+//! whole call. A [`KeyCache`] keeps the keys of recent argument lists in a
+//! small direct-mapped table indexed by an xxh3 of the canonical bytes. A
+//! slot is a hit only if its stored canonical bytes equal the call's
+//! exactly, so a hash collision (accidental or crafted) costs a Blake2b,
+//! never a wrong key.
+
+use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use serde::Serialize;
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::{blake2b, with_canonical_args, KeyBuilder};
+use crate::error::Result;
+
+/// Slots per cache; a power of two.
+const SLOTS: usize = 256;
+/// Argument lists longer than this are not remembered: their Blake2b is
+/// no longer small next to a copy, and they would make the table large.
+const MAX_REMEMBERED_ARGS: usize = 256;
+
+/// A [`KeyBuilder`] that remembers the keys of recently seen arguments.
+///
+/// It gives exactly the keys its builder gives; it only avoids recomputing
+/// them. It holds at most 256 keys (about 40 KiB with short arguments);
+/// arguments whose canonical encoding exceeds 256 bytes are derived every
+/// time.
+///
+/// ```
+/// use cachekit_core::keys::{KeyBuilder, KeyCache};
+///
+/// let builder = KeyBuilder::new("users", "get_user")?;
+/// let keys = KeyCache::new(builder.clone());
+/// assert_eq!(&*keys.key(&(42,))?, builder.key(&(42,))?);
+/// assert_eq!(&*keys.key(&(42,))?, builder.key(&(42,))?); // remembered
+/// # Ok::<(), cachekit_core::Error>(())
+/// ```
+pub struct KeyCache {
+    builder: KeyBuilder,
+    slots: Box<[RwLock<Option<Slot>>]>,
+}
+
+struct Slot {
+    args: Box<[u8]>,
+    key: Arc<str>,
+}
+
+impl KeyCache {
+    /// A cache of `builder`'s keys.
+    pub fn new(builder: KeyBuilder) -> Self {
+        Self {
+            builder,
+            slots: (0..SLOTS).map(|_| RwLock::new(None)).collect(),
+        }
+    }
+
+    /// The key for `args`, as [`KeyBuilder::key`] derives it.
+    ///
+    /// # Errors
+    ///
+    /// As [`KeyBuilder::key`].
+    pub fn key<A: Serialize + ?Sized>(&self, args: &A) -> Result<Arc<str>> {
+        with_canonical_args(args, |bytes| self.lookup(bytes))
+    }
+
+    /// The builder whose keys this remembers.
+    pub fn builder(&self) -> &KeyBuilder {
+        &self.builder
+    }
+
+    fn lookup(&self, args: &[u8]) -> Arc<str> {
+        if args.len() > MAX_REMEMBERED_ARGS {
+            return self.builder.compose(&blake2b(args)).into();
+        }
+        // SLOTS is a power of two; truncating the hash is the point.
+        #[allow(clippy::cast_possible_truncation)]
+        let index = (xxh3_64(args) as usize) & (SLOTS - 1);
+        let Some(slot) = self.slots.get(index) else {
+            return self.builder.compose(&blake2b(args)).into();
+        };
+        // Nothing that can panic runs under these locks, so a poisoned one
+        // still holds a consistent slot.
+        if let Some(found) = slot
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .filter(|s| *s.args == *args)
+        {
+            return found.key.clone();
+        }
+        let key: Arc<str> = self.builder.compose(&blake2b(args)).into();
+        *slot.write().unwrap_or_else(PoisonError::into_inner) = Some(Slot {
+            args: args.into(),
+            key: key.clone(),
+        });
+        key
+    }
+}
+
+impl fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyCache")
+            .field("prefix", &self.builder.prefix())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builder() -> KeyBuilder {
+        KeyBuilder::new("users", "get_user").unwrap()
+    }
+
+    #[test]
+    fn gives_the_builders_keys_first_time_and_after() {
+        let keys = KeyCache::new(builder());
+        for round in 0..3 {
+            for id in 0..1_000_u64 {
+                let want = builder().key(&(id, "en")).unwrap();
+                assert_eq!(&*keys.key(&(id, "en")).unwrap(), want, "round {round}");
+            }
+        }
+    }
+
+    #[test]
+    fn equal_encodings_share_a_key_and_different_ones_never_do() {
+        let keys = KeyCache::new(builder());
+        // 2.0 and 2 encode identically (interop rule), so they must agree.
+        assert_eq!(keys.key(&(2.0,)).unwrap(), keys.key(&(2,)).unwrap());
+        // Fill every slot, then make sure nothing returns another's key.
+        let all: Vec<_> = (0..2_000_u64).map(|i| keys.key(&(i,)).unwrap()).collect();
+        for (i, key) in all.iter().enumerate().rev() {
+            assert_eq!(keys.key(&(i as u64,)).unwrap(), *key);
+        }
+        let distinct: std::collections::HashSet<_> = all.iter().collect();
+        assert_eq!(distinct.len(), all.len());
+    }
+
+    #[test]
+    fn long_arguments_are_derived_not_remembered() {
+        let keys = KeyCache::new(builder());
+        let long = "x".repeat(MAX_REMEMBERED_ARGS * 2);
+        let want = builder().key(&(&long,)).unwrap();
+        assert_eq!(&*keys.key(&(&long,)).unwrap(), want);
+        assert!(keys
+            .slots
+            .iter()
+            .all(|s| s.read().unwrap().as_ref().is_none()));
+    }
+
+    #[test]
+    fn errors_are_the_builders() {
+        let keys = KeyCache::new(builder());
+        let err = keys.key(&(f64::NAN,)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            builder().key(&(f64::NAN,)).unwrap_err().to_string()
+        );
+    }
+}

@@ -166,9 +166,7 @@ impl TieredCache {
         T: Serialize + Clone + Send + Sync + 'static,
     {
         let policy = policy.or(&self.inner.defaults);
-        let result = self
-            .store(key, &Arc::new(value.clone()), &policy, None)
-            .await;
+        let (result, _) = self.store(key, value, &policy, None).await;
         if result.is_err() {
             self.invalidate_local(key);
         }

@@ -21,7 +21,7 @@ type Strict<E> = Option<fn(Error) -> E>;
 /// What the stampede lock step decided.
 enum Stampede<T> {
     /// Another process stored the value while we waited.
-    Hit(T, Shared),
+    Hit(T, Option<Shared>),
     /// Compute; release the lock with this token afterwards, if any.
     Compute(Option<String>),
 }
@@ -307,12 +307,12 @@ impl TieredCache {
             // The previous flight may have filled the cache after our L1 check.
             if let Found::Fresh(v, _) = self.l1_peek::<T>(key, policy) {
                 self.inner.counters.coalesced();
-                finish(leader, FlightState::Done(Arc::new(v.clone())));
+                finish_with(leader, &v, None);
                 return Ok(v);
             }
             match self.l2_read::<T>(key, policy, budget).await {
                 Ok(Some(hit)) if hit.fresh => {
-                    finish(leader, FlightState::Done(hit.shared));
+                    finish_with(leader, &hit.value, hit.shared);
                     return Ok(hit.value);
                 }
                 Ok(Some(hit)) => fallback = Some(hit.value),
@@ -326,7 +326,7 @@ impl TieredCache {
             }
             match self.stampede::<T>(key, policy, budget).await {
                 Stampede::Hit(v, shared) => {
-                    finish(leader, FlightState::Done(shared));
+                    finish_with(leader, &v, shared);
                     return Ok(v);
                 }
                 Stampede::Compute(token) => lock_token = token,
@@ -354,16 +354,15 @@ impl TieredCache {
         };
         match result {
             Ok(value) => {
-                let shared = Arc::new(value);
-                let stored = self.store(key, &shared, policy, budget).await;
+                let (stored, shared) = self.store(key, &value, policy, budget).await;
                 self.release(key, lock_token).await;
                 if let (Err(err), Some(convert)) = (stored, strict) {
                     self.invalidate_local(key);
                     finish(leader, FlightState::Failed);
                     return Err(convert(err));
                 }
-                finish(leader, FlightState::Done(shared.clone()));
-                Ok(T::clone(&shared))
+                finish_with(leader, &value, shared);
+                Ok(value)
             }
             Err(err) => {
                 self.release(key, lock_token).await;
@@ -382,7 +381,7 @@ impl TieredCache {
     fn serve_stale<T: Cacheable>(&self, key: &str, leader: Option<LeaderGuard<'_>>, value: T) -> T {
         self.inner.recent_failures.insert(key.to_owned(), ());
         self.inner.counters.stale_served();
-        finish(leader, FlightState::Done(Arc::new(value.clone())));
+        finish_with(leader, &value, None);
         value
     }
 
@@ -469,15 +468,14 @@ impl TieredCache {
             // A refresh that finished while this task was queued leaves
             // nothing to do.
             if let Found::Fresh(v, false) = cache.l1_peek::<T>(&key, &policy) {
-                guard.finish(FlightState::Done(Arc::new(v)));
+                guard.finish_with(|| Arc::new(v));
                 return;
             }
             cache.inner.counters.refresh();
             match compute().await {
                 Ok(value) => {
-                    let shared = Arc::new(value);
-                    let _ = cache.store(&key, &shared, &policy, None).await;
-                    guard.finish(FlightState::Done(shared));
+                    let (_, shared) = cache.store(&key, &value, &policy, None).await;
+                    guard.finish_with(|| shared.unwrap_or_else(|| Arc::new(value)));
                 }
                 Err(_) => {
                     tracing::warn!(target: "cachekit", key, "background refresh failed; the current value stays until it expires");
@@ -491,5 +489,13 @@ impl TieredCache {
 fn finish(leader: Option<LeaderGuard<'_>>, state: FlightState) {
     if let Some(guard) = leader {
         guard.finish(state);
+    }
+}
+
+/// Publishes `value` to the waiters, if any: `shared` when L1 already holds
+/// a copy, else a copy made only when someone is waiting.
+fn finish_with<T: Cacheable>(leader: Option<LeaderGuard<'_>>, value: &T, shared: Option<Shared>) {
+    if let Some(guard) = leader {
+        guard.finish_with(|| shared.unwrap_or_else(|| Arc::new(value.clone())));
     }
 }

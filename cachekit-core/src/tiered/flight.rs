@@ -24,7 +24,7 @@ type Flight = watch::Sender<FlightState>;
 
 #[derive(Default)]
 pub(crate) struct Flights {
-    map: Mutex<HashMap<String, Arc<Flight>>>,
+    map: Mutex<HashMap<Arc<str>, Arc<Flight>>>,
 }
 
 pub(crate) enum Role<'a> {
@@ -42,10 +42,11 @@ impl Flights {
             return Role::Follower(flight.subscribe());
         }
         let flight = Arc::new(watch::Sender::new(FlightState::Running));
-        map.insert(key.to_owned(), Arc::clone(&flight));
+        let key: Arc<str> = key.into();
+        map.insert(key.clone(), Arc::clone(&flight));
         Role::Leader(LeaderGuard {
             flights: self,
-            key: key.to_owned(),
+            key,
             flight,
             finished: false,
         })
@@ -70,7 +71,7 @@ impl Flights {
 /// Held by the caller that computes; dropping it unfinished wakes the waiters.
 pub(crate) struct LeaderGuard<'a> {
     flights: &'a Flights,
-    key: String,
+    key: Arc<str>,
     flight: Arc<Flight>,
     finished: bool,
 }
@@ -78,6 +79,17 @@ pub(crate) struct LeaderGuard<'a> {
 impl LeaderGuard<'_> {
     pub(crate) fn finish(mut self, state: FlightState) {
         self.publish(state);
+    }
+
+    /// Publishes a value, made by `share` only if someone is waiting for
+    /// it: a call that nobody joined does not copy its value.
+    pub(crate) fn finish_with(mut self, share: impl FnOnce() -> Shared) {
+        self.finished = true;
+        // Once removed, nobody can join; only those already waiting count.
+        self.flights.remove(&self.key, &self.flight);
+        if self.flight.receiver_count() > 0 {
+            self.flight.send_replace(FlightState::Done(share()));
+        }
     }
 
     fn publish(&mut self, state: FlightState) {

@@ -243,9 +243,33 @@ async fn errors_are_returned_and_not_cached() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_concurrent_callers_share_one_computation() {
-    const CALLERS: usize = 1000;
     let l2 = Flaky::new();
     let cache = two_tier(&l2);
+    let stats = thousand_callers(&cache).await;
+    assert_eq!(stats.l1.hits + stats.coalesced, (CALLERS - 1) as u64);
+    assert_eq!(stats.l2.sets, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_l1_waiters_still_get_the_leaders_value() {
+    // Without an L1 the leader copies its value only for callers waiting on
+    // it; this checks they all get it.
+    let l2 = Flaky::new();
+    let cache = TieredCache::builder()
+        .without_l1()
+        .l2_arc(l2.clone() as Arc<dyn Backend>)
+        .build()
+        .unwrap();
+    let stats = thousand_callers(&cache).await;
+    assert_eq!(stats.l2.hits + stats.coalesced, (CALLERS - 1) as u64);
+    assert_eq!(stats.l2.sets, 1);
+}
+
+const CALLERS: usize = 1000;
+
+/// Runs `CALLERS` concurrent calls of one cold key, checks they all got
+/// the value from one computation, and returns the stats.
+async fn thousand_callers(cache: &TieredCache) -> crate::TieredStats {
     let started = Arc::new(AtomicUsize::new(0));
     let computes = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::with_capacity(CALLERS);
@@ -273,12 +297,11 @@ async fn a_thousand_concurrent_callers_share_one_computation() {
     assert_eq!(computes.load(SeqCst), 1);
     let stats = cache.stats();
     assert_eq!(stats.computes, 1);
-    assert_eq!(stats.l1.hits + stats.coalesced, (CALLERS - 1) as u64);
     assert!(
         stats.coalesced > 0,
         "no caller waited: the test did not exercise single-flight"
     );
-    assert_eq!(stats.l2.sets, 1);
+    stats
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,7 +27,8 @@ pub(crate) enum Found<T> {
 /// A value read from L2.
 pub(crate) struct L2Hit<T> {
     pub(crate) value: T,
-    pub(crate) shared: Shared,
+    /// The copy L1 keeps, if there is an L1; waiters can share it.
+    pub(crate) shared: Option<Shared>,
     pub(crate) fresh: bool,
 }
 
@@ -144,7 +145,6 @@ impl TieredCache {
             }
         };
         counters.hit();
-        let shared: Arc<T> = Arc::new(value.clone());
         // The entry's life in L2 is its TTL plus the stale window, so what
         // is left of its freshness is the remaining TTL minus that window.
         let (logical, fresh) = match (ttl, policy.max_stale) {
@@ -156,7 +156,7 @@ impl TieredCache {
             (Ttl::Missing, _) => {
                 return Ok(Some(L2Hit {
                     value,
-                    shared,
+                    shared: None,
                     fresh: true,
                 }))
             }
@@ -165,7 +165,7 @@ impl TieredCache {
             Ttl::Remaining(left) => Some(left),
             _ => None,
         };
-        self.l1_put(key, bytes, shared.clone(), logical, remaining_life);
+        let shared = self.l1_put(key, bytes, &value, logical, remaining_life);
         Ok(Some(L2Hit {
             value,
             shared,
@@ -180,24 +180,29 @@ impl TieredCache {
     ///
     /// # Errors
     /// Encoding errors (nothing is written) and L2 errors (L1 is written).
+    /// Returns the copy L1 keeps (if any), for waiters to share.
     pub(crate) async fn store<T>(
         &self,
         key: &str,
-        value: &Arc<T>,
+        value: &T,
         policy: &Policy,
         budget: Option<&Budget>,
-    ) -> Result<()>
+    ) -> (Result<()>, Option<Shared>)
     where
-        T: Serialize + Send + Sync + 'static,
+        T: Serialize + Clone + Send + Sync + 'static,
     {
         let logical = policy.write_ttl();
         let life = match (logical, policy.max_stale) {
             (Some(ttl), Some(window)) => Some(ttl.saturating_add(window)),
             (ttl, _) => ttl,
         };
-        let bytes = self.inner.codec.encode(value.as_ref()).inspect_err(|err| {
-            tracing::warn!(target: "cachekit", key, error = %err, "value not cached: cannot encode it");
-        })?;
+        let bytes = match self.inner.codec.encode(value) {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                tracing::warn!(target: "cachekit", key, error = %err, "value not cached: cannot encode it");
+                return (Err(err), None);
+            }
+        };
         let mut result = Ok(());
         if let Some(l2) = &self.inner.l2 {
             let counters = &self.inner.counters.l2;
@@ -212,22 +217,24 @@ impl TieredCache {
                 }
             }
         }
-        self.l1_put(key, bytes, value.clone(), logical, life);
-        result
+        let shared = self.l1_put(key, bytes, value, logical, life);
+        (result, shared)
     }
 
-    /// Inserts into L1. `logical` is how long the value stays fresh, `life`
-    /// how long it may be kept at all (longer with serve-stale); L1 freshness
-    /// is further capped by `l1_max_ttl` when an L2 exists.
-    fn l1_put<T: Send + Sync + 'static>(
+    /// Inserts a copy of `value` into L1 and returns it (`None` without an
+    /// L1). `logical` is how long the value stays fresh, `life` how long it
+    /// may be kept at all (longer with serve-stale); L1 freshness is further
+    /// capped by `l1_max_ttl` when an L2 exists.
+    fn l1_put<T: Clone + Send + Sync + 'static>(
         &self,
         key: &str,
         bytes: Bytes,
-        value: Arc<T>,
+        value: &T,
         logical: Option<Duration>,
         life: Option<Duration>,
-    ) {
-        let Some(l1) = &self.inner.l1 else { return };
+    ) -> Option<Shared> {
+        let l1 = self.inner.l1.as_ref()?;
+        let value = Arc::new(value.clone());
         let now = Instant::now();
         let at = |d: Option<Duration>| d.and_then(|d| now.checked_add(d));
         let l1_fresh = match (logical, self.inner.l1_max_ttl) {
@@ -238,7 +245,7 @@ impl TieredCache {
         let stored = if stale_window {
             Stored {
                 bytes,
-                decoded: Some(value),
+                decoded: Some(value.clone()),
                 expires_at: at(life),
                 fresh_until: at(l1_fresh).or(Some(now)),
                 logical_until: at(logical),
@@ -246,7 +253,7 @@ impl TieredCache {
         } else {
             Stored {
                 bytes,
-                decoded: Some(value),
+                decoded: Some(value.clone()),
                 expires_at: at(l1_fresh),
                 fresh_until: None,
                 logical_until: at(logical),
@@ -254,5 +261,6 @@ impl TieredCache {
         };
         l1.insert_stored(key, stored);
         self.inner.counters.l1.set();
+        Some(value)
     }
 }

@@ -180,8 +180,8 @@ use proc_macro::TokenStream;
 /// interop/v1 hash (Blake2b-256 of the canonical MessagePack) of the tuple
 /// of key arguments, in order: `get_user(42)` hashes `(42,)`, like every
 /// cachekit implementation, so other languages can share the entries.
-/// Each function remembers the keys of its 256 most recently seen
-/// argument lists (up to 256 canonical bytes each; see
+/// Each function remembers the keys of recently seen argument lists in a
+/// 256-slot table (lists of up to 256 canonical bytes; see
 /// `cachekit::keys::KeyCache`), so a repeated call costs one canonical
 /// encoding and a table lookup instead of a Blake2b.
 ///

@@ -100,6 +100,14 @@ fn keys(c: &mut Criterion) {
         [12i64, 13],
     );
     group.bench_function("10_args", |b| b.iter(|| builder.key(black_box(&ten))));
+    // What `#[cached]` does: the same keys, remembered by argument bytes.
+    let remembered = cachekit::keys::KeyCache::new(builder.clone());
+    group.bench_function("1_arg_remembered", |b| {
+        b.iter(|| remembered.key(black_box(&(42u64,))))
+    });
+    group.bench_function("3_args_remembered", |b| {
+        b.iter(|| remembered.key(black_box(&(42u64, "alice@example.com", true))))
+    });
     group.bench_function("derive_key_3_args_unvalidated_builder", |b| {
         b.iter(|| {
             derive_key(

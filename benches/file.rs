@@ -1,20 +1,34 @@
 //! The file backend: get and set of 1 KiB and 64 KiB values, durable and
 //! not, at 1k and 100k entries (set time must not grow with the count).
 //!
-//! `cargo bench --bench file`
+//! Each group also runs `raw_set` and `raw_get`: the same system calls on
+//! the same directory without cachekit (exclusive create, key attribute,
+//! one write, swap into place, remove the old file; open, stat, read), so
+//! the ratio shows cachekit's own cost whatever state the filesystem is
+//! in. File creation time depends on the filesystem far more than on
+//! cachekit: on ext4 without a journal, each create scans past every inode
+//! freed in the last minutes, so it grows with recent churn in the
+//! directory's block group, shared with everything else on the machine.
+//!
+//! `cargo bench --bench file`; the directory is a fresh temp directory
+//! under `$CACHEKIT_BENCH_DIR` if set, else the system temp directory.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+use std::fs::File;
 use std::hint::black_box;
+use std::io::{IoSlice, Read, Write};
+use std::path::Path;
 
 use bytes::Bytes;
 use cachekit::{Backend, FileBackend, FileConfig};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, XattrFlags};
 use tokio::runtime::Runtime;
 
 const HOT_KEYS: usize = 1000;
 
-fn open(dir: &std::path::Path, durable: bool) -> FileBackend {
+fn open(dir: &Path, durable: bool) -> FileBackend {
     let config = FileConfig::builder()
         .dir(dir)
         .max_entries(1_000_000)
@@ -36,26 +50,87 @@ fn fill(rt: &Runtime, backend: &FileBackend, entries: usize) {
     }
 }
 
+/// The hot keys with their entry file names.
+fn hot_keys(backend: &FileBackend) -> Vec<(String, String)> {
+    (0..HOT_KEYS)
+        .map(|i| {
+            let key = format!("bench:{i}");
+            let path = backend.path_for(&key);
+            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+            (key, name)
+        })
+        .collect()
+}
+
+/// What a set costs without cachekit: the system calls of a replace.
+fn raw_set(dir: &File, tmp: &str, (key, name): &(String, String), value: &[u8], durable: bool) {
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut file =
+        File::from(rustix::fs::openat(dir, tmp, flags, Mode::RUSR | Mode::WUSR).unwrap());
+    rustix::fs::fsetxattr(
+        &file,
+        "user.cachekit.key",
+        key.as_bytes(),
+        XattrFlags::empty(),
+    )
+    .unwrap();
+    let header = *b"CK\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00";
+    let written = file
+        .write_vectored(&[IoSlice::new(&header), IoSlice::new(value)])
+        .unwrap();
+    assert_eq!(written, header.len() + value.len());
+    if durable {
+        file.sync_data().unwrap();
+    }
+    drop(file);
+    rustix::fs::renameat_with(dir, tmp, dir, name.as_str(), RenameFlags::EXCHANGE).unwrap();
+    if durable {
+        rustix::fs::fsync(dir).unwrap();
+    }
+    rustix::fs::unlinkat(dir, tmp, AtFlags::empty()).unwrap();
+}
+
+/// What a get costs without cachekit: open, stat, read.
+fn raw_get(dir: &File, name: &str) -> Vec<u8> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut file = File::from(rustix::fs::openat(dir, name, flags, Mode::empty()).unwrap());
+    let len = file.metadata().unwrap().len();
+    let mut buf = Vec::with_capacity(usize::try_from(len).unwrap());
+    file.read_to_end(&mut buf).unwrap();
+    buf
+}
+
 fn file(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
+    let base = std::env::var_os("CACHEKIT_BENCH_DIR").map_or_else(std::env::temp_dir, Into::into);
     for entries in [1_000usize, 100_000] {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir_in(&base).unwrap();
         fill(&rt, &open(dir.path(), false), entries);
         // Flush the fill's dirty pages first, so that background writeback
         // does not land inside the measurements.
         let _ = std::process::Command::new("sync").status();
+        let dir_fd = File::open(dir.path()).unwrap();
+        let tmp = format!(".tmp-{}-0000000000000000", std::process::id());
         for durable in [false, true] {
             let backend = open(dir.path(), durable);
+            let hot = hot_keys(&backend);
             let mode = if durable { "durable" } else { "fast" };
             for size in [1024usize, 64 * 1024] {
                 let value = Bytes::from(vec![b'v'; size]);
                 let mut group = c.benchmark_group(format!("file_{mode}_{size}B"));
                 group.throughput(Throughput::Elements(1));
                 group.sample_size(if durable { 10 } else { 30 });
+                let mut r = 0usize;
+                group.bench_with_input(BenchmarkId::new("raw_set", entries), &entries, |b, _| {
+                    b.iter(|| {
+                        r = (r + 1) % HOT_KEYS;
+                        raw_set(&dir_fd, &tmp, &hot[r], &value, durable);
+                    })
+                });
                 let mut i = 0usize;
                 group.bench_with_input(BenchmarkId::new("set", entries), &entries, |b, _| {
                     b.to_async(&rt).iter(|| {
@@ -63,6 +138,13 @@ fn file(c: &mut Criterion) {
                         let key = format!("bench:{i}");
                         let (backend, value) = (&backend, value.clone());
                         async move { backend.set(&key, value, None).await.unwrap() }
+                    })
+                });
+                let mut g = 0usize;
+                group.bench_with_input(BenchmarkId::new("raw_get", entries), &entries, |b, _| {
+                    b.iter(|| {
+                        g = (g + 1) % HOT_KEYS;
+                        black_box(raw_get(&dir_fd, &hot[g].1))
                     })
                 });
                 let mut j = 0usize;

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use cachekit_core::{Backend, Health, Result, Ttl};
 
 use crate::config::FileConfig;
+use crate::disk::Replaced;
 use crate::format::{key_hash, ttl_at, unix_now, FileName};
 use crate::store::{Store, SweepStats};
 
@@ -18,7 +19,10 @@ use crate::store::{Store, SweepStats};
 ///
 /// Cloning is cheap; clones share the directory handle and the index.
 /// File IO runs on Tokio's blocking pool, so every async method needs a
-/// Tokio runtime.
+/// Tokio runtime. All of it, small non-durable writes included: a stalled
+/// or slow filesystem (NFS, dirty-page throttling, ext4 without a journal
+/// scanning for a free inode) then delays only the call, which a tiered
+/// cache's L2 timeout can give up on, and never an async worker thread.
 ///
 /// ```
 /// use cachekit_core::Backend;
@@ -115,6 +119,42 @@ impl FileBackend {
         let out = tokio::task::spawn_blocking(move || f(&store))
             .await
             .map_err(crate::error::join_error)?;
+        self.after_io();
+        out
+    }
+
+    /// Runs a write on the blocking pool and returns as soon as the new
+    /// values are in place: the files they replaced are removed by the same
+    /// blocking thread after the caller has been answered.
+    async fn writing<F>(&self, f: F) -> Result<()>
+    where
+        F: for<'s> FnOnce(&'s Store) -> Result<Vec<Replaced<'s>>> + Send + 'static,
+    {
+        let store = Arc::clone(&self.store);
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let task = tokio::task::spawn_blocking(move || {
+            let (out, replaced) = match f(&store) {
+                Ok(replaced) => (Ok(()), replaced),
+                Err(err) => (Err(err), Vec::new()),
+            };
+            // The caller may have gone (a timeout); the write stands anyway.
+            let _ = reply.send(out);
+            drop(replaced);
+        });
+        let out = match answer.await {
+            Ok(out) => out,
+            // No answer: `f` panicked, which the task's result reports.
+            Err(_) => match task.await {
+                Err(err) => Err(crate::error::join_error(err)),
+                Ok(()) => Err(crate::error::no_answer()),
+            },
+        };
+        self.after_io();
+        out
+    }
+
+    /// Starts the periodic sweep in the background if it is due.
+    fn after_io(&self) {
         if self.store.claim_sweep() {
             let claim = SweepClaim(Arc::clone(&self.store));
             tokio::task::spawn_blocking(move || {
@@ -123,7 +163,6 @@ impl FileBackend {
                 }
             });
         }
-        out
     }
 }
 
@@ -157,7 +196,8 @@ impl Backend for FileBackend {
 
     async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
         let key = key.to_owned();
-        self.blocking(move |s| s.set(&key, &value, ttl)).await
+        self.writing(move |s| Ok(vec![s.set(&key, &value, ttl)?]))
+            .await
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
@@ -190,10 +230,11 @@ impl Backend for FileBackend {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect();
-        self.blocking(move |s| {
+        self.writing(move |s| {
             entries
                 .iter()
-                .try_for_each(|(key, value)| s.set(key, value, ttl))
+                .map(|(key, value)| s.set(key, value, ttl))
+                .collect()
         })
         .await
     }

@@ -62,6 +62,15 @@ pub(crate) fn join_error(err: tokio::task::JoinError) -> Error {
     )
 }
 
+/// A blocking task that ended without answering (it cannot, short of a
+/// panic, which [`join_error`] reports instead).
+pub(crate) fn no_answer() -> Error {
+    Error::new(
+        ErrorKind::Io,
+        "file backend worker ended without a result; this is a bug in cachekit-file, please report it",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -62,16 +62,21 @@
 //! # Writes and crashes
 //! A write creates `.tmp-<pid>-<random>` in the cache directory (exclusive
 //! create, never through a symlink, mode 0600), sets the key attribute,
-//! writes header and value, fsyncs when [durable](FileConfigBuilder::durable),
-//! and moves it into place atomically (then fsyncs the directory when
-//! durable). On Linux the move is a swap (`renameat2(RENAME_EXCHANGE)`)
-//! followed by removing the old file, because ext4 flushes a file renamed
-//! over another, which costs a plain rename five times the whole write;
-//! elsewhere, and for a new key, it is a rename. A reader sees the whole old
-//! or the whole new file, even if the writer is killed mid-write. `set_if_absent` publishes with `link`, which fails
-//! atomically if the entry exists, so concurrent callers in any process
-//! have one winner. `expire` rewrites the 8 expiry bytes in place, so it
-//! can never resurrect an older value over a concurrent `set`.
+//! writes header and value (one `writev`), fsyncs when
+//! [durable](FileConfigBuilder::durable), and moves it into place
+//! atomically (then fsyncs the directory when durable). On Linux the move
+//! is a swap (`renameat2(RENAME_EXCHANGE)`) followed by removing the old
+//! file, because ext4 flushes a file renamed over another, which costs a
+//! plain rename five times the whole write; elsewhere, and for a new key,
+//! it is a rename. A reader sees the whole old or the whole new file, even
+//! if the writer is killed mid-write. `set` and `set_many` return once the
+//! new value is in place; the blocking thread removes the swapped-out file
+//! right after answering (freeing an inode is the slowest step of a
+//! replace on ext4), so for a moment it may still be there under its temp
+//! name, which no reader looks up. `set_if_absent` publishes with `link`,
+//! which fails atomically if the entry exists, so concurrent callers in any
+//! process have one winner. `expire` rewrites the 8 expiry bytes in place,
+//! so it can never resurrect an older value over a concurrent `set`.
 //!
 //! Temp files whose writer process is dead, or older than 10 minutes, are
 //! removed at open and by each sweep. The pid check is only meaningful

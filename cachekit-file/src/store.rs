@@ -14,7 +14,7 @@ use bytes::Bytes;
 use cachekit_core::{Error, ErrorKind, Result, Ttl};
 
 use crate::config::FileConfig;
-use crate::disk::{Disk, ReadOutcome, Temp, MAX_KEY_LEN};
+use crate::disk::{Disk, ReadOutcome, Replaced, Temp, MAX_KEY_LEN};
 use crate::format::{
     encode_header, expiry_for, is_live, key_hash, ttl_at, unix_now, FileName, Header, KeyHash,
     HEADER_LEN,
@@ -178,13 +178,21 @@ impl Store {
         }
     }
 
-    /// Stores a value, replacing any previous one.
-    pub(crate) fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
+    /// Stores a value, replacing any previous one. The value is in place
+    /// when this returns; the file it replaced is removed when the returned
+    /// [`Replaced`] is dropped, which the caller may do after reporting
+    /// success.
+    pub(crate) fn set(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<Replaced<'_>> {
         self.check_write(key, value.len())?;
         if ttl.is_some_and(|t| t.is_zero()) {
             // Stored and expired at once: what remains is that the key is gone.
             self.delete(key)?;
-            return Ok(());
+            return Ok(Replaced::NONE);
         }
         let Staged {
             hash,
@@ -193,11 +201,23 @@ impl Store {
             expiry,
             temp,
         } = self.stage(key, value, ttl)?;
-        self.disk.publish(temp, &name, self.config.durable)?;
+        let replaced = self.disk.publish(temp, &name, self.config.durable)?;
         let size = value.len() as u64 + HEADER_LEN as u64;
-        self.index().wrote(hash, size, expiry, nanos(now));
-        self.enforce_limits();
-        Ok(())
+        self.wrote(hash, size, expiry, now);
+        Ok(replaced)
+    }
+
+    /// Records a write in the index, then evicts if it crossed the high
+    /// watermark (one lock in the common case of no eviction).
+    fn wrote(&self, hash: KeyHash, size: u64, expiry: u64, now: Duration) {
+        let over = {
+            let mut index = self.index();
+            index.wrote(hash, size, expiry, nanos(now));
+            index.exceeds(self.config.high())
+        };
+        if over {
+            self.enforce_limits();
+        }
     }
 
     /// Writes the entry to a fresh temp file, ready to be published under
@@ -243,10 +263,9 @@ impl Store {
         let durable = self.config.durable;
         for _ in 0..8 {
             if self.disk.publish_if_absent(&temp, &name, durable)? {
-                let size = value.len() as u64 + HEADER_LEN as u64;
-                self.index().wrote(hash, size, expiry, nanos(now));
                 drop(temp);
-                self.enforce_limits();
+                let size = value.len() as u64 + HEADER_LEN as u64;
+                self.wrote(hash, size, expiry, now);
                 return Ok(true);
             }
             match self.disk.read_header(name.as_str())? {

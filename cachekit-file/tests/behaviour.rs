@@ -340,3 +340,32 @@ async fn health_reports_the_directory_and_counts() {
     assert_eq!(health.details["bytes"], "19");
     assert_eq!(health.details["dir"], dir.path().display().to_string());
 }
+
+#[tokio::test]
+async fn replaced_files_are_removed_after_set_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(dir.path(), |b| b);
+    for i in 0..50u32 {
+        cache
+            .set("k", Bytes::from(i.to_string()), None)
+            .await
+            .unwrap();
+        // The new value is in place when set returns, whatever is still
+        // being cleaned up behind it.
+        assert_eq!(
+            cache.get("k").await.unwrap().as_deref(),
+            Some(i.to_string().as_bytes())
+        );
+    }
+    let batch: Vec<(&str, Bytes)> = vec![("k", "a".into()), ("j", "b".into())];
+    cache.set_many(&batch, None).await.unwrap();
+    cache.set_many(&batch, None).await.unwrap();
+    // Removal of the replaced files follows the answer; give it a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !temp_files(dir.path()).is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(temp_files(dir.path()), Vec::<String>::new());
+    assert_eq!(entry_files(dir.path()).len(), 2);
+    assert_eq!(cache.get("k").await.unwrap().as_deref(), Some(&b"a"[..]));
+}

@@ -255,13 +255,15 @@ impl Pool {
         // Fair (FIFO), unlike bb8's own waiting, which lets a task that just
         // returned a connection take it straight back and can starve others.
         // The fast path sets no timer.
+        // The waits are boxed: kept inline they would make every command's
+        // future larger than glibc's per-thread cache serves.
         let slot = match self.slots.try_acquire() {
             Ok(slot) => slot,
-            Err(_) => self.wait_for_slot(op).await?,
+            Err(_) => Box::pin(self.wait_for_slot(op)).await?,
         };
         let handle = match self.lanes.pick() {
             Some(handle) => handle,
-            None => self.open_lane(op).await?,
+            None => Box::pin(self.open_lane(op)).await?,
         };
         Ok(Lease {
             handle,

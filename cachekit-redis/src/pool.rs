@@ -17,7 +17,7 @@
 mod lanes;
 mod manager;
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -68,6 +68,9 @@ pub(crate) enum Retry {
     Never,
 }
 
+/// How many connections this process has opened.
+static OPENED: AtomicU64 = AtomicU64::new(0);
+
 /// A pooled connection. Its state is shared with the handles lent out, so
 /// that a command failing on a handle condemns the pooled connection.
 pub(crate) struct Conn {
@@ -79,9 +82,12 @@ pub(crate) struct Conn {
 #[derive(Debug)]
 pub(crate) struct ConnState {
     broken: AtomicBool,
-    /// One opened before an operation started may have died unnoticed
-    /// while idle in the pool.
+    /// When it was opened, for the lanes' lifetime limit.
     opened: Instant,
+    /// Its place in the order connections were opened (process-wide): one
+    /// opened before an operation started may have died unnoticed while
+    /// idle in the pool. Cheaper than reading the clock per command.
+    seq: u64,
     /// Commands sent on it and not yet answered.
     in_flight: AtomicU32,
     /// Whether a command used it since the lanes were last checked.
@@ -101,6 +107,7 @@ impl Conn {
             state: Arc::new(ConnState {
                 broken: AtomicBool::new(false),
                 opened: Instant::now(),
+                seq: OPENED.fetch_add(1, Ordering::AcqRel),
                 in_flight: AtomicU32::new(0),
                 used: AtomicBool::new(false),
             }),
@@ -322,10 +329,10 @@ impl Pool {
         // Each retry discards one dead connection; after a server restart
         // every pooled one may be dead.
         let mut retries_left = self.max_size;
-        let started = Instant::now();
+        let opened_before = OPENED.load(Ordering::Acquire);
         loop {
             let mut lease = self.checkout(op).await?;
-            let reused = lease.handle.state.opened < started;
+            let reused = lease.handle.state.seq < opened_before;
             let sent =
                 tokio::time::timeout(self.response_timeout, req.send::<T>(&mut lease.handle.conn));
             match sent.await {

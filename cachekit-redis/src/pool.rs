@@ -17,7 +17,7 @@
 mod lanes;
 mod manager;
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -88,8 +88,6 @@ pub(crate) struct ConnState {
     /// opened before an operation started may have died unnoticed while
     /// idle in the pool. Cheaper than reading the clock per command.
     seq: u64,
-    /// Commands sent on it and not yet answered.
-    in_flight: AtomicU32,
     /// Whether a command used it since the lanes were last checked.
     used: AtomicBool,
 }
@@ -108,7 +106,6 @@ impl Conn {
                 broken: AtomicBool::new(false),
                 opened: Instant::now(),
                 seq: OPENED.fetch_add(1, Ordering::AcqRel),
-                in_flight: AtomicU32::new(0),
                 used: AtomicBool::new(false),
             }),
         }
@@ -268,7 +265,9 @@ impl Pool {
             Ok(slot) => slot,
             Err(_) => Box::pin(self.wait_for_slot(op)).await?,
         };
-        let handle = match self.lanes.pick() {
+        let free = u32::try_from(self.slots.available_permits()).unwrap_or(u32::MAX);
+        let in_flight = self.max_in_flight.saturating_sub(free);
+        let handle = match self.lanes.pick(in_flight) {
             Some(handle) => handle,
             None => Box::pin(self.open_lane(op)).await?,
         };

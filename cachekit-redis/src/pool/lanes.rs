@@ -7,12 +7,14 @@
 //! replenishes `min_idle`, closes idle ones and discards broken ones; a lane
 //! only borrows a connection from it for as long as the lane is in use.
 //!
-//! Commands fill the first lane with room ([`LANE_DEPTH`] awaiting replies)
-//! before the next: one connection's pipeline batches many commands into
-//! one write and one read, and spreading them over several connections
-//! costs more system calls and task wake-ups than it saves. When every lane
-//! is full, the command goes to the least busy one and another lane is
-//! opened in the background, up to `pool_size`.
+//! Commands fill one lane before the next: with `n` commands in flight
+//! (the pool's slot count, so no per-lane counter is kept) a command goes
+//! to lane `(n - 1) / LANE_DEPTH`. One connection's pipeline batches many
+//! commands into one write and one read; spreading them over several
+//! connections costs more system calls and task wake-ups than it saves.
+//! When the lane a command should go to does not exist, the command goes
+//! to the last lane and another is opened in the background, up to
+//! `pool_size`.
 //!
 //! Once a lane is marked broken, the next command drops it (bb8 discards
 //! the connection). Every [`TICK`] lanes used by no command since the
@@ -48,7 +50,6 @@ struct Lane {
 impl Lane {
     fn handle(&self) -> Handle {
         let state = &self.state;
-        state.in_flight.fetch_add(1, Ordering::Relaxed);
         // Read first: a store on every command would bounce the cache line.
         if !state.used.load(Ordering::Relaxed) {
             state.used.store(true, Ordering::Relaxed);
@@ -64,12 +65,6 @@ impl Lane {
 pub(crate) struct Handle {
     pub(crate) conn: MultiplexedConnection,
     pub(crate) state: Arc<ConnState>,
-}
-
-impl Drop for Handle {
-    fn drop(&mut self) {
-        self.state.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 /// Why no lane could be had.
@@ -113,29 +108,29 @@ impl Lanes {
         &self.pool
     }
 
-    /// A handle to the first lane with room, else to the least busy one;
-    /// `None` when there is no usable lane.
-    pub(crate) fn pick(self: &Arc<Self>) -> Option<Handle> {
+    /// A handle to the lane for a command that makes `in_flight`; `None`
+    /// when there is no usable lane.
+    pub(crate) fn pick(self: &Arc<Self>, in_flight: u32) -> Option<Handle> {
+        let wanted = (in_flight.saturating_sub(1) / LANE_DEPTH) as usize;
         let lanes = self.lanes.read().unwrap_or_else(PoisonError::into_inner);
-        let mut best: Option<(&Lane, u32)> = None;
+        let mut chosen = None;
+        let mut live = 0;
+        let mut reached = false;
         let mut broken = false;
         for lane in lanes.iter() {
             if lane.state.is_broken() {
                 broken = true;
                 continue;
             }
-            let load = lane.state.in_flight.load(Ordering::Relaxed);
-            if load < LANE_DEPTH {
-                best = Some((lane, load));
+            chosen = Some(lane);
+            if live == wanted {
+                reached = true;
                 break;
             }
-            if best.is_none_or(|(_, least)| load < least) {
-                best = Some((lane, load));
-            }
+            live += 1;
         }
-        let grow =
-            matches!(best, Some((_, load)) if load >= LANE_DEPTH) && lanes.len() < self.max_lanes;
-        let handle = best.map(|(lane, _)| lane.handle());
+        let grow = chosen.is_some() && !reached && lanes.len() < self.max_lanes;
+        let handle = chosen.map(Lane::handle);
         drop(lanes);
         if broken {
             self.remove(|lane| lane.state.is_broken());
@@ -152,7 +147,7 @@ impl Lanes {
     /// another task met meanwhile).
     pub(crate) async fn open(self: &Arc<Self>) -> std::result::Result<Handle, OpenError> {
         let _opening = self.opening.lock().await;
-        if let Some(handle) = self.pick() {
+        if let Some(handle) = self.pick(1) {
             return Ok(handle);
         }
         loop {
@@ -227,9 +222,10 @@ impl Lanes {
         let now = Instant::now();
         self.remove(|lane| {
             let state = &lane.state;
+            // A command still waiting on a lane handed back keeps its
+            // handle: the connection is multiplexed.
             let used = state.used.swap(false, Ordering::Relaxed);
-            let busy = state.in_flight.load(Ordering::Relaxed) > 0;
-            state.is_broken() || now.duration_since(state.opened) >= MAX_LIFETIME || !(used || busy)
+            state.is_broken() || now.duration_since(state.opened) >= MAX_LIFETIME || !used
         });
     }
 }

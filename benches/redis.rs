@@ -1,6 +1,15 @@
 //! The Redis backend against raw redis-rs on the same server, in one run.
 //!
 //! `cargo bench --bench redis` (starts its own redis-server on loopback).
+//!
+//! The raw baseline is a `MultiplexedConnection` with redis-rs 1.x defaults,
+//! which leave Nagle's algorithm on; the backend sets `TCP_NODELAY`, as
+//! redis-rs 2 will by default. On loopback Nagle coalesces the writes of
+//! many concurrent tasks into fewer segments and wins; across a real
+//! network it holds writes back until an ACK arrives and loses
+//! (redis-rs/redis-rs#2195). The throughput group therefore also has a
+//! raw baseline with `TCP_NODELAY`, so that the backend's own overhead
+//! can be read apart from the socket option.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -13,6 +22,8 @@ use cachekit::{Backend, BreakerConfig, Codec, RedisBackend, RedisConfig, TieredC
 use cachekit_testkit::RedisServer;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use redis::aio::MultiplexedConnection;
+use redis::io::tcp::TcpSettings;
+use redis::IntoConnectionInfo;
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Runtime;
 
@@ -39,6 +50,8 @@ struct Fixture {
     rt: Runtime,
     _server: RedisServer,
     raw: MultiplexedConnection,
+    /// The same, with `TCP_NODELAY` like the backend's connections.
+    raw_nodelay: MultiplexedConnection,
     backend: Arc<RedisBackend>,
 }
 
@@ -49,17 +62,29 @@ fn fixture() -> Fixture {
         .enable_all()
         .build()
         .unwrap();
-    let (raw, backend) = rt.block_on(async {
+    let (raw, raw_nodelay, backend) = rt.block_on(async {
         let client = redis::Client::open(server.url()).unwrap();
         let raw = client.get_multiplexed_async_connection().await.unwrap();
+        let info = server
+            .url()
+            .as_str()
+            .into_connection_info()
+            .unwrap()
+            .set_tcp_settings(TcpSettings::default().set_nodelay(true));
+        let raw_nodelay = redis::Client::open(info)
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
         let config = RedisConfig::builder().url(server.url()).build().unwrap();
         let backend = RedisBackend::new(config).await.unwrap();
-        (raw, Arc::new(backend))
+        (raw, raw_nodelay, Arc::new(backend))
     });
     Fixture {
         rt,
         _server: server,
         raw,
+        raw_nodelay,
         backend,
     }
 }
@@ -124,6 +149,20 @@ fn throughput(c: &mut Criterion, f: &Fixture) {
                 b.iter_custom(|iters| {
                     concurrent(&f.rt, iters, tasks, || {
                         let mut conn = f.raw.clone();
+                        async move {
+                            black_box(raw_get(&mut conn, "bench:1k").await);
+                        }
+                    })
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("raw_multiplexed_nodelay (baseline)", tasks),
+            &tasks,
+            |b, &tasks| {
+                b.iter_custom(|iters| {
+                    concurrent(&f.rt, iters, tasks, || {
+                        let mut conn = f.raw_nodelay.clone();
                         async move {
                             black_box(raw_get(&mut conn, "bench:1k").await);
                         }

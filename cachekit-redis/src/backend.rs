@@ -37,8 +37,10 @@ return 1
 ///
 /// Cheap to clone: clones share the pool. Every operation takes one
 /// in-flight slot and a handle to a pooled multiplexed connection for one
-/// command or pipeline, with the configured response deadline. Keys are
-/// stored as `{key_prefix}{key}`.
+/// command or pipeline, with the configured response deadline. Commands
+/// share one connection until 64 of them await replies, and only then
+/// spread over more, up to `pool_size`. Keys are stored as
+/// `{key_prefix}{key}`.
 ///
 /// A key holding a hash, list or other non-string is a miss for `get`,
 /// `get_with_ttl`, `get_many` and [`get_versioned`](Self::get_versioned),

@@ -86,7 +86,9 @@ pub struct RedisConfig {
     /// `REDIS_PASSWORD` lands here). Default `None`.
     pub password: Option<String>,
     /// The most connections the pool opens. Each is multiplexed: commands
-    /// from concurrent tasks share it. Default 10.
+    /// from concurrent tasks pipeline on it, and they fill one connection
+    /// (64 awaiting replies) before another is opened, as one connection's
+    /// pipeline batches writes and reads best. Default 10.
     pub pool_size: u32,
     /// The most commands awaiting replies at once, across all connections;
     /// an operation waits up to `checkout_timeout` for a free slot, then

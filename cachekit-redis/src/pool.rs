@@ -1,30 +1,32 @@
 //! The bb8 pool of redis-rs connections and the one place commands are sent.
 //!
-//! A checkout is held for exactly one command or pipeline, and what it holds
-//! is an *in-flight slot* plus a handle to one of the pool's multiplexed
-//! connections. The connection itself goes back to the pool at once, so
-//! commands from concurrent tasks pipeline on it as they do on a bare
-//! redis-rs `MultiplexedConnection`; an exclusive connection per command
-//! would cap throughput at `pool_size` round trips at a time. bb8 opens,
-//! reaps and discards connections; a fair semaphore of `max_in_flight`
-//! slots bounds the commands awaiting replies, and when every slot stays
-//! busy for `checkout_timeout` the operation fails as pool-exhausted.
+//! A command holds an *in-flight slot* plus a handle to one of the pool's
+//! multiplexed connections, so commands from concurrent tasks pipeline on
+//! it as they do on a bare redis-rs `MultiplexedConnection`; an exclusive
+//! connection per command would cap throughput at `pool_size` round trips
+//! at a time. The handle comes from a [lane](lanes): a connection checked
+//! out of bb8 once and shared by many commands, so that a command costs no
+//! bb8 checkout. bb8 opens, reaps and discards connections; a fair
+//! semaphore of `max_in_flight` slots bounds the commands awaiting replies,
+//! and when every slot stays busy for `checkout_timeout` the operation
+//! fails as pool-exhausted.
 //!
 //! Every send has the response deadline; a connection that timed out or
 //! failed at the socket level is marked broken so that the pool drops it.
 
+mod lanes;
 mod manager;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bb8::RunError;
 use cachekit_core::{Error, ErrorKind, Result};
 use redis::aio::MultiplexedConnection;
 use redis::{FromRedisValue, RedisResult};
 use tokio::sync::watch;
 
+use self::lanes::{Handle, Lanes, OpenError};
 use crate::errors::{self, Op, Target};
 
 pub(crate) use manager::Manager;
@@ -66,6 +68,9 @@ pub(crate) enum Retry {
     Never,
 }
 
+/// How many connections this process has opened.
+static OPENED: AtomicU64 = AtomicU64::new(0);
+
 /// A pooled connection. Its state is shared with the handles lent out, so
 /// that a command failing on a handle condemns the pooled connection.
 pub(crate) struct Conn {
@@ -77,9 +82,14 @@ pub(crate) struct Conn {
 #[derive(Debug)]
 pub(crate) struct ConnState {
     broken: AtomicBool,
-    /// One opened before an operation started may have died unnoticed
-    /// while idle in the pool.
+    /// When it was opened, for the lanes' lifetime limit.
     opened: Instant,
+    /// Its place in the order connections were opened (process-wide): one
+    /// opened before an operation started may have died unnoticed while
+    /// idle in the pool. Cheaper than reading the clock per command.
+    seq: u64,
+    /// Whether a command used it since the lanes were last checked.
+    used: AtomicBool,
 }
 
 impl ConnState {
@@ -95,6 +105,8 @@ impl Conn {
             state: Arc::new(ConnState {
                 broken: AtomicBool::new(false),
                 opened: Instant::now(),
+                seq: OPENED.fetch_add(1, Ordering::AcqRel),
+                used: AtomicBool::new(false),
             }),
         }
     }
@@ -161,14 +173,13 @@ pub struct PoolState {
 
 /// One checkout: an in-flight slot and a handle to a pooled connection.
 struct Lease<'a> {
-    conn: MultiplexedConnection,
-    state: Arc<ConnState>,
+    handle: Handle,
     _slot: tokio::sync::SemaphorePermit<'a>,
 }
 
 /// The pool with its deadlines and the server it talks to.
 pub(crate) struct Pool {
-    pool: bb8::Pool<Manager>,
+    lanes: Arc<Lanes>,
     slots: tokio::sync::Semaphore,
     target: Arc<Target>,
     max_size: u32,
@@ -193,14 +204,17 @@ impl Pool {
             // One attempt per demand: a waiting operation learns of the
             // failure at once through the sink, and the next one retries.
             .retry_connection(false)
-            // Concentrates commands on the most recently used connection,
-            // where they pipeline best; connections opened under a burst
-            // then sit idle and bb8 reaps them (idle_timeout, 10 min).
+            // The lanes retire the connections they hold; bb8 retiring one
+            // as it comes back from a lane would spawn a replacement.
+            .max_lifetime(None)
+            // A new lane takes the most recently used connection; those
+            // opened under a burst then sit idle and bb8 reaps them
+            // (idle_timeout, 10 min).
             .queue_strategy(bb8::QueueStrategy::Lifo)
             .error_sink(Box::new(Sink(failures.clone())))
             .build_unchecked(manager);
         Self {
-            pool,
+            lanes: Lanes::new(pool, config.pool_size),
             slots: tokio::sync::Semaphore::new(config.max_in_flight as usize),
             target,
             max_size: config.pool_size,
@@ -214,10 +228,11 @@ impl Pool {
     /// Opens one connection now, returning why if it cannot, and keeps it
     /// in the pool.
     pub(crate) async fn connect_now(&self) -> Result<()> {
-        let conn = self.pool.dedicated_connection().await?;
+        let pool = self.lanes.pool();
+        let conn = pool.dedicated_connection().await?;
         // Only fails when the pool is already full, and then it has
         // connections enough.
-        let _ = self.pool.add(conn);
+        let _ = pool.add(conn);
         Ok(())
     }
 
@@ -226,7 +241,7 @@ impl Pool {
     }
 
     pub(crate) fn state(&self) -> PoolState {
-        let state = self.pool.state();
+        let state = self.lanes.pool().state();
         let free = u32::try_from(self.slots.available_permits()).unwrap_or(u32::MAX);
         PoolState {
             max_size: self.max_size,
@@ -237,70 +252,65 @@ impl Pool {
     }
 
     pub(crate) fn statistics(&self) -> bb8::Statistics {
-        self.pool.state().statistics
+        self.lanes.pool().state().statistics
     }
 
     async fn checkout(&self, op: Op<'_>) -> Result<Lease<'_>> {
         // Fair (FIFO), unlike bb8's own waiting, which lets a task that just
         // returned a connection take it straight back and can starve others.
         // The fast path sets no timer.
+        // The waits are boxed: kept inline they would make every command's
+        // future larger than glibc's per-thread cache serves.
         let slot = match self.slots.try_acquire() {
             Ok(slot) => slot,
-            Err(_) => match tokio::time::timeout(self.checkout_timeout, self.slots.acquire()).await
-            {
-                Ok(Ok(slot)) => slot,
-                _ => {
-                    return Err(errors::pool_exhausted(
-                        &self.target,
-                        op,
-                        self.max_in_flight,
-                        self.checkout_timeout,
-                    ))
-                }
-            },
+            Err(_) => Box::pin(self.wait_for_slot(op)).await?,
         };
+        let free = u32::try_from(self.slots.available_permits()).unwrap_or(u32::MAX);
+        let in_flight = self.max_in_flight.saturating_sub(free);
+        let handle = match self.lanes.pick(in_flight) {
+            Some(handle) => handle,
+            None => Box::pin(self.open_lane(op)).await?,
+        };
+        Ok(Lease {
+            handle,
+            _slot: slot,
+        })
+    }
+
+    #[cold]
+    async fn wait_for_slot(&self, op: Op<'_>) -> Result<tokio::sync::SemaphorePermit<'_>> {
+        match tokio::time::timeout(self.checkout_timeout, self.slots.acquire()).await {
+            Ok(Ok(slot)) => Ok(slot),
+            _ => Err(errors::pool_exhausted(
+                &self.target,
+                op,
+                self.max_in_flight,
+                self.checkout_timeout,
+            )),
+        }
+    }
+
+    /// Waits for a lane to be opened, by this task or another.
+    #[cold]
+    async fn open_lane(&self, op: Op<'_>) -> Result<Handle> {
         let mut failures = self.failures.generation.subscribe();
         let failed = async move {
             if failures.changed().await.is_err() {
                 std::future::pending::<()>().await;
             }
         };
-        let connection = async {
-            loop {
-                // bb8 applies checkout_timeout itself.
-                let pooled = match self.pool.get().await {
-                    Ok(pooled) => pooled,
-                    Err(RunError::User(err)) => return Err(err),
-                    Err(RunError::TimedOut) => {
-                        return Err(errors::checkout_connecting(
-                            &self.target,
-                            op,
-                            self.checkout_timeout,
-                        ))
-                    }
-                };
-                // Dropping a broken one makes bb8 discard it.
-                if !pooled.state.is_broken() {
-                    return Ok((pooled.inner.clone(), pooled.state.clone()));
-                }
-            }
-        };
+        let timed_out = || errors::checkout_connecting(&self.target, op, self.checkout_timeout);
         // Waiting here means a connection is being opened; a failure to open
         // one is reported at once rather than after the deadline.
-        let (conn, state) = tokio::select! {
+        tokio::select! {
             biased;
-            got = connection => got?,
-            () = failed => {
-                return Err(self.failures.last().unwrap_or_else(|| {
-                    errors::checkout_connecting(&self.target, op, self.checkout_timeout)
-                }))
-            }
-        };
-        Ok(Lease {
-            conn,
-            state,
-            _slot: slot,
-        })
+            opened = tokio::time::timeout(self.checkout_timeout, self.lanes.open()) => match opened {
+                Ok(Ok(handle)) => Ok(handle),
+                Ok(Err(OpenError::Failed(err))) => Err(err),
+                Ok(Err(OpenError::TimedOut)) | Err(_) => Err(timed_out()),
+            },
+            () = failed => Err(self.failures.last().unwrap_or_else(timed_out)),
+        }
     }
 
     /// Sends `req` on a checked-out connection and returns the server's
@@ -318,14 +328,15 @@ impl Pool {
         // Each retry discards one dead connection; after a server restart
         // every pooled one may be dead.
         let mut retries_left = self.max_size;
-        let started = Instant::now();
+        let opened_before = OPENED.load(Ordering::Acquire);
         loop {
             let mut lease = self.checkout(op).await?;
-            let reused = lease.state.opened < started;
-            let sent = tokio::time::timeout(self.response_timeout, req.send::<T>(&mut lease.conn));
+            let reused = lease.handle.state.seq < opened_before;
+            let sent =
+                tokio::time::timeout(self.response_timeout, req.send::<T>(&mut lease.handle.conn));
             match sent.await {
                 Err(_elapsed) => {
-                    lease.state.broken.store(true, Ordering::Relaxed);
+                    lease.handle.state.broken.store(true, Ordering::Relaxed);
                     return Err(errors::response_timeout(
                         &self.target,
                         op,
@@ -333,7 +344,7 @@ impl Pool {
                     ));
                 }
                 Ok(Err(err)) if errors::breaks_connection(&err) => {
-                    lease.state.broken.store(true, Ordering::Relaxed);
+                    lease.handle.state.broken.store(true, Ordering::Relaxed);
                     // A pooled connection can have died while idle (server
                     // restart, idle `timeout`); a fresh connection failing
                     // means the server is really gone.

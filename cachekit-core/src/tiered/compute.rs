@@ -302,7 +302,6 @@ impl TieredCache {
         let budget = self.inner.l2.as_ref().and_then(|l2| l2.budget());
         let budget = budget.as_ref();
         let mut fallback = stale;
-        let mut lock_token = None;
         if leader.is_some() {
             // The previous flight may have filled the cache after our L1 check.
             if let Found::Fresh(v, _) = self.l1_peek::<T>(key, policy) {
@@ -324,6 +323,32 @@ impl TieredCache {
                     }
                 }
             }
+        }
+        // Boxed apart: an L2 hit then allocates only the (smaller) future
+        // above, which stays within the allocator's per-thread cache.
+        Box::pin(self.compute_and_store(key, policy, budget, leader, fallback, strict, compute))
+            .await
+    }
+
+    /// The rest of the miss path: stampede lock, compute, store, publish.
+    #[allow(clippy::too_many_arguments)]
+    async fn compute_and_store<T, E, F, Fut>(
+        &self,
+        key: &str,
+        policy: &Policy,
+        budget: Option<&Budget>,
+        leader: Option<LeaderGuard<'_>>,
+        mut fallback: Option<T>,
+        strict: Strict<E>,
+        compute: F,
+    ) -> Result<T, E>
+    where
+        T: Cacheable,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let mut lock_token = None;
+        if leader.is_some() {
             match self.stampede::<T>(key, policy, budget).await {
                 Stampede::Hit(v, shared) => {
                     finish_with(leader, &v, shared);

@@ -14,7 +14,10 @@
 //! once; the rest are skipped as if the breaker were open.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -121,6 +124,10 @@ enum State {
 pub(crate) struct CircuitBreaker {
     config: BreakerConfig,
     state: Mutex<State>,
+    /// Whether `state` is `Closed`, readable without the lock: a call
+    /// through a closed breaker (nearly every call) takes no lock and
+    /// reads no clock. Written under the lock after every change.
+    closed: AtomicBool,
     opened: AtomicU64,
 }
 
@@ -148,6 +155,7 @@ impl CircuitBreaker {
             state: Mutex::new(State::Closed {
                 failures: VecDeque::new(),
             }),
+            closed: AtomicBool::new(true),
             opened: AtomicU64::new(0),
         }
     }
@@ -179,7 +187,20 @@ impl CircuitBreaker {
     /// # Errors
     /// [`ErrorKind::CircuitOpen`] when the call must be skipped.
     pub(crate) fn try_acquire(&self) -> Result<Permit<'_>> {
+        if self.closed.load(Acquire) {
+            return Ok(Permit {
+                breaker: self,
+                probe: false,
+                settled: false,
+            });
+        }
         self.try_acquire_at(Instant::now())
+    }
+
+    /// Mirrors `state` into `closed`; call before releasing the lock.
+    fn publish(&self, state: &State) {
+        self.closed
+            .store(matches!(state, State::Closed { .. }), Release);
     }
 
     pub(crate) fn try_acquire_at(&self, now: Instant) -> Result<Permit<'_>> {
@@ -193,6 +214,7 @@ impl CircuitBreaker {
                 in_flight: 0,
                 successes: 0,
             };
+            self.publish(&state);
         }
         match &mut *state {
             State::Closed { .. } => Ok(Permit {
@@ -216,6 +238,7 @@ impl CircuitBreaker {
         *state = State::Open {
             until: now + self.config.recovery_timeout,
         };
+        self.publish(state);
         self.opened.fetch_add(1, Relaxed);
         tracing::warn!(
             target: "cachekit",
@@ -245,6 +268,7 @@ impl Permit<'_> {
                 *state = State::Closed {
                     failures: VecDeque::new(),
                 };
+                breaker.publish(&state);
                 tracing::info!(target: "cachekit", "circuit breaker closed: L2 is back");
             }
         }

@@ -152,3 +152,29 @@ fn zero_values_are_config_errors_naming_the_field() {
         .unwrap_err();
     assert!(err.message().contains("breaker.window"));
 }
+
+#[test]
+fn the_lock_free_path_follows_every_transition() {
+    let b = breaker(
+        BreakerConfig::default()
+            .failure_threshold(2)
+            .recovery_timeout(ms(30))
+            .success_threshold(1),
+    );
+    // Closed: the unlocked path grants a plain (non-probe) permit.
+    let permit = b.try_acquire().unwrap();
+    assert!(!permit.probe);
+    permit.failure();
+    b.try_acquire().unwrap().failure();
+    // Open: the unlocked path must see it.
+    let err = b.try_acquire().err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::CircuitOpen);
+    // Half-open after the recovery timeout: a probe, not a free pass.
+    std::thread::sleep(ms(40));
+    let probe = b.try_acquire().unwrap();
+    assert!(probe.probe);
+    probe.success();
+    // Closed again: plain permits without the lock.
+    assert_eq!(b.state(), BreakerState::Closed);
+    assert!(!b.try_acquire().unwrap().probe);
+}

@@ -22,9 +22,23 @@ pub(crate) enum FlightState {
 
 type Flight = watch::Sender<FlightState>;
 
-#[derive(Default)]
+/// Shards of the flight table: every L2 read registers a flight, so one
+/// lock for all keys was contended by concurrent calls of different keys.
+const SHARDS: usize = 16;
+
+type Table = HashMap<Arc<str>, Arc<Flight>, foldhash::fast::RandomState>;
+type Shard = Mutex<Table>;
+
 pub(crate) struct Flights {
-    map: Mutex<HashMap<Arc<str>, Arc<Flight>>>,
+    shards: [Shard; SHARDS],
+}
+
+impl Default for Flights {
+    fn default() -> Self {
+        Self {
+            shards: std::array::from_fn(|_| Mutex::default()),
+        }
+    }
 }
 
 pub(crate) enum Role<'a> {
@@ -33,11 +47,21 @@ pub(crate) enum Role<'a> {
 }
 
 impl Flights {
+    /// The locked shard of `key`. A poisoned lock only means another
+    /// thread panicked while holding it; the map itself is always
+    /// consistent, so keep going.
+    fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, Table> {
+        // SHARDS is a power of two; truncating the hash is the point.
+        #[allow(clippy::cast_possible_truncation)]
+        let index = (xxhash_rust::xxh3::xxh3_64(key.as_bytes()) as usize) & (SHARDS - 1);
+        self.shards[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Joins the flight for `key`, leading it if none is running.
     pub(crate) fn join(&self, key: &str) -> Role<'_> {
-        // A poisoned lock only means another thread panicked while holding it;
-        // the map itself is always consistent, so keep going.
-        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self.shard(key);
         if let Some(flight) = map.get(key) {
             return Role::Follower(flight.subscribe());
         }
@@ -54,14 +78,11 @@ impl Flights {
 
     /// Whether a computation of `key` is under way.
     pub(crate) fn is_running(&self, key: &str) -> bool {
-        self.map
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains_key(key)
+        self.shard(key).contains_key(key)
     }
 
     fn remove(&self, key: &str, flight: &Arc<Flight>) {
-        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self.shard(key);
         if map.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
             map.remove(key);
         }

@@ -19,8 +19,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cachekit::{BreakerConfig, BreakerState, Error, ErrorKind, Policy, TieredCache};
+use cachekit_testkit::eventually;
 use cachekit_testkit::RedisServer;
-use common::{eventually, fault, redis, Latencies, CALL_BOUND};
+use common::{fault, redis, Latencies, CALL_BOUND};
 
 const TTL: Option<Duration> = Some(Duration::from_secs(60));
 const LONG: Duration = Duration::from_secs(60);

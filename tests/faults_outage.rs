@@ -18,8 +18,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use cachekit::{cached, Backend, BreakerConfig, BreakerState, ErrorKind, TieredCache};
+use cachekit_testkit::eventually;
 use cachekit_testkit::RedisServer;
-use common::{eventually, fault, lazy_redis, redis, Latencies, CALL_BOUND};
+use common::{fault, lazy_redis, redis, Latencies, CALL_BOUND};
 
 const TTL: Option<Duration> = Some(Duration::from_secs(60));
 

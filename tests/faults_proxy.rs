@@ -21,8 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cachekit::{BreakerConfig, BreakerState, TieredCache};
+use cachekit_testkit::eventually;
 use cachekit_testkit::{LoopbackProxy, ProxyMode, RedisServer};
-use common::{eventually, fault, redis, Latencies, CALL_BOUND};
+use common::{fault, redis, Latencies, CALL_BOUND};
 
 const TTL: Option<Duration> = Some(Duration::from_secs(60));
 const DEADLINE: Duration = Duration::from_millis(150);

@@ -16,8 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cachekit::{BreakerConfig, Policy, TieredCache};
+use cachekit_testkit::eventually;
 use cachekit_testkit::RedisServer;
-use common::{eventually, fault, lazy_redis, redis, Latencies, CALL_BOUND};
+use common::{fault, lazy_redis, redis, Latencies, CALL_BOUND};
 
 const FRESH: Duration = Duration::from_millis(300);
 const RETRY: Duration = Duration::from_millis(400);

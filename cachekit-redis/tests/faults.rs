@@ -4,20 +4,11 @@
 #![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cachekit_core::{Backend, ErrorKind};
 use cachekit_redis::{RedisBackend, RedisConfig};
-use cachekit_testkit::RedisServer;
-
-/// Waits until `check` holds, failing after a generous deadline.
-async fn until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
+use cachekit_testkit::{eventually, RedisServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_server_gives_a_response_timeout_then_recovers() {
@@ -67,7 +58,7 @@ async fn busy_pool_gives_pool_exhausted_not_timeout() {
         let backend = backend.clone();
         async move { backend.get("held").await }
     });
-    until("the holder to take the only in-flight slot", || {
+    eventually("the holder to take the only in-flight slot", || {
         backend.pool_state().in_flight == 1
     })
     .await;
@@ -102,7 +93,7 @@ async fn restarted_server_costs_no_failed_operation() {
         .build()
         .unwrap();
     let backend = RedisBackend::new(config).await.unwrap();
-    until("four open connections", || {
+    eventually("four open connections", || {
         backend.pool_state().connections == 4
     })
     .await;

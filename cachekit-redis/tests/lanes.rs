@@ -4,20 +4,11 @@
 #![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cachekit_core::Backend;
 use cachekit_redis::{RedisBackend, RedisConfig};
-use cachekit_testkit::RedisServer;
-
-/// Waits until `check` holds, failing after a generous deadline.
-async fn until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
+use cachekit_testkit::{eventually, RedisServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_commands_pipeline_on_one_connection() {
@@ -65,7 +56,7 @@ async fn a_full_connection_makes_the_pool_open_another() {
             tokio::spawn(async move { backend.get("k").await })
         })
         .collect();
-    until("100 commands in flight", || {
+    eventually("100 commands in flight", || {
         backend.pool_state().in_flight == 100
     })
     .await;
@@ -73,7 +64,7 @@ async fn a_full_connection_makes_the_pool_open_another() {
     for command in waiting {
         assert_eq!(command.await.unwrap().unwrap().as_deref(), Some(&b"v"[..]));
     }
-    until("a second connection", || {
+    eventually("a second connection", || {
         backend.pool_state().connections == 2
     })
     .await;
@@ -86,7 +77,7 @@ async fn a_full_connection_makes_the_pool_open_another() {
             tokio::spawn(async move { backend.get("k").await })
         })
         .collect();
-    until("200 commands in flight", || {
+    eventually("200 commands in flight", || {
         backend.pool_state().in_flight == 200
     })
     .await;

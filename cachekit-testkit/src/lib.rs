@@ -7,6 +7,7 @@
 //!   traffic between a client and a server.
 //! - [`run_conformance`]: the behavioural suite every
 //!   [`Backend`](cachekit_core::Backend) must pass.
+//! - [`eventually`]: wait for a condition instead of sleeping a guess.
 //!
 //! Everything here panics on setup failure with a message that includes
 //! the server's log: it is meant for tests, where a panic is a clear failure.
@@ -17,7 +18,9 @@
 mod conformance;
 mod proxy;
 mod redis_server;
+mod wait;
 
 pub use conformance::run_conformance;
 pub use proxy::{LoopbackProxy, ProxyMode};
 pub use redis_server::{RedisServer, RedisServerBuilder};
+pub use wait::{eventually, PATIENCE};

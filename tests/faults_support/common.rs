@@ -1,5 +1,6 @@
-//! Helpers shared by the `faults_*` tests: latency records, polling for a
-//! condition, and Redis-backed caches with short deadlines.
+//! Helpers shared by the `faults_*` tests: latency records and Redis-backed
+//! caches with short deadlines (polling for a condition is
+//! `cachekit_testkit::eventually`).
 //!
 //! Included by each test file with `#[path]` (the directory is not a test
 //! target of its own); not every file uses every helper.
@@ -16,10 +17,6 @@ use cachekit::{RedisBackend, RedisConfig};
 /// CI machine, so that the bound catches a call that waited on Redis (which
 /// would take seconds) without flaking on scheduling noise.
 pub const CALL_BOUND: Duration = Duration::from_millis(1500);
-
-/// How long a test waits for something that should happen within a few
-/// hundred milliseconds before it fails with a message.
-pub const PATIENCE: Duration = Duration::from_secs(10);
 
 /// Wall-clock durations of user calls, summarised as p50 / p99 / max.
 #[derive(Debug, Clone, Default)]
@@ -92,22 +89,6 @@ impl Latencies {
             summary.max
         );
         summary
-    }
-}
-
-/// Polls `cond` every few milliseconds until it holds; panics after
-/// [`PATIENCE`] naming `what`. Returns how long it took.
-pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) -> Duration {
-    let started = Instant::now();
-    loop {
-        if cond() {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < PATIENCE,
-            "gave up after {PATIENCE:?} waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 

@@ -74,14 +74,15 @@ impl KeyCache {
     }
 
     fn lookup(&self, args: &[u8]) -> Arc<str> {
+        let derive = || -> Arc<str> { self.builder.compose(&blake2b(args)).into() };
         if args.len() > MAX_REMEMBERED_ARGS {
-            return self.builder.compose(&blake2b(args)).into();
+            return derive();
         }
         // SLOTS is a power of two; truncating the hash is the point.
         #[allow(clippy::cast_possible_truncation)]
         let index = (xxh3_64(args) as usize) & (SLOTS - 1);
         let Some(slot) = self.slots.get(index) else {
-            return self.builder.compose(&blake2b(args)).into();
+            return derive();
         };
         // Nothing that can panic runs under these locks, so a poisoned one
         // still holds a consistent slot.
@@ -93,7 +94,7 @@ impl KeyCache {
         {
             return found.key.clone();
         }
-        let key: Arc<str> = self.builder.compose(&blake2b(args)).into();
+        let key = derive();
         *slot.write().unwrap_or_else(PoisonError::into_inner) = Some(Slot {
             args: args.into(),
             key: key.clone(),

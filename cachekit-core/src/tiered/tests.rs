@@ -111,6 +111,14 @@ fn two_tier(l2: &Arc<Flaky>) -> TieredCache {
         .unwrap()
 }
 
+fn l2_only(l2: &Arc<Flaky>) -> TieredCache {
+    TieredCache::builder()
+        .without_l1()
+        .l2_arc(l2.clone() as Arc<dyn Backend>)
+        .build()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn l2_hit_fills_l1_for_at_most_the_remaining_l2_ttl() {
     let l2 = Flaky::new();
@@ -255,11 +263,7 @@ async fn without_l1_waiters_still_get_the_leaders_value() {
     // Without an L1 the leader copies its value only for callers waiting on
     // it; this checks they all get it.
     let l2 = Flaky::new();
-    let cache = TieredCache::builder()
-        .without_l1()
-        .l2_arc(l2.clone() as Arc<dyn Backend>)
-        .build()
-        .unwrap();
+    let cache = l2_only(&l2);
     let stats = thousand_callers(&cache).await;
     assert_eq!(stats.l2.hits + stats.coalesced, (CALLERS - 1) as u64);
     assert_eq!(stats.l2.sets, 1);
@@ -361,11 +365,7 @@ async fn a_value_of_another_type_is_a_miss_not_a_wrong_value() {
 #[tokio::test]
 async fn l2_only_cache_works() {
     let l2 = Flaky::new();
-    let cache = TieredCache::builder()
-        .without_l1()
-        .l2_arc(l2.clone() as Arc<dyn Backend>)
-        .build()
-        .unwrap();
+    let cache = l2_only(&l2);
     assert!(cache.l1().is_none());
     assert_eq!(cache.get_or_compute("k", None, || async { 1u8 }).await, 1);
     assert_eq!(cache.get_or_compute("k", None, || async { 2u8 }).await, 1);
@@ -375,11 +375,7 @@ async fn l2_only_cache_works() {
 #[tokio::test]
 async fn reads_ask_for_the_ttl_only_when_l1_needs_it() {
     let l2 = Flaky::new();
-    let l2_only = TieredCache::builder()
-        .without_l1()
-        .l2_arc(l2.clone() as Arc<dyn Backend>)
-        .build()
-        .unwrap();
+    let l2_only = l2_only(&l2);
     l2_only
         .set("k", &1u8, Some(Duration::from_secs(60)))
         .await

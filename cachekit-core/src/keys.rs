@@ -87,7 +87,7 @@ use serde::Serialize;
 use crate::error::{Error, ErrorKind, Result};
 use canonical::{CanonError, Encoder, Profile};
 
-pub use memo::KeyCache;
+pub use memo::{CallKey, KeyCache};
 pub use types::{Set, Timestamp};
 
 /// Length of `args_hash`: 32 bytes in hex.

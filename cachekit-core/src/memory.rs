@@ -1,6 +1,7 @@
 //! The in-process tier: a moka cache bounded by bytes, with per-entry TTLs.
 
 use std::any::Any;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,7 +27,6 @@ const ENTRY_OVERHEAD: usize = 96;
 
 /// A value held in memory: its encoded bytes and, when a typed caller stored
 /// or read it, the decoded value, so that typed hits need not decode again.
-#[derive(Clone)]
 pub(crate) struct Stored {
     pub(crate) bytes: Bytes,
     pub(crate) decoded: Option<Arc<dyn Any + Send + Sync>>,
@@ -38,17 +38,49 @@ pub(crate) struct Stored {
     /// When the value itself (not this L1 copy) stops being fresh, for
     /// refresh-ahead; `None`: never, or unknown.
     pub(crate) logical_until: Option<Instant>,
+    /// Set once the entry has left the cache (replaced, removed, evicted or
+    /// expired), so that an [`L1Ref`] held elsewhere stops serving it.
+    pub(crate) retired: AtomicBool,
+}
+
+/// A copy is a new entry, not yet in any cache.
+impl Clone for Stored {
+    fn clone(&self) -> Self {
+        Self {
+            bytes: self.bytes.clone(),
+            decoded: self.decoded.clone(),
+            expires_at: self.expires_at,
+            fresh_until: self.fresh_until,
+            logical_until: self.logical_until,
+            retired: AtomicBool::new(false),
+        }
+    }
 }
 
 impl Stored {
     pub(crate) fn new(bytes: Bytes, ttl: Option<Duration>) -> Self {
+        Self::typed(bytes, None, ttl.and_then(|t| Instant::now().checked_add(t)))
+    }
+
+    /// An entry that leaves the cache at `expires_at`, fresh until then.
+    pub(crate) fn typed(
+        bytes: Bytes,
+        decoded: Option<Arc<dyn Any + Send + Sync>>,
+        expires_at: Option<Instant>,
+    ) -> Self {
         Self {
             bytes,
-            decoded: None,
-            expires_at: ttl.and_then(|t| Instant::now().checked_add(t)),
+            decoded,
+            expires_at,
             fresh_until: None,
             logical_until: None,
+            retired: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the entry has left the cache it was stored in.
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
     }
 
     fn is_live(&self, now: Instant) -> bool {
@@ -136,6 +168,12 @@ impl MemoryBackendBuilder {
                 u32::try_from(weight).unwrap_or(u32::MAX)
             })
             .expire_after(PerEntryExpiry)
+            // moka calls this on the writing thread, before `insert` or
+            // `remove` returns, when an entry is replaced or removed, and
+            // from its housekeeping when one is evicted or expires.
+            .eviction_listener(|_key, value: Arc<Stored>, _cause| {
+                value.retired.store(true, Ordering::Release);
+            })
             .build_with_hasher(KeyHasher::default());
         Ok(MemoryBackend {
             cache,

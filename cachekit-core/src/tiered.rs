@@ -13,6 +13,7 @@ mod builder;
 mod compute;
 mod flight;
 mod l2;
+mod pinned;
 mod policy;
 mod stats;
 mod tiers;
@@ -34,6 +35,7 @@ pub use builder::{
 };
 use flight::Flights;
 use l2::GuardedL2;
+pub use pinned::{L1Ref, WeakL1Ref};
 pub use policy::Policy;
 use stats::Counters;
 pub use stats::{TierStats, TieredStats};

@@ -254,7 +254,6 @@ fn expect_to_allow(attr: &Attribute) -> Attribute {
 /// which is not `Serialize` is reported there rather than at the attribute.
 fn derive_key(config: &Config, private: &TokenStream) -> TokenStream {
     let handle = local("__cachekit_handle");
-    let keys = local("__cachekit_keys");
     let refs: Vec<TokenStream> = match &config.key {
         Some(expr) => vec![quote_spanned!(expr.span()=> &(#expr))],
         None => config
@@ -268,8 +267,9 @@ fn derive_key(config: &Config, private: &TokenStream) -> TokenStream {
             .collect(),
     };
     if refs.is_empty() {
-        return quote!(#handle.key(|#keys| #keys.key(&())));
+        return quote!(#handle.key(#private::key0));
     }
+    let keys = local("__cachekit_keys");
     let helper = format_ident!("key{}", refs.len());
     quote!(#handle.key(|#keys| #private::#helper(#keys, #(#refs),*)))
 }

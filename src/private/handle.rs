@@ -6,9 +6,8 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use super::{build, in_runtime, operation_segment, with_tiers, Setup, Tiers, LOG};
-use std::sync::Arc;
 
-use cachekit_core::keys::KeyCache;
+use cachekit_core::keys::{CallKey, KeyCache};
 use cachekit_core::{Cacheable, KeyBuilder, Policy, Result, TieredCache};
 use std::time::Duration;
 
@@ -78,8 +77,23 @@ pub struct CachedFn {
 #[derive(Debug)]
 struct Active {
     cache: TieredCache,
-    /// Remembers recent calls' keys: a repeated call skips Blake2b.
+    /// Remembers recent calls' keys and their L1 entries: a repeated call
+    /// skips Blake2b and, while its entry stays in L1, moka's lookup.
     keys: KeyCache,
+}
+
+impl Active {
+    /// The value of `call`'s remembered L1 entry, if it still holds one.
+    fn remembered<T: Cacheable>(&self, call: &CallKey) -> Option<T> {
+        self.cache.get_ref(call.entry()?)
+    }
+
+    /// Remembers the L1 entry `call`'s key has now, for the next call.
+    fn remember(&self, call: &CallKey) {
+        if let Some(entry) = self.cache.l1_ref(call.key()) {
+            self.keys.remember(call, &entry);
+        }
+    }
 }
 
 impl CachedFn {
@@ -187,7 +201,7 @@ impl CachedFn {
     /// The key of one call: `None` (logged, then counted by the call) when
     /// the arguments give no key, or when the function runs uncached.
     #[doc(hidden)]
-    pub fn key(&self, derive: impl FnOnce(&KeyCache) -> Result<Arc<str>>) -> Option<Arc<str>> {
+    pub fn key(&self, derive: impl FnOnce(&KeyCache) -> Result<CallKey>) -> Option<CallKey> {
         let active = self.active.as_ref()?;
         derive(&active.keys)
             .inspect_err(|err| {
@@ -197,9 +211,9 @@ impl CachedFn {
     }
 
     /// The cache and the key, or `None` after counting an uncached call.
-    fn target(&self, key: Option<Arc<str>>) -> Option<(&TieredCache, Arc<str>)> {
+    fn target(&self, key: Option<CallKey>) -> Option<(&Active, CallKey)> {
         match (self.active.as_ref(), key) {
-            (Some(active), Some(key)) => Some((&active.cache, key)),
+            (Some(active), Some(key)) => Some((active, key)),
             _ => {
                 self.counters.uncached.fetch_add(1, Relaxed);
                 None
@@ -208,20 +222,23 @@ impl CachedFn {
     }
 
     /// `_refresh`: counts a compute and stores the value, if any (fail-open).
-    async fn store<T: Cacheable>(&self, key: Option<Arc<str>>, value: Option<&T>) {
+    async fn store<T: Cacheable>(&self, key: Option<CallKey>, value: Option<&T>) {
         self.counters.computes.fetch_add(1, Relaxed);
         if let (Some(active), Some(key), Some(value)) = (&self.active, key, value) {
-            if let Err(err) = active.cache.set_with(&key, value, &self.policy).await {
-                tracing::warn!(target: LOG, key = &*key, error = %err, "refreshed value not stored");
+            if let Err(err) = active.cache.set_with(key.key(), value, &self.policy).await {
+                tracing::warn!(target: LOG, key = key.key(), error = %err, "refreshed value not stored");
             }
         }
     }
 
-    fn store_blocking<T: Cacheable>(&self, key: Option<Arc<str>>, value: Option<&T>) {
+    fn store_blocking<T: Cacheable>(&self, key: Option<CallKey>, value: Option<&T>) {
         self.counters.computes.fetch_add(1, Relaxed);
         if let (Some(active), Some(key), Some(value)) = (&self.active, key, value) {
-            if let Err(err) = active.cache.set_with_blocking(&key, value, &self.policy) {
-                tracing::warn!(target: LOG, key = &*key, error = %err, "refreshed value not stored");
+            if let Err(err) = active
+                .cache
+                .set_with_blocking(key.key(), value, &self.policy)
+            {
+                tracing::warn!(target: LOG, key = key.key(), error = %err, "refreshed value not stored");
             }
         }
     }
@@ -231,9 +248,9 @@ impl CachedFn {
     /// # Errors
     /// The L2 error, when the L2 entry may still be there.
     #[doc(hidden)]
-    pub async fn invalidate(&self, key: Option<Arc<str>>) -> Result<bool> {
+    pub async fn invalidate(&self, key: Option<CallKey>) -> Result<bool> {
         match (&self.active, key) {
-            (Some(active), Some(key)) => active.cache.delete(&key).await,
+            (Some(active), Some(key)) => active.cache.delete(key.key()).await,
             _ => Ok(false),
         }
     }
@@ -243,9 +260,9 @@ impl CachedFn {
     /// # Errors
     /// As [`invalidate`](Self::invalidate).
     #[doc(hidden)]
-    pub fn invalidate_blocking(&self, key: Option<Arc<str>>) -> Result<bool> {
+    pub fn invalidate_blocking(&self, key: Option<CallKey>) -> Result<bool> {
         match (&self.active, key) {
-            (Some(active), Some(key)) => active.cache.delete_blocking(&key),
+            (Some(active), Some(key)) => active.cache.delete_blocking(key.key()),
             _ => Ok(false),
         }
     }
@@ -289,7 +306,7 @@ impl CachedFn {
 
 /// A call of a function whose every value is cached.
 #[doc(hidden)]
-pub async fn value<T, F, Fut>(handle: &CachedFn, call: Call, key: Option<Arc<str>>, compute: F) -> T
+pub async fn value<T, F, Fut>(handle: &CachedFn, call: Call, key: Option<CallKey>, compute: F) -> T
 where
     T: Cacheable,
     F: FnOnce() -> Fut,
@@ -310,7 +327,7 @@ where
 pub async fn result<T, E, F, Fut>(
     handle: &CachedFn,
     call: Call,
-    key: Option<Arc<str>>,
+    key: Option<CallKey>,
     compute: F,
 ) -> Result<T, E>
 where
@@ -323,17 +340,23 @@ where
         handle.store(key, result.as_ref().ok()).await;
         return result;
     }
-    let Some((cache, key)) = handle.target(key) else {
+    let Some((active, key)) = handle.target(key) else {
         return compute().await;
     };
+    if let Some(value) = active.remembered(&key) {
+        handle.counters.call(false);
+        return Ok(value);
+    }
     let ran = AtomicBool::new(false);
-    let result = cache
-        .try_get_or_compute_policy(&key, &handle.policy, || {
+    let result = active
+        .cache
+        .try_get_or_compute_policy(key.key(), &handle.policy, || {
             ran.store(true, Relaxed);
             compute()
         })
         .await;
     handle.counters.call(ran.into_inner());
+    active.remember(&key);
     result
 }
 
@@ -342,7 +365,7 @@ where
 pub async fn option<T, F, Fut>(
     handle: &CachedFn,
     call: Call,
-    key: Option<Arc<str>>,
+    key: Option<CallKey>,
     compute: F,
 ) -> Option<T>
 where
@@ -362,7 +385,7 @@ where
 pub fn value_blocking<T: Cacheable>(
     handle: &CachedFn,
     call: Call,
-    key: Option<Arc<str>>,
+    key: Option<CallKey>,
     compute: impl FnOnce() -> T + Send,
 ) -> T {
     match result_blocking(handle, call, key, || Ok::<T, Infallible>(compute())) {
@@ -376,7 +399,7 @@ pub fn value_blocking<T: Cacheable>(
 pub fn result_blocking<T: Cacheable, E: Send>(
     handle: &CachedFn,
     call: Call,
-    key: Option<Arc<str>>,
+    key: Option<CallKey>,
     compute: impl FnOnce() -> Result<T, E> + Send,
 ) -> Result<T, E> {
     if call == Call::Refresh {
@@ -384,15 +407,22 @@ pub fn result_blocking<T: Cacheable, E: Send>(
         handle.store_blocking(key, result.as_ref().ok());
         return result;
     }
-    let Some((cache, key)) = handle.target(key) else {
+    let Some((active, key)) = handle.target(key) else {
         return compute();
     };
+    if let Some(value) = active.remembered(&key) {
+        handle.counters.call(false);
+        return Ok(value);
+    }
     let mut ran = false;
-    let result = cache.try_get_or_compute_policy_blocking(&key, &handle.policy, || {
-        ran = true;
-        compute()
-    });
+    let result = active
+        .cache
+        .try_get_or_compute_policy_blocking(key.key(), &handle.policy, || {
+            ran = true;
+            compute()
+        });
     handle.counters.call(ran);
+    active.remember(&key);
     result
 }
 
@@ -401,7 +431,7 @@ pub fn result_blocking<T: Cacheable, E: Send>(
 pub fn option_blocking<T: Cacheable>(
     handle: &CachedFn,
     call: Call,
-    key: Option<Arc<str>>,
+    key: Option<CallKey>,
     compute: impl FnOnce() -> Option<T> + Send,
 ) -> Option<T> {
     result_blocking(handle, call, key, || compute().ok_or(NotCached)).ok()

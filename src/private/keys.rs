@@ -1,12 +1,10 @@
-//! `key1` ... `key16`: the key of a call, from its key arguments.
+//! `key0` ... `key16`: the key of a call, from its key arguments.
 //!
 //! One function per arity, each argument its own parameter, so that an
 //! argument that is not `Serialize` is reported at that argument (16 is the
 //! largest tuple serde serializes).
 
-use std::sync::Arc;
-
-use cachekit_core::keys::KeyCache;
+use cachekit_core::keys::{CallKey, KeyCache};
 use cachekit_core::Result;
 use serde::Serialize;
 
@@ -15,12 +13,20 @@ macro_rules! key_fns {
         /// The key of a call with this many key arguments.
         ///
         /// # Errors
-        /// As [`KeyCache::key`].
+        /// As [`KeyCache::lookup`].
         #[allow(clippy::too_many_arguments)]
-        pub fn $name<$($ty: Serialize + ?Sized),+>(keys: &KeyCache, $($arg: &$ty),+) -> Result<Arc<str>> {
-            keys.key(&($($arg,)+))
+        pub fn $name<$($ty: Serialize + ?Sized),+>(keys: &KeyCache, $($arg: &$ty),+) -> Result<CallKey> {
+            keys.lookup(&($($arg,)+))
         }
     )+};
+}
+
+/// The key of a call without key arguments.
+///
+/// # Errors
+/// As [`KeyCache::lookup`].
+pub fn key0(keys: &KeyCache) -> Result<CallKey> {
+    keys.lookup(&())
 }
 
 key_fns! {

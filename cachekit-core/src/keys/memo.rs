@@ -8,6 +8,10 @@
 //! slot is a hit only if its stored canonical bytes equal the call's
 //! exactly, so a hash collision (accidental or crafted) costs a Blake2b,
 //! never a wrong key.
+//!
+//! A slot can also remember where the key's value sits in L1 (a
+//! [`WeakL1Ref`]), so that a repeated call reads its value without looking
+//! the key up in moka at all (see [`TieredCache::get_ref`](crate::TieredCache::get_ref)).
 
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -17,6 +21,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::{blake2b, with_canonical_args, KeyBuilder};
 use crate::error::Result;
+use crate::tiered::{L1Ref, WeakL1Ref};
 
 /// Slots per cache; a power of two.
 const SLOTS: usize = 256;
@@ -48,6 +53,63 @@ pub struct KeyCache {
 struct Slot {
     args: Box<[u8]>,
     key: Arc<str>,
+    /// The key's L1 entry when last seen; weak, so that it never keeps an
+    /// evicted value in memory.
+    entry: WeakL1Ref,
+}
+
+/// The key of one call, with what [`KeyCache`] remembers of its L1 entry.
+///
+/// ```
+/// use std::time::Duration;
+/// use cachekit_core::keys::{KeyBuilder, KeyCache};
+/// use cachekit_core::TieredCache;
+///
+/// # fn main() -> cachekit_core::Result<()> {
+/// let cache = TieredCache::builder().build()?;
+/// let keys = KeyCache::new(KeyBuilder::new("users", "get_user")?);
+/// let get_user = |id: u64| -> cachekit_core::Result<String> {
+///     let call = keys.lookup(&(id,))?;
+///     // Fast path: the entry this key had last time, if it is still in L1.
+///     if let Some(name) = call.entry().and_then(|e| cache.get_ref::<String>(e)) {
+///         return Ok(name);
+///     }
+///     let ttl = Some(Duration::from_secs(60));
+///     let name = cache.get_or_compute_blocking(call.key(), ttl, || format!("user {id}"));
+///     if let Some(entry) = cache.l1_ref(call.key()) {
+///         keys.remember(&call, &entry);
+///     }
+///     Ok(name)
+/// };
+/// assert_eq!(get_user(42)?, "user 42"); // computed
+/// assert_eq!(get_user(42)?, "user 42"); // read from the remembered entry
+/// assert_eq!(cache.stats().computes, 1);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct CallKey {
+    key: Arc<str>,
+    entry: Option<L1Ref>,
+    /// The slot the key came from; `None` when it is not remembered.
+    slot: Option<usize>,
+}
+
+impl CallKey {
+    /// The interop key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The key, shared.
+    pub fn shared_key(&self) -> &Arc<str> {
+        &self.key
+    }
+
+    /// The L1 entry remembered for this key, if any and if it is still in
+    /// memory; it may have left L1 since (see [`L1Ref`]).
+    pub fn entry(&self) -> Option<&L1Ref> {
+        self.entry.as_ref()
+    }
 }
 
 impl KeyCache {
@@ -65,7 +127,34 @@ impl KeyCache {
     ///
     /// As [`KeyBuilder::key`].
     pub fn key<A: Serialize + ?Sized>(&self, args: &A) -> Result<Arc<str>> {
-        with_canonical_args(args, |bytes| self.lookup(bytes))
+        with_canonical_args(args, |bytes| self.find(bytes, false).key)
+    }
+
+    /// The key for `args`, with the L1 entry remembered for it (see
+    /// [`remember`](Self::remember)).
+    ///
+    /// # Errors
+    ///
+    /// As [`KeyBuilder::key`].
+    pub fn lookup<A: Serialize + ?Sized>(&self, args: &A) -> Result<CallKey> {
+        with_canonical_args(args, |bytes| self.find(bytes, true))
+    }
+
+    /// Remembers `entry` as the L1 entry of `call`'s key, for the next
+    /// [`lookup`](Self::lookup) of the same arguments; `entry` must be the
+    /// entry under [`CallKey::key`]. Does nothing if the key is not
+    /// remembered (long arguments, or its slot went to other arguments since).
+    pub fn remember(&self, call: &CallKey, entry: &L1Ref) {
+        if call.entry.as_ref().is_some_and(|e| e.same_entry(entry)) {
+            return;
+        }
+        let Some(slot) = call.slot.and_then(|i| self.slots.get(i)) else {
+            return;
+        };
+        let mut slot = slot.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slot) = slot.as_mut().filter(|s| Arc::ptr_eq(&s.key, &call.key)) {
+            slot.entry = entry.downgrade();
+        }
     }
 
     /// The builder whose keys this remembers.
@@ -73,16 +162,24 @@ impl KeyCache {
         &self.builder
     }
 
-    fn lookup(&self, args: &[u8]) -> Arc<str> {
+    fn find(&self, args: &[u8], with_entry: bool) -> CallKey {
         let derive = || -> Arc<str> { self.builder.compose(&blake2b(args)).into() };
         if args.len() > MAX_REMEMBERED_ARGS {
-            return derive();
+            return CallKey {
+                key: derive(),
+                entry: None,
+                slot: None,
+            };
         }
         // SLOTS is a power of two; truncating the hash is the point.
         #[allow(clippy::cast_possible_truncation)]
         let index = (xxh3_64(args) as usize) & (SLOTS - 1);
         let Some(slot) = self.slots.get(index) else {
-            return derive();
+            return CallKey {
+                key: derive(),
+                entry: None,
+                slot: None,
+            };
         };
         // Nothing that can panic runs under these locks, so a poisoned one
         // still holds a consistent slot.
@@ -92,14 +189,27 @@ impl KeyCache {
             .as_ref()
             .filter(|s| *s.args == *args)
         {
-            return found.key.clone();
+            return CallKey {
+                key: found.key.clone(),
+                entry: if with_entry {
+                    found.entry.upgrade()
+                } else {
+                    None
+                },
+                slot: Some(index),
+            };
         }
         let key = derive();
         *slot.write().unwrap_or_else(PoisonError::into_inner) = Some(Slot {
             args: args.into(),
             key: key.clone(),
+            entry: WeakL1Ref::default(),
         });
-        key
+        CallKey {
+            key,
+            entry: None,
+            slot: Some(index),
+        }
     }
 }
 

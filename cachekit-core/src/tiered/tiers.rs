@@ -244,19 +244,14 @@ impl TieredCache {
         let stale_window = life != logical;
         let stored = if stale_window {
             Stored {
-                bytes,
-                decoded: Some(value.clone()),
-                expires_at: at(life),
                 fresh_until: at(l1_fresh).or(Some(now)),
                 logical_until: at(logical),
+                ..Stored::typed(bytes, Some(value.clone()), at(life))
             }
         } else {
             Stored {
-                bytes,
-                decoded: Some(value.clone()),
-                expires_at: at(l1_fresh),
-                fresh_until: None,
                 logical_until: at(logical),
+                ..Stored::typed(bytes, Some(value.clone()), at(l1_fresh))
             }
         };
         l1.insert_stored(key, stored);

@@ -8,8 +8,9 @@
 //! many concurrent tasks into fewer segments and wins; across a real
 //! network it holds writes back until an ACK arrives and loses
 //! (redis-rs/redis-rs#2195). The throughput group therefore also has a
-//! raw baseline with `TCP_NODELAY`, so that the backend's own overhead
-//! can be read apart from the socket option.
+//! raw baseline with `TCP_NODELAY` and a backend with
+//! `tcp_nodelay(false)`, so that the backend's own overhead can be read
+//! apart from the socket option.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -53,6 +54,8 @@ struct Fixture {
     /// The same, with `TCP_NODELAY` like the backend's connections.
     raw_nodelay: MultiplexedConnection,
     backend: Arc<RedisBackend>,
+    /// The backend with `tcp_nodelay(false)`: the raw connection's socket.
+    backend_nagle: Arc<RedisBackend>,
 }
 
 fn fixture() -> Fixture {
@@ -62,7 +65,7 @@ fn fixture() -> Fixture {
         .enable_all()
         .build()
         .unwrap();
-    let (raw, raw_nodelay, backend) = rt.block_on(async {
+    let (raw, raw_nodelay, backend, backend_nagle) = rt.block_on(async {
         let client = redis::Client::open(server.url()).unwrap();
         let raw = client.get_multiplexed_async_connection().await.unwrap();
         let info = server
@@ -78,7 +81,13 @@ fn fixture() -> Fixture {
             .unwrap();
         let config = RedisConfig::builder().url(server.url()).build().unwrap();
         let backend = RedisBackend::new(config).await.unwrap();
-        (raw, raw_nodelay, Arc::new(backend))
+        let nagle = RedisConfig::builder()
+            .url(server.url())
+            .tcp_nodelay(false)
+            .build()
+            .unwrap();
+        let backend_nagle = RedisBackend::new(nagle).await.unwrap();
+        (raw, raw_nodelay, Arc::new(backend), Arc::new(backend_nagle))
     });
     Fixture {
         rt,
@@ -86,6 +95,7 @@ fn fixture() -> Fixture {
         raw,
         raw_nodelay,
         backend,
+        backend_nagle,
     }
 }
 
@@ -177,6 +187,20 @@ fn throughput(c: &mut Criterion, f: &Fixture) {
                 b.iter_custom(|iters| {
                     concurrent(&f.rt, iters, tasks, || {
                         let backend = f.backend.clone();
+                        async move {
+                            black_box(backend.get("bench:1k").await.unwrap());
+                        }
+                    })
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("redis_backend_nagle", tasks),
+            &tasks,
+            |b, &tasks| {
+                b.iter_custom(|iters| {
+                    concurrent(&f.rt, iters, tasks, || {
+                        let backend = f.backend_nagle.clone();
                         async move {
                             black_box(backend.get("bench:1k").await.unwrap());
                         }

@@ -111,6 +111,16 @@ pub struct RedisConfig {
     /// follow every 10 s, or every `idle` if shorter); `None` turns keepalive
     /// off. Default `Some(60 s)`.
     pub tcp_keepalive: Option<Duration>,
+    /// Send every command at once (`TCP_NODELAY`). Default `true`.
+    ///
+    /// With Nagle's algorithm (`false`) the kernel holds a command written
+    /// while earlier bytes are unacknowledged until their ACK arrives. That
+    /// merges commands from many concurrent tasks into fewer packets (on
+    /// loopback, a few percent more throughput at 64 tasks per connection),
+    /// but a value spanning several TCP segments can wait for the server's
+    /// delayed ACK, up to 40 ms on Linux. Redis itself and most Redis clients
+    /// set `TCP_NODELAY`; turn it off only after measuring your workload.
+    pub tcp_nodelay: bool,
     /// The wire protocol (the parser option). Default [`Protocol::Resp2`].
     pub protocol: Protocol,
     /// Prepended to every key: `{key_prefix}{key}`. Default empty.
@@ -142,6 +152,7 @@ impl Default for RedisConfig {
             response_timeout: Duration::from_secs(1),
             checkout_timeout: Duration::from_secs(1),
             tcp_keepalive: Some(Duration::from_secs(60)),
+            tcp_nodelay: true,
             protocol: Protocol::Resp2,
             key_prefix: String::new(),
             tls_ca_file: None,
@@ -169,6 +180,7 @@ impl RedisConfig {
     /// `CACHEKIT_REDIS_RESPONSE_TIMEOUT_MS`,
     /// `CACHEKIT_REDIS_CHECKOUT_TIMEOUT_MS`,
     /// `CACHEKIT_REDIS_TCP_KEEPALIVE_SECS` (0 turns it off),
+    /// `CACHEKIT_REDIS_TCP_NODELAY` (`true`/`false`),
     /// `CACHEKIT_REDIS_PROTOCOL` (`resp2`/`resp3`),
     /// `CACHEKIT_REDIS_KEY_PREFIX`, `CACHEKIT_REDIS_TLS_CA_FILE`,
     /// `CACHEKIT_REDIS_TLS_CERT_FILE`, `CACHEKIT_REDIS_TLS_KEY_FILE`,
@@ -276,6 +288,7 @@ impl fmt::Debug for RedisConfig {
             response_timeout,
             checkout_timeout,
             tcp_keepalive,
+            tcp_nodelay,
             protocol,
             key_prefix,
             tls_ca_file,
@@ -294,6 +307,7 @@ impl fmt::Debug for RedisConfig {
             .field("response_timeout", response_timeout)
             .field("checkout_timeout", checkout_timeout)
             .field("tcp_keepalive", tcp_keepalive)
+            .field("tcp_nodelay", tcp_nodelay)
             .field("protocol", protocol)
             .field("key_prefix", key_prefix)
             .field("tls_ca_file", tls_ca_file)
@@ -335,6 +349,7 @@ pub struct RedisConfigBuilder {
     response_timeout: Option<Duration>,
     checkout_timeout: Option<Duration>,
     tcp_keepalive: Option<Option<Duration>>,
+    tcp_nodelay: Option<bool>,
     protocol: Option<Protocol>,
     key_prefix: Option<String>,
     tls_ca_file: Option<PathBuf>,
@@ -418,6 +433,13 @@ impl RedisConfigBuilder {
         self
     }
 
+    /// Whether commands go out at once (`TCP_NODELAY`, default `true`); see
+    /// [`RedisConfig::tcp_nodelay`] before turning it off.
+    pub fn tcp_nodelay(mut self, nodelay: bool) -> Self {
+        self.tcp_nodelay = Some(nodelay);
+        self
+    }
+
     /// RESP2 or RESP3 (default RESP2).
     pub fn protocol(mut self, protocol: Protocol) -> Self {
         self.protocol = Some(protocol);
@@ -490,6 +512,7 @@ impl RedisConfigBuilder {
         set(&mut config.response_timeout, self.response_timeout);
         set(&mut config.checkout_timeout, self.checkout_timeout);
         set(&mut config.tcp_keepalive, self.tcp_keepalive);
+        set(&mut config.tcp_nodelay, self.tcp_nodelay);
         set(&mut config.protocol, self.protocol);
         set(&mut config.key_prefix, self.key_prefix);
         set(&mut config.tls_ca_file, self.tls_ca_file.map(Some));

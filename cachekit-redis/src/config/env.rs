@@ -51,6 +51,9 @@ pub(crate) fn apply(
         let secs: u64 = number("CACHEKIT_REDIS_TCP_KEEPALIVE_SECS", &v)?;
         config.tcp_keepalive = (secs > 0).then(|| Duration::from_secs(secs));
     }
+    if let Some(v) = get("CACHEKIT_REDIS_TCP_NODELAY") {
+        config.tcp_nodelay = boolean("CACHEKIT_REDIS_TCP_NODELAY", &v)?;
+    }
     if let Some(v) = get("CACHEKIT_REDIS_PROTOCOL") {
         config.protocol = Protocol::parse(&v).ok_or_else(|| {
             Error::config(

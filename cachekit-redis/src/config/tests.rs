@@ -30,6 +30,7 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(c.response_timeout, Duration::from_secs(1));
     assert_eq!(c.checkout_timeout, Duration::from_secs(1));
     assert_eq!(c.tcp_keepalive, Some(Duration::from_secs(60)));
+    assert!(c.tcp_nodelay);
     assert_eq!(c.protocol, Protocol::Resp2);
     assert_eq!(c.key_prefix, "");
     assert!(!c.tls_insecure);
@@ -49,6 +50,7 @@ fn builder_sets_every_field() {
         .response_timeout(Duration::from_millis(20))
         .checkout_timeout(Duration::from_millis(30))
         .tcp_keepalive(None)
+        .tcp_nodelay(false)
         .protocol(Protocol::Resp3)
         .key_prefix("app:")
         .tls_ca_file("/ca.pem")
@@ -65,6 +67,7 @@ fn builder_sets_every_field() {
     assert_eq!(c.response_timeout, Duration::from_millis(20));
     assert_eq!(c.checkout_timeout, Duration::from_millis(30));
     assert_eq!(c.tcp_keepalive, None);
+    assert!(!c.tcp_nodelay);
     assert_eq!(c.protocol, Protocol::Resp3);
     assert_eq!(c.key_prefix, "app:");
     assert_eq!(
@@ -221,6 +224,7 @@ fn env_knobs_are_read() {
             ("CACHEKIT_REDIS_RESPONSE_TIMEOUT_MS", "250"),
             ("CACHEKIT_REDIS_CHECKOUT_TIMEOUT_MS", "350"),
             ("CACHEKIT_REDIS_TCP_KEEPALIVE_SECS", "0"),
+            ("CACHEKIT_REDIS_TCP_NODELAY", "off"),
             ("CACHEKIT_REDIS_PROTOCOL", "RESP3"),
             ("CACHEKIT_REDIS_KEY_PREFIX", "svc:"),
             ("CACHEKIT_REDIS_LOCK_WAIT_MS", "450"),
@@ -232,6 +236,7 @@ fn env_knobs_are_read() {
     assert_eq!(c.response_timeout, Duration::from_millis(250));
     assert_eq!(c.checkout_timeout, Duration::from_millis(350));
     assert_eq!(c.tcp_keepalive, None);
+    assert!(!c.tcp_nodelay);
     assert_eq!(c.protocol, Protocol::Resp3);
     assert_eq!(c.key_prefix, "svc:");
     assert_eq!(c.lock_wait, Duration::from_millis(450));

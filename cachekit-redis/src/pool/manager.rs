@@ -46,7 +46,7 @@ impl Manager {
             username: url.username.clone(),
         });
 
-        let mut tcp = TcpSettings::default().set_nodelay(true);
+        let mut tcp = TcpSettings::default().set_nodelay(config.tcp_nodelay);
         if let Some(idle) = config.tcp_keepalive {
             tcp = tcp.set_keepalive(
                 TcpKeepalive::new()

@@ -6,7 +6,7 @@ use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
 
 use cached::ConcurrentCachedAsync;
-use cachekit::{cached, KeyBuilder, RedisBackend, RedisConfig, TieredCache};
+use cachekit::{cached, KeyBuilder, RedisBackend, RedisConfig, RedisConfigBuilder, TieredCache};
 use cachekit_rs::interop::{interop_key, InteropValue};
 use redis::aio::MultiplexedConnection;
 use serde::{de::DeserializeOwned, Serialize};
@@ -253,12 +253,10 @@ impl Lib {
     }
 }
 
-/// cachekit over its own Redis pool, without an L1.
-async fn ours(url: &str, pool_size: Option<u32>, guarded: bool) -> Lib {
-    let mut config = RedisConfig::builder().url(url);
-    if let Some(size) = pool_size {
-        config = config.pool_size(size);
-    }
+/// cachekit over its own Redis pool, without an L1; `tune` changes the
+/// pool's defaults.
+async fn ours(url: &str, tune: fn(RedisConfigBuilder) -> RedisConfigBuilder, guarded: bool) -> Lib {
+    let config = tune(RedisConfig::builder().url(url));
     let redis = RedisBackend::new(config.build().expect("config"))
         .await
         .expect("cachekit redis");
@@ -270,7 +268,7 @@ async fn ours(url: &str, pool_size: Option<u32>, guarded: bool) -> Lib {
     Lib::Ours(builder.build().expect("tiered"), keys)
 }
 
-/// The four clients on the server at `url`, each without an L1, and two
+/// The four clients on the server at `url`, each without an L1, and three
 /// cachekit variants that show where its time goes under concurrency.
 pub async fn libs(url: &str) -> Vec<(&'static str, Lib)> {
     let cached = cached::AsyncRedisCache::new("peers_mixed", TTL)
@@ -279,17 +277,25 @@ pub async fn libs(url: &str) -> Vec<(&'static str, Lib)> {
         .await
         .expect("cached store");
     vec![
-        ("cachekit", ours(url, None, true).await),
+        ("cachekit", ours(url, |c| c, true).await),
         ("cached", Lib::Cached(Arc::new(cached))),
         ("cachekit-rs", Lib::CachekitRs(ckrs_client(url).await)),
         (
             "raw redis-rs + rmp-serde (baseline)",
             Lib::Raw(raw_conn(url).await),
         ),
-        ("cachekit, pool_size 1", ours(url, Some(1), true).await),
+        (
+            "cachekit, pool_size 1",
+            ours(url, |c| c.pool_size(1), true).await,
+        ),
         (
             "cachekit, no breaker or L2 timeout",
-            ours(url, None, false).await,
+            ours(url, |c| c, false).await,
+        ),
+        // The raw connections keep redis-rs's default of Nagle on.
+        (
+            "cachekit, tcp_nodelay off",
+            ours(url, |c| c.tcp_nodelay(false), true).await,
         ),
         (
             "raw, GET+PTTL pipeline (baseline)",

@@ -26,11 +26,24 @@ type Flight = watch::Sender<FlightState>;
 /// lock for all keys was contended by concurrent calls of different keys.
 const SHARDS: usize = 16;
 
-type Table = HashMap<Arc<str>, Arc<Flight>, foldhash::fast::RandomState>;
-type Shard = Mutex<Table>;
+/// A running flight. Its channel is made by the first caller that waits:
+/// most flights (every L2 read of a warm key) finish without one, and a
+/// `watch` channel costs an allocation and, when dropped, eight wake-up
+/// locks.
+struct Ongoing {
+    /// Tells this flight from a later one of the same key.
+    id: u64,
+    channel: Option<Arc<Flight>>,
+}
+
+#[derive(Default)]
+struct Table {
+    running: HashMap<Arc<str>, Ongoing, foldhash::fast::RandomState>,
+    next_id: u64,
+}
 
 pub(crate) struct Flights {
-    shards: [Shard; SHARDS],
+    shards: [Mutex<Table>; SHARDS],
 }
 
 impl Default for Flights {
@@ -61,31 +74,39 @@ impl Flights {
 
     /// Joins the flight for `key`, leading it if none is running.
     pub(crate) fn join(&self, key: &str) -> Role<'_> {
-        let mut map = self.shard(key);
-        if let Some(flight) = map.get(key) {
-            return Role::Follower(flight.subscribe());
+        let mut table = self.shard(key);
+        if let Some(flight) = table.running.get_mut(key) {
+            let channel = flight
+                .channel
+                .get_or_insert_with(|| Arc::new(watch::Sender::new(FlightState::Running)));
+            return Role::Follower(channel.subscribe());
         }
-        let flight = Arc::new(watch::Sender::new(FlightState::Running));
+        let id = table.next_id;
+        table.next_id = id.wrapping_add(1);
         let key: Arc<str> = key.into();
-        map.insert(key.clone(), Arc::clone(&flight));
+        table
+            .running
+            .insert(Arc::clone(&key), Ongoing { id, channel: None });
         Role::Leader(LeaderGuard {
             flights: self,
             key,
-            flight,
+            id,
             finished: false,
         })
     }
 
     /// Whether a computation of `key` is under way.
     pub(crate) fn is_running(&self, key: &str) -> bool {
-        self.shard(key).contains_key(key)
+        self.shard(key).running.contains_key(key)
     }
 
-    fn remove(&self, key: &str, flight: &Arc<Flight>) {
-        let mut map = self.shard(key);
-        if map.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
-            map.remove(key);
+    /// Ends flight `id` of `key`; its channel, if anyone waits.
+    fn remove(&self, key: &str, id: u64) -> Option<Arc<Flight>> {
+        let mut table = self.shard(key);
+        if table.running.get(key).is_some_and(|f| f.id == id) {
+            return table.running.remove(key).and_then(|f| f.channel);
         }
+        None
     }
 }
 
@@ -93,7 +114,7 @@ impl Flights {
 pub(crate) struct LeaderGuard<'a> {
     flights: &'a Flights,
     key: Arc<str>,
-    flight: Arc<Flight>,
+    id: u64,
     finished: bool,
 }
 
@@ -107,9 +128,10 @@ impl LeaderGuard<'_> {
     pub(crate) fn finish_with(mut self, share: impl FnOnce() -> Shared) {
         self.finished = true;
         // Once removed, nobody can join; only those already waiting count.
-        self.flights.remove(&self.key, &self.flight);
-        if self.flight.receiver_count() > 0 {
-            self.flight.send_replace(FlightState::Done(share()));
+        if let Some(channel) = self.flights.remove(&self.key, self.id) {
+            if channel.receiver_count() > 0 {
+                channel.send_replace(FlightState::Done(share()));
+            }
         }
     }
 
@@ -117,8 +139,9 @@ impl LeaderGuard<'_> {
         self.finished = true;
         // Remove first: a caller arriving after this point must look at the
         // cache (already filled) rather than join a finished flight.
-        self.flights.remove(&self.key, &self.flight);
-        self.flight.send_replace(state);
+        if let Some(channel) = self.flights.remove(&self.key, self.id) {
+            channel.send_replace(state);
+        }
     }
 }
 

@@ -2,11 +2,9 @@
 //! bound), a deadline, and the bookkeeping of the outcome.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use tokio::sync::Semaphore;
 
 use super::stats::TierCounters;
 use crate::backend::Backend;
@@ -38,7 +36,33 @@ pub(crate) struct GuardedL2 {
     pub(crate) backend: Arc<dyn Backend>,
     deadline: Option<Duration>,
     breaker: Option<CircuitBreaker>,
-    in_flight: Option<(Semaphore, usize)>,
+    in_flight: Option<InFlight>,
+}
+
+/// The bound on L2 calls in flight. Calls over it are refused, never
+/// queued, so a counter is all it takes (a semaphore locked its waiter
+/// list on every release). At the bound, a call racing with one that is
+/// leaving may be refused; it is never admitted beyond the bound.
+struct InFlight {
+    now: AtomicUsize,
+    max: usize,
+}
+
+/// One admitted call; gives its place back when dropped.
+struct Slot<'a>(&'a AtomicUsize);
+
+impl InFlight {
+    fn enter(&self) -> Option<Slot<'_>> {
+        let before = self.now.fetch_add(1, Relaxed);
+        let slot = Slot(&self.now);
+        (before < self.max).then_some(slot)
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
 }
 
 impl std::fmt::Debug for GuardedL2 {
@@ -62,7 +86,10 @@ impl GuardedL2 {
             backend,
             deadline,
             breaker,
-            in_flight: max_in_flight.map(|n| (Semaphore::new(n), n)),
+            in_flight: max_in_flight.map(|max| InFlight {
+                now: AtomicUsize::new(0),
+                max,
+            }),
         }
     }
 
@@ -131,13 +158,16 @@ impl GuardedL2 {
             None => None,
         };
         let _slot = match &self.in_flight {
-            Some((semaphore, max)) => match semaphore.try_acquire() {
-                Ok(slot) => Some(slot),
-                Err(_) => {
+            Some(in_flight) => match in_flight.enter() {
+                Some(slot) => Some(slot),
+                None => {
                     counters.skipped();
                     return Err(Error::new(
                         ErrorKind::Overloaded,
-                        format!("L2 {op} skipped: {max} L2 operations already in flight (max_l2_in_flight)"),
+                        format!(
+                            "L2 {op} skipped: {} L2 operations already in flight (max_l2_in_flight)",
+                            in_flight.max
+                        ),
                     ));
                 }
             },

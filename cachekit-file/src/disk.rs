@@ -1,6 +1,8 @@
 //! System calls on the cache directory, all relative to one directory handle
 //! so that a path swapped after open cannot redirect entry IO.
 
+mod nowait;
+
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -14,6 +16,8 @@ use rustix::io::Errno;
 
 use crate::error::{errno_error, io_error};
 use crate::format::{FileName, Header, KeyHash, EXPIRY_OFFSET, HEADER_LEN};
+
+pub(crate) use nowait::NoWait;
 
 /// The extended attribute holding an entry's key (see the crate docs).
 pub(crate) const KEY_XATTR: &str = "user.cachekit.key";
@@ -61,6 +65,25 @@ pub(crate) enum ReadOutcome {
     Foreign,
     /// Garbage under an entry name.
     Corrupt,
+}
+
+impl ReadOutcome {
+    /// What the whole contents of an entry file, `buf`, hold.
+    fn parse(buf: Vec<u8>, file: File) -> Self {
+        match Header::parse(&buf) {
+            Header::Entry { expiry } => {
+                let value = Bytes::from(buf).slice(HEADER_LEN..);
+                Self::Entry(Loaded {
+                    expiry,
+                    size: value.len() as u64 + HEADER_LEN as u64,
+                    value,
+                    file,
+                })
+            }
+            Header::Foreign => Self::Foreign,
+            Header::Corrupt => Self::Corrupt,
+        }
+    }
 }
 
 /// A version-1 entry read from disk, with its file still open.
@@ -397,19 +420,7 @@ impl Disk {
             .take(size)
             .read_to_end(&mut buf)
             .map_err(|e| io_error("reading", &path(), e))?;
-        match Header::parse(&buf) {
-            Header::Entry { expiry } => {
-                let value = Bytes::from(buf).slice(HEADER_LEN..);
-                Ok(ReadOutcome::Entry(Loaded {
-                    expiry,
-                    size: value.len() as u64 + HEADER_LEN as u64,
-                    value,
-                    file,
-                }))
-            }
-            Header::Foreign => Ok(ReadOutcome::Foreign),
-            Header::Corrupt => Ok(ReadOutcome::Corrupt),
-        }
+        Ok(ReadOutcome::parse(buf, file))
     }
 
     /// Reads only the header; `None` when there is no file.

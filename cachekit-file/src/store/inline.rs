@@ -31,14 +31,15 @@ use crate::format::{key_hash, unix_now, FileName, HEADER_LEN};
 /// Largest entry file read on a worker thread: a value of 128 KiB plus
 /// its header.
 ///
-/// Measured on a 2-core VM, a read from the page cache takes 1.6 µs at
-/// 1 KiB, 6 µs at 64 KiB, 9 µs at 128 KiB and 17 µs at 256 KiB inline,
-/// against 6 µs (hot pool) to 20 µs and more through the blocking pool,
-/// whose tail reaches 100 µs and more. Up to 128 KiB the inline read
-/// saves most of the hop and holds up the worker's other tasks no longer
-/// than a hop would take, well within Tokio's guideline of 10 to 100 µs
-/// between awaits; above it, the copy is the larger part of the cost and
-/// would delay the worker's other tasks for a smaller gain.
+/// Measured on a 2-core VM (medians), a get from the page cache takes
+/// 1.6 µs at 1 KiB, 6 µs at 64 KiB, 9 µs at 128 KiB and 17 µs at 256 KiB
+/// inline; through a warm blocking pool 6, 14, 19 and 38 µs, with a tail
+/// past 100 µs, and a pool whose threads sleep adds about 20 µs more. Up
+/// to 128 KiB the inline read saves most of the cost and holds up the
+/// worker's other tasks no longer than a hop would take, well within
+/// Tokio's guideline of 10 to 100 µs between awaits; above it, the copy
+/// is the larger part of the cost, and the worker's other tasks would
+/// wait longer for a smaller gain.
 pub(crate) const INLINE_MAX: u64 = (128 << 10) + HEADER_LEN as u64;
 
 /// What a `get_many` charges each key against its inline budget of

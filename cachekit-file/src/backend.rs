@@ -11,7 +11,7 @@ use cachekit_core::{Backend, Health, Result, Ttl};
 use crate::config::FileConfig;
 use crate::disk::Replaced;
 use crate::format::{key_hash, ttl_at, unix_now, FileName};
-use crate::store::{Store, SweepStats};
+use crate::store::{Inline, Store, SweepStats, INLINE_KEY_COST, INLINE_MAX};
 
 /// A [`Backend`] that keeps one file per key in a directory shared by any
 /// number of processes; see the [crate docs](crate) for the format and the
@@ -23,6 +23,8 @@ use crate::store::{Store, SweepStats};
 /// or slow filesystem (NFS, dirty-page throttling, ext4 without a journal
 /// scanning for a free inode) then delays only the call, which a tiered
 /// cache's L2 timeout can give up on, and never an async worker thread.
+/// The one exception is a read the kernel can answer from memory, which
+/// skips the hop; see [reads without a hop](crate#reads-without-a-hop).
 ///
 /// ```
 /// use cachekit_core::Backend;
@@ -153,6 +155,46 @@ impl FileBackend {
         out
     }
 
+    /// Reads on this thread when the kernel can answer from memory, else
+    /// on the blocking pool.
+    async fn read(&self, key: &str) -> Result<Option<(Bytes, u64)>> {
+        // An inline answer never yields; this keeps a task that reads in a
+        // loop from starving the worker's other tasks, as Tokio's own IO
+        // does.
+        tokio::task::coop::consume_budget().await;
+        match self.store.get_inline(key, INLINE_MAX) {
+            Inline::Answered { got, drain_touches } => {
+                self.after_inline(drain_touches);
+                Ok(got)
+            }
+            Inline::Blocking { hold } => {
+                let key = key.to_owned();
+                self.blocking(move |s| {
+                    drop(hold);
+                    s.get(&key)
+                })
+                .await
+            }
+        }
+    }
+
+    /// After reads answered inline: starts the drain of the queued
+    /// touches if asked to, and the periodic sweep if it is due.
+    fn after_inline(&self, drain_touches: bool) {
+        if drain_touches {
+            let drain = TouchDrain {
+                store: Arc::clone(&self.store),
+                ran: false,
+            };
+            tokio::task::spawn_blocking(move || {
+                let mut drain = drain;
+                drain.store.drain_touches();
+                drain.ran = true;
+            });
+        }
+        self.after_io();
+    }
+
     /// Starts the periodic sweep in the background if it is due.
     fn after_io(&self) {
         if self.store.claim_sweep() {
@@ -176,6 +218,21 @@ impl Drop for SweepClaim {
     }
 }
 
+/// A drain of the touch queue; dropped without having run (a runtime
+/// shutting down), it lets the next read start another.
+struct TouchDrain {
+    store: Arc<Store>,
+    ran: bool,
+}
+
+impl Drop for TouchDrain {
+    fn drop(&mut self) {
+        if !self.ran {
+            self.store.release_touches();
+        }
+    }
+}
+
 #[async_trait]
 impl Backend for FileBackend {
     fn name(&self) -> &str {
@@ -183,14 +240,12 @@ impl Backend for FileBackend {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        let key = key.to_owned();
-        let got = self.blocking(move |s| s.get(&key)).await?;
+        let got = self.read(key).await?;
         Ok(got.map(|(value, _)| value))
     }
 
     async fn get_with_ttl(&self, key: &str) -> Result<Option<(Bytes, Ttl)>> {
-        let key = key.to_owned();
-        let got = self.blocking(move |s| s.get(&key)).await?;
+        let got = self.read(key).await?;
         Ok(got.map(|(value, expiry)| (value, ttl_at(expiry, unix_now()))))
     }
 
@@ -216,13 +271,51 @@ impl Backend for FileBackend {
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
-        let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
-        self.blocking(move |s| {
-            keys.iter()
-                .map(|key| Ok(s.get(key)?.map(|(value, _)| value)))
-                .collect()
-        })
-        .await
+        tokio::task::coop::consume_budget().await;
+        // Inline while the budget lasts (see INLINE_KEY_COST); the rest,
+        // with the files to close off this thread, in one blocking task.
+        let mut out = Vec::with_capacity(keys.len());
+        let mut rest = Vec::new();
+        let mut holds = Vec::new();
+        let (mut budget, mut drain_touches) = (INLINE_MAX, false);
+        for (at, key) in keys.iter().enumerate() {
+            let inline = match budget {
+                0 => Inline::Blocking { hold: None },
+                _ => self.store.get_inline(key, budget),
+            };
+            match inline {
+                Inline::Answered {
+                    got,
+                    drain_touches: drain,
+                } => {
+                    let read = got.as_ref().map_or(0, |(value, _)| value.len() as u64);
+                    budget = budget.saturating_sub(INLINE_KEY_COST + read);
+                    drain_touches |= drain;
+                    out.push(got.map(|(value, _)| value));
+                }
+                Inline::Blocking { hold } => {
+                    holds.extend(hold);
+                    rest.push((at, (*key).to_owned()));
+                    out.push(None);
+                }
+            }
+        }
+        self.after_inline(drain_touches);
+        if rest.is_empty() {
+            return Ok(out);
+        }
+        let got = self
+            .blocking(move |s| {
+                drop(holds);
+                rest.into_iter()
+                    .map(|(at, key)| Ok((at, s.get(&key)?.map(|(value, _)| value))))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .await?;
+        for (at, value) in got {
+            out[at] = value;
+        }
+        Ok(out)
     }
 
     async fn set_many(&self, entries: &[(&str, Bytes)], ttl: Option<Duration>) -> Result<()> {
@@ -255,6 +348,7 @@ impl Backend for FileBackend {
         let probe = self.blocking(|s| s.disk.probe_writable()).await;
         let latency = started.elapsed();
         let config = &self.store.config;
+        let reads = self.store.inline_stats();
         let health = Health::new("file", probe.is_ok(), latency)
             .detail("dir", config.dir.display())
             .detail("entries", self.entry_count())
@@ -262,7 +356,10 @@ impl Backend for FileBackend {
             .detail("max_entries", config.max_entries)
             .detail("max_bytes", config.max_bytes)
             .detail("durable", config.durable)
-            .detail("stores_keys", self.store.key_xattr);
+            .detail("stores_keys", self.store.key_xattr)
+            .detail("inline_reads", reads.enabled)
+            .detail("reads_inline", reads.inline)
+            .detail("reads_blocking", reads.blocking);
         match probe {
             Ok(()) => health,
             Err(err) => health.detail("error", err),

@@ -1,6 +1,9 @@
 //! System calls on the cache directory, all relative to one directory handle
 //! so that a path swapped after open cannot redirect entry IO.
 
+mod list;
+mod nowait;
+
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -13,7 +16,10 @@ use rustix::fs::{AtFlags, Mode, OFlags, XattrFlags};
 use rustix::io::Errno;
 
 use crate::error::{errno_error, io_error};
-use crate::format::{FileName, Header, KeyHash, EXPIRY_OFFSET, HEADER_LEN};
+use crate::format::{FileName, Header, EXPIRY_OFFSET, HEADER_LEN};
+
+pub(crate) use list::Listed;
+pub(crate) use nowait::NoWait;
 
 /// The extended attribute holding an entry's key (see the crate docs).
 pub(crate) const KEY_XATTR: &str = "user.cachekit.key";
@@ -21,9 +27,6 @@ pub(crate) const KEY_XATTR: &str = "user.cachekit.key";
 /// Longest key stored in [`KEY_XATTR`]; ext4 fits every xattr of a file in
 /// one 4 KiB block, and cachekit keys are about 100 bytes.
 pub(crate) const MAX_KEY_LEN: usize = 1024;
-
-/// Temp files of a live writer older than this are abandoned and removed.
-const STALE_TEMP_AGE: Duration = Duration::from_secs(600);
 
 const TEMP_PREFIX: &str = ".tmp-";
 
@@ -63,6 +66,25 @@ pub(crate) enum ReadOutcome {
     Corrupt,
 }
 
+impl ReadOutcome {
+    /// What the whole contents of an entry file, `buf`, hold.
+    fn parse(buf: Vec<u8>, file: File) -> Self {
+        match Header::parse(&buf) {
+            Header::Entry { expiry } => {
+                let value = Bytes::from(buf).slice(HEADER_LEN..);
+                Self::Entry(Loaded {
+                    expiry,
+                    size: value.len() as u64 + HEADER_LEN as u64,
+                    value,
+                    file,
+                })
+            }
+            Header::Foreign => Self::Foreign,
+            Header::Corrupt => Self::Corrupt,
+        }
+    }
+}
+
 /// A version-1 entry read from disk, with its file still open.
 pub(crate) struct Loaded {
     pub(crate) expiry: u64,
@@ -70,27 +92,6 @@ pub(crate) struct Loaded {
     /// Header plus value length.
     pub(crate) size: u64,
     pub(crate) file: File,
-}
-
-/// What a directory listing found.
-pub(crate) enum Listed {
-    /// A file named like an entry, with its length and recency (Unix nanos).
-    Entry {
-        hash: KeyHash,
-        size: u64,
-        recency: u64,
-    },
-    /// A temp file left by a writer that is gone.
-    StaleTemp(String),
-}
-
-impl Listed {
-    pub(crate) fn entry_hash(&self) -> Option<KeyHash> {
-        match self {
-            Self::Entry { hash, .. } => Some(*hash),
-            Self::StaleTemp(_) => None,
-        }
-    }
 }
 
 /// A temp file, removed on drop unless renamed into place. After a swap
@@ -397,19 +398,7 @@ impl Disk {
             .take(size)
             .read_to_end(&mut buf)
             .map_err(|e| io_error("reading", &path(), e))?;
-        match Header::parse(&buf) {
-            Header::Entry { expiry } => {
-                let value = Bytes::from(buf).slice(HEADER_LEN..);
-                Ok(ReadOutcome::Entry(Loaded {
-                    expiry,
-                    size: value.len() as u64 + HEADER_LEN as u64,
-                    value,
-                    file,
-                }))
-            }
-            Header::Foreign => Ok(ReadOutcome::Foreign),
-            Header::Corrupt => Ok(ReadOutcome::Corrupt),
-        }
+        Ok(ReadOutcome::parse(buf, file))
     }
 
     /// Reads only the header; `None` when there is no file.
@@ -505,61 +494,6 @@ impl Disk {
             Err(e) => Err(errno_error("reading the key attribute of", &path, e)),
         }
     }
-
-    /// Lists entry files and stale temp files.
-    pub(crate) fn list(&self, now: Duration) -> Result<Vec<Listed>> {
-        let dir = rustix::fs::Dir::read_from(&self.dir)
-            .map_err(|e| errno_error("listing", &self.path, e))?;
-        let mut out = Vec::new();
-        for item in dir {
-            let item = item.map_err(|e| errno_error("listing", &self.path, e))?;
-            let name = item.file_name().to_bytes();
-            if let Some(hash) = FileName::parse(name) {
-                // Path-based lstat: std's metadata has stable field types.
-                let path = self.path.join(FileName::of(&hash).as_str());
-                match std::fs::symlink_metadata(&path) {
-                    Ok(meta) if meta.is_file() => out.push(Listed::Entry {
-                        hash,
-                        size: meta.len(),
-                        recency: recency(&meta),
-                    }),
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(io_error("inspecting", &path, e)),
-                }
-            } else if let Some(name) = std::str::from_utf8(name)
-                .ok()
-                .filter(|n| n.starts_with(TEMP_PREFIX))
-            {
-                if self.is_stale_temp(name, now) {
-                    out.push(Listed::StaleTemp(name.to_owned()));
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// A temp file is stale when its writer is dead or it is older than any
-    /// write could take. The pid is only meaningful in this PID namespace;
-    /// see the crate docs.
-    fn is_stale_temp(&self, name: &str, now: Duration) -> bool {
-        let Ok(meta) = std::fs::symlink_metadata(self.path.join(name)) else {
-            return false;
-        };
-        let modified = Duration::from_secs(u64::try_from(meta.mtime()).unwrap_or(0));
-        if now.saturating_sub(modified) > STALE_TEMP_AGE {
-            return true;
-        }
-        let pid = name
-            .strip_prefix(TEMP_PREFIX)
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<i32>().ok())
-            .and_then(rustix::process::Pid::from_raw);
-        match pid {
-            Some(pid) => matches!(rustix::process::test_kill_process(pid), Err(Errno::SRCH)),
-            None => false,
-        }
-    }
 }
 
 /// Writes header and value with one system call where the kernel takes
@@ -583,15 +517,4 @@ fn write_both(file: &mut File, header: &[u8], value: &[u8]) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// The later of access and modification time, Unix nanoseconds.
-fn recency(meta: &std::fs::Metadata) -> u64 {
-    let nanos = |secs: i64, nsec: i64| {
-        u64::try_from(secs)
-            .unwrap_or(0)
-            .saturating_mul(1_000_000_000)
-            .saturating_add(u64::try_from(nsec).unwrap_or(0))
-    };
-    nanos(meta.atime(), meta.atime_nsec()).max(nanos(meta.mtime(), meta.mtime_nsec()))
 }

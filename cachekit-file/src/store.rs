@@ -1,11 +1,16 @@
 //! The blocking half of the backend: every operation as plain synchronous
 //! code over [`Disk`] and the [`Index`], run on Tokio's blocking pool by
-//! [`FileBackend`](crate::FileBackend).
+//! [`FileBackend`](crate::FileBackend). The one exception is the inline
+//! read path (`store/inline.rs`), which runs on the caller's thread and
+//! only makes calls that cannot wait for a device.
 //!
-//! The index lock is only ever held for in-memory updates, never across IO.
+//! The index lock is only ever held for in-memory updates, never across
+//! IO, so an async worker taking it waits for memory work at most.
 
+mod inline;
 mod sweep;
 
+use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -21,6 +26,7 @@ use crate::format::{
 };
 use crate::index::Index;
 
+pub(crate) use inline::{Inline, INLINE_KEY_COST, INLINE_MAX};
 pub use sweep::SweepStats;
 
 /// The directory, this process's view of it, and the configuration.
@@ -31,6 +37,7 @@ pub(crate) struct Store {
     index: Mutex<Index>,
     /// Whether keys are stored in an extended attribute (see the crate docs).
     pub(crate) key_xattr: bool,
+    inline: inline::InlineReads,
     /// When the next periodic sweep is due, Unix nanoseconds.
     next_sweep: AtomicU64,
     sweeping: AtomicBool,
@@ -47,6 +54,15 @@ struct Staged<'a> {
     now: Duration,
     expiry: u64,
     temp: Temp<'a>,
+}
+
+/// What a read found, decided in one place for the blocking and the
+/// inline path.
+enum Settled {
+    /// The answer, and the file to mark as read when the index asks for it.
+    Answer(Option<(Bytes, u64)>, Option<File>),
+    /// A miss whose file must be removed (why: "corrupt", "expired").
+    Remove(&'static str),
 }
 
 /// A key as it may appear in a message: quoted, and cut if long.
@@ -91,11 +107,13 @@ impl Store {
                  use ext4, xfs, btrfs or tmpfs (Linux 6.6+) to get it"
             );
         }
+        let inline = inline::InlineReads::new(disk.supports_nowait_reads());
         let store = Self {
             config,
             disk,
             index: Mutex::new(Index::default()),
             key_xattr,
+            inline,
             next_sweep: AtomicU64::new(0),
             sweeping: AtomicBool::new(false),
         };
@@ -139,34 +157,47 @@ impl Store {
         Ok(())
     }
 
-    /// Reads a live value and its expiry.
+    /// Reads a live value and its expiry: the blocking path, for what
+    /// [`Store::get_inline`] could not answer.
     pub(crate) fn get(&self, key: &str) -> Result<Option<(Bytes, u64)>> {
+        self.inline.count_blocking();
         let hash = key_hash(key);
         let name = FileName::of(&hash);
         let now = unix_now();
-        match self.disk.read(&name, self.max_file_size())? {
+        let outcome = self.disk.read(&name, self.max_file_size())?;
+        match self.settle(hash, now, outcome) {
+            Settled::Answer(got, touch) => {
+                if let Some(file) = touch {
+                    Disk::touch(&file);
+                }
+                Ok(got)
+            }
+            Settled::Remove(why) => {
+                self.index().remove(&hash);
+                self.remove_quietly(&name, why);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Decides what a read of `hash` at `now` found, updating the index
+    /// (in memory only) for the answers that need no IO.
+    fn settle(&self, hash: KeyHash, now: Duration, outcome: ReadOutcome) -> Settled {
+        match outcome {
             ReadOutcome::Missing | ReadOutcome::Foreign => {
                 self.index().remove(&hash);
-                Ok(None)
+                Settled::Answer(None, None)
             }
-            ReadOutcome::Corrupt => {
-                self.index().remove(&hash);
-                self.remove_quietly(&name, "corrupt");
-                Ok(None)
-            }
+            ReadOutcome::Corrupt => Settled::Remove("corrupt"),
             ReadOutcome::Entry(loaded) if !is_live(loaded.expiry, now) => {
-                self.index().remove(&hash);
-                self.remove_quietly(&name, "expired");
-                Ok(None)
+                Settled::Remove("expired")
             }
             ReadOutcome::Entry(loaded) => {
                 let touch = self
                     .index()
                     .read(hash, loaded.size, loaded.expiry, nanos(now));
-                if touch {
-                    Disk::touch(&loaded.file);
-                }
-                Ok(Some((loaded.value, loaded.expiry)))
+                let got = Some((loaded.value, loaded.expiry));
+                Settled::Answer(got, touch.then_some(loaded.file))
             }
         }
     }

@@ -52,11 +52,11 @@ async fn eviction_keeps_recently_read_keys() {
 async fn eviction_order_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let tune = |b: cachekit_file::FileConfigBuilder| b.max_entries(10).watermarks(1.0, 0.8);
+    // Written a second apart (file times are set by hand: the kernel's
+    // clock for them is too coarse to order writes microseconds apart).
+    let start = SystemTime::now() - Duration::from_secs(100);
     {
         let first = open(dir.path(), tune);
-        // Written a second apart (file times are set by hand: the kernel's
-        // clock for them is too coarse to order writes microseconds apart).
-        let start = SystemTime::now() - Duration::from_secs(100);
         for n in 0..10 {
             first.set(&key(n), "v".into(), None).await.unwrap();
             let at = start + Duration::from_secs(n as u64);
@@ -71,11 +71,19 @@ async fn eviction_order_survives_a_restart() {
     }
     {
         // Another run reads the oldest-written keys; the reads are
-        // recorded on disk (access time).
+        // recorded on disk (access time), by a blocking task that the
+        // reads answered inline do not wait for.
         let second = open(dir.path(), tune);
         for n in 0..3 {
             assert!(second.get(&key(n)).await.unwrap().is_some());
         }
+        let recorded = || {
+            (0..3).all(|n| {
+                let meta = std::fs::metadata(second.path_for(&key(n))).unwrap();
+                meta.accessed().unwrap() > start + Duration::from_secs(50)
+            })
+        };
+        cachekit_testkit::eventually("the reads to set the access times", recorded).await;
     }
     let third = open(dir.path(), tune);
     third.set(&key(10), "v".into(), None).await.unwrap();

@@ -355,7 +355,9 @@ impl Disk {
     }
 
     fn open_entry(&self, name: &str, access: Access) -> Result<Option<File>> {
-        let base = OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        // O_NONBLOCK: opening or reading a FIFO planted under an entry name
+        // must not hang the thread; regular files ignore it.
+        let base = OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
         let flags = match access {
             Access::Read => base | OFlags::RDONLY,
             Access::Write => base | OFlags::RDWR,
@@ -406,6 +408,9 @@ impl Disk {
         let Some(mut file) = self.open_entry(name, Access::Inspect)? else {
             return Ok(None);
         };
+        if !is_regular(&file) {
+            return Ok(Some(Header::Foreign));
+        }
         let mut head = [0u8; HEADER_LEN];
         let mut filled = 0;
         while filled < HEADER_LEN {
@@ -434,6 +439,9 @@ impl Disk {
         let Some(mut file) = self.open_entry(name.as_str(), Access::Write)? else {
             return Ok(None);
         };
+        if !is_regular(&file) {
+            return Ok(None);
+        }
         let path = || self.entry_path(name.as_str());
         let mut head = [0u8; HEADER_LEN];
         if file.read_exact(&mut head).is_err() {
@@ -517,4 +525,10 @@ fn write_both(file: &mut File, header: &[u8], value: &[u8]) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether an opened entry is a regular file (not a FIFO, device or
+/// directory planted under an entry's name).
+fn is_regular(file: &File) -> bool {
+    file.metadata().is_ok_and(|m| m.is_file())
 }

@@ -369,3 +369,37 @@ async fn replaced_files_are_removed_after_set_answers() {
     assert_eq!(entry_files(dir.path()).len(), 2);
     assert_eq!(cache.get("k").await.unwrap().as_deref(), Some(&b"a"[..]));
 }
+
+#[test]
+fn a_fifo_under_an_entry_name_is_foreign_and_never_hangs() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cache = rt.block_on(async { open(dir.path(), |b| b) });
+    let path = cache.path_for("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // Nobody ever writes to the FIFO: opening or reading it could block.
+    let outcome = rt.block_on(async {
+        let patience = Duration::from_secs(10);
+        let hung = |what: &str| format!("{what} hung on a FIFO");
+        let got = tokio::time::timeout(patience, cache.get("fifo")).await;
+        assert_eq!(got.map_err(|_| hung("get"))?.unwrap(), None);
+        let ttl = tokio::time::timeout(patience, cache.ttl("fifo")).await;
+        assert_eq!(ttl.map_err(|_| hung("ttl"))?.unwrap(), Ttl::Missing);
+        let expire = tokio::time::timeout(patience, cache.expire("fifo", None)).await;
+        assert!(!expire.map_err(|_| hung("expire"))?.unwrap());
+        let swept = tokio::time::timeout(patience, cache.sweep()).await;
+        swept.map_err(|_| hung("sweep"))?.unwrap();
+        assert!(path.exists(), "a foreign file is left alone");
+        // A write of the key replaces it with a real entry.
+        cache.set("fifo", "v".into(), None).await.unwrap();
+        assert_eq!(cache.get("fifo").await.unwrap().as_deref(), Some(&b"v"[..]));
+        Ok::<(), String>(())
+    });
+    // A blocking thread stuck on the FIFO must not hang the test as well.
+    rt.shutdown_background();
+    outcome.unwrap();
+}

@@ -30,8 +30,8 @@ pub use cachekit_core::keys::{self, derive_key, KeyBuilder};
 pub use cachekit_core::lock::{DistributedLock, StampedeConfig};
 pub use cachekit_core::memory::{MemoryBackend, MemoryBackendBuilder};
 pub use cachekit_core::tiered::{
-    Cacheable, Policy, TierStats, TieredCache, TieredCacheBuilder, TieredStats, DEFAULT_L1_MAX_TTL,
-    DEFAULT_L2_TIMEOUT, DEFAULT_MAX_L2_IN_FLIGHT, DEFAULT_STALE_RETRY_INTERVAL,
+    Cacheable, L1Ref, Policy, TierStats, TieredCache, TieredCacheBuilder, TieredStats, WeakL1Ref,
+    DEFAULT_L1_MAX_TTL, DEFAULT_L2_TIMEOUT, DEFAULT_MAX_L2_IN_FLIGHT, DEFAULT_STALE_RETRY_INTERVAL,
 };
 
 #[cfg(feature = "file")]

@@ -183,7 +183,11 @@ use proc_macro::TokenStream;
 /// Each function remembers the keys of recently seen argument lists in a
 /// 256-slot table (lists of up to 256 canonical bytes; see
 /// `cachekit::keys::KeyCache`), so a repeated call costs one canonical
-/// encoding and a table lookup instead of a Blake2b.
+/// encoding and a table lookup instead of a Blake2b. A slot also remembers
+/// where its key's value sits in L1, so a repeated call that hits L1 reads
+/// the value from there without looking the key up in moka; L1 marks an
+/// entry when it is replaced, deleted, evicted or expires, and such an
+/// entry is never served (see `cachekit::TieredCache::get_ref`).
 ///
 /// - The default namespace is the package name (`CARGO_PKG_NAME`),
 ///   lowercased.

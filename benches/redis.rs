@@ -151,63 +151,39 @@ fn throughput(c: &mut Criterion, f: &Fixture) {
     let mut group = c.benchmark_group("redis_get_throughput");
     group.throughput(Throughput::Elements(1));
     group.sample_size(20);
+    let raw = [
+        ("raw_multiplexed (baseline)", &f.raw),
+        ("raw_multiplexed_nodelay (baseline)", &f.raw_nodelay),
+    ];
+    let ours = [
+        ("redis_backend", &f.backend),
+        ("redis_backend_nagle", &f.backend_nagle),
+    ];
     for tasks in [1u64, 16, 64] {
-        group.bench_with_input(
-            BenchmarkId::new("raw_multiplexed (baseline)", tasks),
-            &tasks,
-            |b, &tasks| {
+        for (name, conn) in raw {
+            group.bench_with_input(BenchmarkId::new(name, tasks), &tasks, |b, &tasks| {
                 b.iter_custom(|iters| {
                     concurrent(&f.rt, iters, tasks, || {
-                        let mut conn = f.raw.clone();
+                        let mut conn = conn.clone();
                         async move {
                             black_box(raw_get(&mut conn, "bench:1k").await);
                         }
                     })
                 })
-            },
-        );
-        group.bench_with_input(
-            BenchmarkId::new("raw_multiplexed_nodelay (baseline)", tasks),
-            &tasks,
-            |b, &tasks| {
+            });
+        }
+        for (name, backend) in ours {
+            group.bench_with_input(BenchmarkId::new(name, tasks), &tasks, |b, &tasks| {
                 b.iter_custom(|iters| {
                     concurrent(&f.rt, iters, tasks, || {
-                        let mut conn = f.raw_nodelay.clone();
-                        async move {
-                            black_box(raw_get(&mut conn, "bench:1k").await);
-                        }
-                    })
-                })
-            },
-        );
-        group.bench_with_input(
-            BenchmarkId::new("redis_backend", tasks),
-            &tasks,
-            |b, &tasks| {
-                b.iter_custom(|iters| {
-                    concurrent(&f.rt, iters, tasks, || {
-                        let backend = f.backend.clone();
+                        let backend = Arc::clone(backend);
                         async move {
                             black_box(backend.get("bench:1k").await.unwrap());
                         }
                     })
                 })
-            },
-        );
-        group.bench_with_input(
-            BenchmarkId::new("redis_backend_nagle", tasks),
-            &tasks,
-            |b, &tasks| {
-                b.iter_custom(|iters| {
-                    concurrent(&f.rt, iters, tasks, || {
-                        let backend = f.backend_nagle.clone();
-                        async move {
-                            black_box(backend.get("bench:1k").await.unwrap());
-                        }
-                    })
-                })
-            },
-        );
+            });
+        }
     }
     group.finish();
 }

@@ -100,11 +100,6 @@ impl CallKey {
         &self.key
     }
 
-    /// The key, shared.
-    pub fn shared_key(&self) -> &Arc<str> {
-        &self.key
-    }
-
     /// The L1 entry remembered for this key, if any and if it is still in
     /// memory; it may have left L1 since (see [`L1Ref`]).
     pub fn entry(&self) -> Option<&L1Ref> {
@@ -264,6 +259,30 @@ mod tests {
             .slots
             .iter()
             .all(|s| s.read().unwrap().as_ref().is_none()));
+    }
+
+    #[test]
+    fn remembers_an_entry_for_its_own_arguments_only() {
+        let cache = crate::TieredCache::builder().build().unwrap();
+        let keys = KeyCache::new(builder());
+        let call = keys.lookup(&(1,)).unwrap();
+        assert!(call.entry().is_none());
+        cache.set_blocking(call.key(), &1_u64, None).unwrap();
+        let entry = cache.l1_ref(call.key()).unwrap();
+        keys.remember(&call, &entry);
+        let again = keys.lookup(&(1,)).unwrap();
+        assert!(again.entry().is_some_and(|e| e.same_entry(&entry)));
+        assert_eq!(cache.get_ref::<u64>(again.entry().unwrap()), Some(1));
+
+        // Other arguments take over the slot: the old call's entry must not
+        // be remembered for them.
+        let other = (2..100_000_u64)
+            .find(|id| keys.lookup(&(*id,)).unwrap().slot == call.slot)
+            .expect("some argument shares the slot");
+        keys.remember(&call, &entry);
+        let taken = keys.lookup(&(other,)).unwrap();
+        assert!(taken.entry().is_none());
+        assert_ne!(taken.key(), call.key());
     }
 
     #[test]

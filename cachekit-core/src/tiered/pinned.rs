@@ -155,6 +155,19 @@ mod tests {
         assert_eq!(cache.get_ref::<u64>(&entry), Some(4));
     }
 
+    #[tokio::test]
+    async fn stops_when_l1_rewrites_the_entry_in_place() {
+        use crate::Backend;
+        let cache = cache();
+        cache.set_blocking("k", &1_u64, MINUTE).unwrap();
+        let entry = cache.l1_ref("k").unwrap();
+        // A new TTL is a new entry (moka's compute path): the old one must
+        // not keep serving with its old expiry.
+        let l1 = cache.l1().unwrap();
+        assert!(l1.expire("k", Some(Duration::from_secs(1))).await.unwrap());
+        assert_eq!(cache.get_ref::<u64>(&entry), None);
+    }
+
     #[test]
     fn stops_when_the_entry_expires() {
         let cache = cache();

@@ -88,8 +88,13 @@ impl Active {
         self.cache.get_ref(call.entry()?)
     }
 
-    /// Remembers the L1 entry `call`'s key has now, for the next call.
+    /// Remembers the L1 entry `call`'s key has now, for the next call with
+    /// the same arguments; only for arguments seen before, so that a
+    /// function called with ever new arguments pays no extra L1 lookup.
     fn remember(&self, call: &CallKey) {
+        if !call.is_repeat() {
+            return;
+        }
         if let Some(entry) = self.cache.l1_ref(call.key()) {
             self.keys.remember(call, &entry);
         }

@@ -92,6 +92,8 @@ pub struct CallKey {
     entry: Option<L1Ref>,
     /// The slot the key came from; `None` when it is not remembered.
     slot: Option<usize>,
+    /// The key was found in the table: these arguments were seen recently.
+    repeat: bool,
 }
 
 impl CallKey {
@@ -104,6 +106,14 @@ impl CallKey {
     /// memory; it may have left L1 since (see [`L1Ref`]).
     pub fn entry(&self) -> Option<&L1Ref> {
         self.entry.as_ref()
+    }
+
+    /// Whether the same arguments were looked up recently (their key came
+    /// from the table). Remembering an entry only pays off for repeated
+    /// arguments: a function called with many different ones would spend
+    /// an extra L1 lookup per call on entries no later call reads.
+    pub fn is_repeat(&self) -> bool {
+        self.repeat
     }
 }
 
@@ -164,6 +174,7 @@ impl KeyCache {
                 key: derive(),
                 entry: None,
                 slot: None,
+                repeat: false,
             };
         }
         // SLOTS is a power of two; truncating the hash is the point.
@@ -174,6 +185,7 @@ impl KeyCache {
                 key: derive(),
                 entry: None,
                 slot: None,
+                repeat: false,
             };
         };
         // Nothing that can panic runs under these locks, so a poisoned one
@@ -192,6 +204,7 @@ impl KeyCache {
                     None
                 },
                 slot: Some(index),
+                repeat: true,
             };
         }
         let key = derive();
@@ -204,6 +217,7 @@ impl KeyCache {
             key,
             entry: None,
             slot: Some(index),
+            repeat: false,
         }
     }
 }
@@ -255,6 +269,7 @@ mod tests {
         let long = "x".repeat(MAX_REMEMBERED_ARGS * 2);
         let want = builder().key(&(&long,)).unwrap();
         assert_eq!(&*keys.key(&(&long,)).unwrap(), want);
+        assert!(!keys.lookup(&(&long,)).unwrap().is_repeat());
         assert!(keys
             .slots
             .iter()
@@ -266,11 +281,12 @@ mod tests {
         let cache = crate::TieredCache::builder().build().unwrap();
         let keys = KeyCache::new(builder());
         let call = keys.lookup(&(1,)).unwrap();
-        assert!(call.entry().is_none());
+        assert!(call.entry().is_none() && !call.is_repeat());
         cache.set_blocking(call.key(), &1_u64, None).unwrap();
         let entry = cache.l1_ref(call.key()).unwrap();
         keys.remember(&call, &entry);
         let again = keys.lookup(&(1,)).unwrap();
+        assert!(again.is_repeat());
         assert!(again.entry().is_some_and(|e| e.same_entry(&entry)));
         assert_eq!(cache.get_ref::<u64>(again.entry().unwrap()), Some(1));
 

@@ -208,11 +208,13 @@ impl CachedFn {
     #[doc(hidden)]
     pub fn key(&self, derive: impl FnOnce(&KeyCache) -> Result<CallKey>) -> Option<CallKey> {
         let active = self.active.as_ref()?;
-        derive(&active.keys)
-            .inspect_err(|err| {
-                tracing::warn!(target: LOG, prefix = active.keys.builder().prefix(), error = %err, "no cache key for these arguments; calling uncached");
-            })
-            .ok()
+        match derive(&active.keys) {
+            Ok(key) => Some(key),
+            Err(err) => {
+                no_key(&active.keys, &err);
+                None
+            }
+        }
     }
 
     /// The cache and the key, or `None` after counting an uncached call.
@@ -224,6 +226,14 @@ impl CachedFn {
                 None
             }
         }
+    }
+
+    /// The value of the call's remembered L1 entry, counted as a hit; the
+    /// fast path of every call, tried before anything else.
+    fn remembered<T: Cacheable>(&self, key: &Option<CallKey>) -> Option<T> {
+        let value = self.active.as_ref()?.remembered(key.as_ref()?)?;
+        self.counters.call(false);
+        Some(value)
     }
 
     /// `_refresh`: counts a compute and stores the value, if any (fail-open).
@@ -304,6 +314,12 @@ impl CachedFn {
     }
 }
 
+/// Logs a call whose arguments give no key (it then runs uncached).
+#[cold]
+fn no_key(keys: &KeyCache, err: &cachekit_core::Error) {
+    tracing::warn!(target: LOG, prefix = keys.builder().prefix(), error = %err, "no cache key for these arguments; calling uncached");
+}
+
 // The calls generated code makes, one per return kind. Each serves both the
 // function and its `_refresh` companion, so that a return type which cannot
 // be cached is reported once, not once per companion. Free functions rather
@@ -345,13 +361,12 @@ where
         handle.store(key, result.as_ref().ok()).await;
         return result;
     }
+    if let Some(value) = handle.remembered(&key) {
+        return Ok(value);
+    }
     let Some((active, key)) = handle.target(key) else {
         return compute().await;
     };
-    if let Some(value) = active.remembered(&key) {
-        handle.counters.call(false);
-        return Ok(value);
-    }
     let ran = AtomicBool::new(false);
     let result = active
         .cache
@@ -412,13 +427,12 @@ pub fn result_blocking<T: Cacheable, E: Send>(
         handle.store_blocking(key, result.as_ref().ok());
         return result;
     }
+    if let Some(value) = handle.remembered(&key) {
+        return Ok(value);
+    }
     let Some((active, key)) = handle.target(key) else {
         return compute();
     };
-    if let Some(value) = active.remembered(&key) {
-        handle.counters.call(false);
-        return Ok(value);
-    }
     let mut ran = false;
     let result = active
         .cache

@@ -25,6 +25,7 @@ use crate::tiered::{L1Ref, WeakL1Ref};
 
 /// Slots per cache; a power of two.
 const SLOTS: usize = 256;
+const _: () = assert!(SLOTS.is_power_of_two() && SLOTS <= 1 << 16);
 /// Argument lists longer than this are not remembered: their Blake2b is
 /// no longer small next to a copy, and they would make the table large.
 const MAX_REMEMBERED_ARGS: usize = 256;
@@ -90,8 +91,9 @@ struct Slot {
 pub struct CallKey {
     key: Arc<str>,
     entry: Option<L1Ref>,
-    /// The slot the key came from; `None` when it is not remembered.
-    slot: Option<usize>,
+    /// The slot the key came from; `None` when it is not remembered. (A
+    /// `u16` keeps the whole key small: it is moved through every call.)
+    slot: Option<u16>,
     /// The key was found in the table: these arguments were seen recently.
     repeat: bool,
 }
@@ -153,7 +155,7 @@ impl KeyCache {
         if call.entry.as_ref().is_some_and(|e| e.same_entry(entry)) {
             return;
         }
-        let Some(slot) = call.slot.and_then(|i| self.slots.get(i)) else {
+        let Some(slot) = call.slot.and_then(|i| self.slots.get(usize::from(i))) else {
             return;
         };
         let mut slot = slot.write().unwrap_or_else(PoisonError::into_inner);
@@ -177,10 +179,11 @@ impl KeyCache {
                 repeat: false,
             };
         }
-        // SLOTS is a power of two; truncating the hash is the point.
+        // SLOTS is a power of two no larger than 2^16; truncating the hash
+        // is the point.
         #[allow(clippy::cast_possible_truncation)]
-        let index = (xxh3_64(args) as usize) & (SLOTS - 1);
-        let Some(slot) = self.slots.get(index) else {
+        let index = (xxh3_64(args) as u16) & (SLOTS - 1) as u16;
+        let Some(slot) = self.slots.get(usize::from(index)) else {
             return CallKey {
                 key: derive(),
                 entry: None,

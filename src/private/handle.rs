@@ -83,11 +83,6 @@ struct Active {
 }
 
 impl Active {
-    /// The value of `call`'s remembered L1 entry, if it still holds one.
-    fn remembered<T: Cacheable>(&self, call: &CallKey) -> Option<T> {
-        self.cache.get_ref(call.entry()?)
-    }
-
     /// Remembers the L1 entry `call`'s key has now, for the next call with
     /// the same arguments; only for arguments seen before, so that a
     /// function called with ever new arguments pays no extra L1 lookup.
@@ -231,7 +226,8 @@ impl CachedFn {
     /// The value of the call's remembered L1 entry, counted as a hit; the
     /// fast path of every call, tried before anything else.
     fn remembered<T: Cacheable>(&self, key: &Option<CallKey>) -> Option<T> {
-        let value = self.active.as_ref()?.remembered(key.as_ref()?)?;
+        let entry = key.as_ref()?.entry()?;
+        let value = self.active.as_ref()?.cache.get_ref(entry)?;
         self.counters.call(false);
         Some(value)
     }

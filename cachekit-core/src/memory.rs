@@ -83,7 +83,7 @@ impl Stored {
         self.retired.load(Ordering::Acquire)
     }
 
-    fn is_live(&self, now: Instant) -> bool {
+    pub(crate) fn is_live(&self, now: Instant) -> bool {
         self.expires_at.is_none_or(|at| at > now)
     }
 

@@ -100,8 +100,7 @@ impl TieredCache {
         if stored.expires_at.is_some() || stored.fresh_until.is_some() {
             // moka hides expired entries from its lookups; here the clock is ours.
             let now = Instant::now();
-            let past = |at: Option<Instant>| at.is_some_and(|at| now >= at);
-            if past(stored.expires_at) || past(stored.fresh_until) {
+            if !stored.is_live(now) || stored.fresh_until.is_some_and(|at| now >= at) {
                 return None;
             }
         }

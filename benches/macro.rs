@@ -8,7 +8,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use cachekit::keys::KeyCache;
+use cachekit::keys::{KeyCache, Lookup};
 use cachekit::{cached, KeyBuilder, TieredCache};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -33,12 +33,15 @@ fn l1_hit(c: &mut Criterion) {
     let keys = KeyCache::new(KeyBuilder::new("bench", "user_by_hand").unwrap());
     let by_hand = TieredCache::builder().build().unwrap();
     let by_hand_entry = |id: u64| -> String {
-        let call = keys.lookup(&(id,)).unwrap();
-        if let Some(v) = call.entry().and_then(|e| by_hand.get_ref::<String>(e)) {
-            return v;
-        }
+        let call = match keys
+            .lookup(&(id,), |e| by_hand.get_ref::<String>(e))
+            .unwrap()
+        {
+            Lookup::Hit(v) => return v,
+            Lookup::Key(call) => call,
+        };
         let v = by_hand.get_or_compute_blocking(call.key(), ttl, || load(id));
-        if let Some(entry) = by_hand.l1_ref(call.key()) {
+        if let Some(entry) = by_hand.l1_ref(call.key()).filter(|_| call.is_repeat()) {
             keys.remember(&call, &entry);
         }
         v

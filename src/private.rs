@@ -24,7 +24,7 @@ mod keys;
 
 pub use handle::{
     option, option_blocking, result, result_blocking, value, value_blocking, CachedFn, Call,
-    FnStats,
+    FnStats, Found,
 };
 pub use keys::*;
 

@@ -87,7 +87,7 @@ use serde::Serialize;
 use crate::error::{Error, ErrorKind, Result};
 use canonical::{CanonError, Encoder, Profile};
 
-pub use memo::{CallKey, KeyCache};
+pub use memo::{CallKey, KeyCache, Lookup};
 pub use types::{Set, Timestamp};
 
 /// Length of `args_hash`: 32 bytes in hex.
@@ -291,6 +291,7 @@ fn blake2b(bytes: &[u8]) -> [u8; 32] {
 
 /// Runs `f` on the canonical bytes of `args`, encoded in the thread's
 /// reusable buffer (a fresh one if that is in use).
+#[inline(always)]
 fn with_canonical_args<A, R>(args: &A, f: impl FnOnce(&[u8]) -> R) -> Result<R>
 where
     A: Serialize + ?Sized,

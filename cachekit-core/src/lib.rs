@@ -7,7 +7,9 @@
 
 pub mod backend;
 pub mod breaker;
+mod clock;
 pub mod codec;
+mod counter;
 pub mod error;
 pub mod keys;
 pub mod lock;

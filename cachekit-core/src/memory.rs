@@ -79,8 +79,21 @@ impl Stored {
     }
 
     /// Whether the entry has left the cache it was stored in.
+    #[inline]
     pub(crate) fn is_retired(&self) -> bool {
         self.retired.load(Ordering::Acquire)
+    }
+
+    /// The bytes the entry is charged for, without its key: the encoded
+    /// value, as much again for the decoded copy (an estimate: its real
+    /// size is unknown), and the bookkeeping around them.
+    pub(crate) fn weight(&self) -> usize {
+        let decoded = if self.decoded.is_some() {
+            self.bytes.len()
+        } else {
+            0
+        };
+        self.bytes.len() + decoded + ENTRY_OVERHEAD
     }
 
     pub(crate) fn is_live(&self, now: Instant) -> bool {
@@ -159,13 +172,7 @@ impl MemoryBackendBuilder {
         let cache = Cache::builder()
             .max_capacity(self.max_bytes)
             .weigher(|key: &String, value: &Arc<Stored>| {
-                let decoded = if value.decoded.is_some() {
-                    value.bytes.len()
-                } else {
-                    0
-                };
-                let weight = key.len() + value.bytes.len() + decoded + ENTRY_OVERHEAD;
-                u32::try_from(weight).unwrap_or(u32::MAX)
+                u32::try_from(key.len() + value.weight()).unwrap_or(u32::MAX)
             })
             .expire_after(PerEntryExpiry)
             // moka calls this on the writing thread, before `insert` or

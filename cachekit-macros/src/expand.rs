@@ -107,7 +107,12 @@ fn generate(config: &Config, func: ItemFn) -> TokenStream {
     };
     let handle = local("__cachekit_handle");
     let key = local("__cachekit_key");
-    let derive_key = derive_key(config, private);
+    let derive = derive_key(config, private);
+    let lookup = |call: &str| {
+        let call = Ident::new(call, Span::call_site());
+        quote!(#handle.lookup(#private::Call::#call, #derive))
+    };
+    let (lookup_cached, lookup_refresh) = (lookup("Cached"), lookup("Refresh"));
     let call_body = call_body(config, &names);
 
     // The function itself: look up, else run the body.
@@ -128,7 +133,7 @@ fn generate(config: &Config, func: ItemFn) -> TokenStream {
         #(#main_attrs)*
         #vis #main_sig {
             let #handle = #scope #cache();
-            let #key = #derive_key;
+            let #key = #lookup_cached;
             #private::#call(#handle, #private::Call::Cached, #key, move || #call_body) #dot_await
         }
     };
@@ -196,7 +201,7 @@ fn generate(config: &Config, func: ItemFn) -> TokenStream {
         #[allow(dead_code)]
         #vis #refresh_sig {
             let #handle = #scope #cache();
-            let #key = #derive_key;
+            let #key = #lookup_refresh;
             #private::#call(#handle, #private::Call::Refresh, #key, move || #call_body) #dot_await
         }
 
@@ -206,7 +211,7 @@ fn generate(config: &Config, func: ItemFn) -> TokenStream {
         #[allow(unused_variables)]
         #vis #invalidate_sig {
             let #handle = #scope #cache();
-            let #key = #derive_key;
+            let #key = #handle.key(#derive);
             #handle.#invalidate_call(#key) #dot_await
         }
 
@@ -248,12 +253,12 @@ fn expect_to_allow(attr: &Attribute) -> Attribute {
     attr
 }
 
-/// `handle.key(|keys| key2(keys, &a, &b))`: the call's key, or `None`.
+/// `|keys, read| key2(keys, read, &a, &b)`: the lookup of a call's key
+/// arguments, for `handle.lookup` and `handle.key`.
 ///
 /// Each argument is passed on its own, spanned at its name, so that one
 /// which is not `Serialize` is reported there rather than at the attribute.
 fn derive_key(config: &Config, private: &TokenStream) -> TokenStream {
-    let handle = local("__cachekit_handle");
     let refs: Vec<TokenStream> = match &config.key {
         Some(expr) => vec![quote_spanned!(expr.span()=> &(#expr))],
         None => config
@@ -267,11 +272,12 @@ fn derive_key(config: &Config, private: &TokenStream) -> TokenStream {
             .collect(),
     };
     if refs.is_empty() {
-        return quote!(#handle.key(#private::key0));
+        return quote!(#private::key0);
     }
     let keys = local("__cachekit_keys");
+    let read = local("__cachekit_read");
     let helper = format_ident!("key{}", refs.len());
-    quote!(#handle.key(|#keys| #private::#helper(#keys, #(#refs),*)))
+    quote!(|#keys, #read| #private::#helper(#keys, #read, #(#refs),*))
 }
 
 /// `Self::get_user_uncached(self, a, b)`.

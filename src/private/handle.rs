@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use super::{build, in_runtime, operation_segment, with_tiers, Setup, Tiers, LOG};
 
-use cachekit_core::keys::{CallKey, KeyCache};
+use cachekit_core::keys::{CallKey, KeyCache, Lookup};
+
+use super::keys::Read;
 use cachekit_core::{Cacheable, KeyBuilder, Policy, Result, TieredCache};
 use std::time::Duration;
 
@@ -174,8 +176,9 @@ impl CachedFn {
     /// functions: its own [`TieredCache::stats`] covers all of them.
     pub fn stats(&self) -> FnStats {
         let c = &self.counters;
+        let remembered = self.active.as_ref().map_or(0, |a| a.keys.hits());
         FnStats {
-            hits: c.hits.load(Relaxed),
+            hits: c.hits.load(Relaxed) + remembered,
             computes: c.computes.load(Relaxed),
             uncached: c.uncached.load(Relaxed),
         }
@@ -198,53 +201,76 @@ impl CachedFn {
         self.policy.ttl
     }
 
-    /// The key of one call: `None` (logged, then counted by the call) when
-    /// the arguments give no key, or when the function runs uncached.
+    /// The first step of a call: the value of its remembered L1 entry
+    /// (counted as a hit by the key cache; not for `_refresh`), else its
+    /// key; `Uncached` (logged) when the arguments give no key or the
+    /// function has no cache. `derive` is the generated `keyN` call.
     #[doc(hidden)]
-    pub fn key(&self, derive: impl FnOnce(&KeyCache) -> Result<CallKey>) -> Option<CallKey> {
-        let active = self.active.as_ref()?;
-        match derive(&active.keys) {
-            Ok(key) => Some(key),
+    #[inline]
+    pub fn lookup<T: Cacheable>(
+        &self,
+        call: Call,
+        derive: impl FnOnce(&KeyCache, Read<'_, T>) -> Result<Lookup<()>>,
+    ) -> Found<T> {
+        let Some(active) = self.active.as_ref() else {
+            return Found::Uncached;
+        };
+        let mut value = None;
+        let read = match call {
+            Call::Cached => Read::value_into(&active.cache, &mut value),
+            Call::Refresh => Read::key_only(),
+        };
+        match derive(&active.keys, read) {
+            Ok(Lookup::Key(key)) => Found::Key(key),
+            // A hit always fills the slot.
+            Ok(Lookup::Hit(())) => value.map_or(Found::Uncached, Found::Remembered),
             Err(err) => {
                 no_key(&active.keys, &err);
-                None
+                Found::Uncached
             }
         }
     }
 
-    /// The cache and the key, or `None` after counting an uncached call.
-    fn target(&self, key: Option<CallKey>) -> Option<(&Active, CallKey)> {
-        match (self.active.as_ref(), key) {
-            (Some(active), Some(key)) => Some((active, key)),
+    /// The key of one call, for `_invalidate`; `None` (logged) when the
+    /// arguments give no key or the function has no cache.
+    #[doc(hidden)]
+    pub fn key(
+        &self,
+        derive: impl FnOnce(&KeyCache, Read<'_, ()>) -> Result<Lookup<()>>,
+    ) -> Option<CallKey> {
+        match self.lookup(Call::Refresh, derive) {
+            Found::Key(key) => Some(key),
+            Found::Remembered(()) | Found::Uncached => None,
+        }
+    }
+
+    /// Where a call found by [`lookup`](Self::lookup) goes next: `None`
+    /// (the value, or uncached after counting it) when not to the cache.
+    #[inline(always)]
+    fn target<T>(&self, found: Found<T>) -> Result<(&Active, CallKey), Option<T>> {
+        match (self.active.as_ref(), found) {
+            (_, Found::Remembered(value)) => Err(Some(value)),
+            (Some(active), Found::Key(key)) => Ok((active, key)),
             _ => {
                 self.counters.uncached.fetch_add(1, Relaxed);
-                None
+                Err(None)
             }
         }
-    }
-
-    /// The value of the call's remembered L1 entry, counted as a hit; the
-    /// fast path of every call, tried before anything else.
-    fn remembered<T: Cacheable>(&self, key: &Option<CallKey>) -> Option<T> {
-        let entry = key.as_ref()?.entry()?;
-        let value = self.active.as_ref()?.cache.get_ref(entry)?;
-        self.counters.call(false);
-        Some(value)
     }
 
     /// `_refresh`: counts a compute and stores the value, if any (fail-open).
-    async fn store<T: Cacheable>(&self, key: Option<CallKey>, value: Option<&T>) {
+    async fn store<T: Cacheable>(&self, found: Found<T>, value: Option<&T>) {
         self.counters.computes.fetch_add(1, Relaxed);
-        if let (Some(active), Some(key), Some(value)) = (&self.active, key, value) {
+        if let (Some(active), Found::Key(key), Some(value)) = (&self.active, found, value) {
             if let Err(err) = active.cache.set_with(key.key(), value, &self.policy).await {
                 tracing::warn!(target: LOG, key = key.key(), error = %err, "refreshed value not stored");
             }
         }
     }
 
-    fn store_blocking<T: Cacheable>(&self, key: Option<CallKey>, value: Option<&T>) {
+    fn store_blocking<T: Cacheable>(&self, found: Found<T>, value: Option<&T>) {
         self.counters.computes.fetch_add(1, Relaxed);
-        if let (Some(active), Some(key), Some(value)) = (&self.active, key, value) {
+        if let (Some(active), Found::Key(key), Some(value)) = (&self.active, found, value) {
             if let Err(err) = active
                 .cache
                 .set_with_blocking(key.key(), value, &self.policy)
@@ -323,7 +349,7 @@ fn no_key(keys: &KeyCache, err: &cachekit_core::Error) {
 
 /// A call of a function whose every value is cached.
 #[doc(hidden)]
-pub async fn value<T, F, Fut>(handle: &CachedFn, call: Call, key: Option<CallKey>, compute: F) -> T
+pub async fn value<T, F, Fut>(handle: &CachedFn, call: Call, key: Found<T>, compute: F) -> T
 where
     T: Cacheable,
     F: FnOnce() -> Fut,
@@ -344,7 +370,7 @@ where
 pub async fn result<T, E, F, Fut>(
     handle: &CachedFn,
     call: Call,
-    key: Option<CallKey>,
+    key: Found<T>,
     compute: F,
 ) -> Result<T, E>
 where
@@ -357,11 +383,10 @@ where
         handle.store(key, result.as_ref().ok()).await;
         return result;
     }
-    if let Some(value) = handle.remembered(&key) {
-        return Ok(value);
-    }
-    let Some((active, key)) = handle.target(key) else {
-        return compute().await;
+    let (active, key) = match handle.target(key) {
+        Ok(target) => target,
+        Err(Some(value)) => return Ok(value),
+        Err(None) => return compute().await,
     };
     let ran = AtomicBool::new(false);
     let result = active
@@ -381,7 +406,7 @@ where
 pub async fn option<T, F, Fut>(
     handle: &CachedFn,
     call: Call,
-    key: Option<CallKey>,
+    key: Found<T>,
     compute: F,
 ) -> Option<T>
 where
@@ -398,24 +423,61 @@ where
 
 /// Blocking [`value`].
 #[doc(hidden)]
+#[inline]
 pub fn value_blocking<T: Cacheable>(
     handle: &CachedFn,
     call: Call,
-    key: Option<CallKey>,
+    key: Found<T>,
     compute: impl FnOnce() -> T + Send,
 ) -> T {
-    match result_blocking(handle, call, key, || Ok::<T, Infallible>(compute())) {
-        Ok(value) => value,
-        Err(never) => match never {},
+    // The remembered hit returns here, its value moved once; everything
+    // else is out of line.
+    match key {
+        Found::Remembered(value) => value,
+        key => match lookup_blocking(handle, call, key, || Ok::<T, Infallible>(compute())) {
+            Ok(value) => value,
+            Err(never) => match never {},
+        },
     }
 }
 
 /// Blocking [`result`].
 #[doc(hidden)]
+#[inline]
 pub fn result_blocking<T: Cacheable, E: Send>(
     handle: &CachedFn,
     call: Call,
-    key: Option<CallKey>,
+    key: Found<T>,
+    compute: impl FnOnce() -> Result<T, E> + Send,
+) -> Result<T, E> {
+    match key {
+        Found::Remembered(value) => Ok(value),
+        key => lookup_blocking(handle, call, key, compute),
+    }
+}
+
+/// Blocking [`option`].
+#[doc(hidden)]
+#[inline]
+pub fn option_blocking<T: Cacheable>(
+    handle: &CachedFn,
+    call: Call,
+    key: Found<T>,
+    compute: impl FnOnce() -> Option<T> + Send,
+) -> Option<T> {
+    match key {
+        Found::Remembered(value) => Some(value),
+        key => lookup_blocking(handle, call, key, || compute().ok_or(NotCached)).ok(),
+    }
+}
+
+/// The blocking calls past the remembered entry: `_refresh`, or the
+/// cache's normal lookup.
+#[inline(never)]
+fn lookup_blocking<T: Cacheable, E: Send>(
+    handle: &CachedFn,
+    call: Call,
+    key: Found<T>,
     compute: impl FnOnce() -> Result<T, E> + Send,
 ) -> Result<T, E> {
     if call == Call::Refresh {
@@ -423,11 +485,10 @@ pub fn result_blocking<T: Cacheable, E: Send>(
         handle.store_blocking(key, result.as_ref().ok());
         return result;
     }
-    if let Some(value) = handle.remembered(&key) {
-        return Ok(value);
-    }
-    let Some((active, key)) = handle.target(key) else {
-        return compute();
+    let (active, key) = match handle.target(key) {
+        Ok(target) => target,
+        Err(Some(value)) => return Ok(value),
+        Err(None) => return compute(),
     };
     let mut ran = false;
     let result = active
@@ -441,15 +502,16 @@ pub fn result_blocking<T: Cacheable, E: Send>(
     result
 }
 
-/// Blocking [`option`].
+/// What the first step of a call found (see [`CachedFn::lookup`]).
 #[doc(hidden)]
-pub fn option_blocking<T: Cacheable>(
-    handle: &CachedFn,
-    call: Call,
-    key: Option<CallKey>,
-    compute: impl FnOnce() -> Option<T> + Send,
-) -> Option<T> {
-    result_blocking(handle, call, key, || compute().ok_or(NotCached)).ok()
+#[derive(Debug)]
+pub enum Found<T> {
+    /// The value, from the remembered L1 entry.
+    Remembered(T),
+    /// The key, for the cache's normal lookup.
+    Key(CallKey),
+    /// No key (or no cache): the body runs uncached.
+    Uncached,
 }
 
 /// The "error" that keeps a `None` out of the cache.

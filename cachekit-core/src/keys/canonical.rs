@@ -155,6 +155,7 @@ impl Encoder {
         }
     }
 
+    #[inline]
     pub(crate) fn reset(&mut self, profile: Profile) {
         self.out.clear();
         self.entries.clear();
@@ -163,6 +164,7 @@ impl Encoder {
     }
 
     /// Drops buffers that grew unusually large, keeping ordinary ones warm.
+    #[inline]
     pub(crate) fn release_excess(&mut self) {
         if self.out.capacity() > RETAINED_BYTES {
             self.out = Vec::new();
@@ -190,10 +192,12 @@ impl Encoder {
         value.serialize(self)
     }
 
+    #[inline]
     fn write_u64(&mut self, v: u64) {
         write_uint(&mut self.out, v);
     }
 
+    #[inline]
     fn write_i64(&mut self, v: i64) {
         if v >= 0 {
             write_uint(&mut self.out, v.unsigned_abs());
@@ -265,6 +269,7 @@ impl Encoder {
         Ok(())
     }
 
+    #[inline]
     pub(crate) fn write_str(&mut self, s: &str) -> Result<(), CanonError> {
         write_str_header(&mut self.out, s.len())?;
         self.out.extend_from_slice(s.as_bytes());
@@ -404,6 +409,7 @@ fn too_long(what: &str) -> CanonError {
     ))
 }
 
+#[inline]
 fn write_uint(out: &mut Vec<u8>, v: u64) {
     if v < 0x80 {
         out.push(v as u8);
@@ -422,6 +428,7 @@ fn write_uint(out: &mut Vec<u8>, v: u64) {
     }
 }
 
+#[inline]
 fn write_str_header(out: &mut Vec<u8>, len: usize) -> Result<(), CanonError> {
     if len < 32 {
         out.push(0xa0 | len as u8);
@@ -439,6 +446,7 @@ fn write_str_header(out: &mut Vec<u8>, len: usize) -> Result<(), CanonError> {
     Ok(())
 }
 
+#[inline]
 pub(crate) fn write_array_header(out: &mut Vec<u8>, len: usize) -> Result<(), CanonError> {
     if len < 16 {
         out.push(0x90 | len as u8);

@@ -1,5 +1,5 @@
 //! Keys remembered by their arguments, so that a repeated call skips
-//! Blake2b.
+//! Blake2b, and, while its value stays in L1, moka as well.
 //!
 //! Deriving an interop key costs a canonical encoding, a Blake2b-256 and a
 //! hex encoding; on an L1 hit the Blake2b alone was about a third of the
@@ -9,33 +9,48 @@
 //! exactly, so a hash collision (accidental or crafted) costs a Blake2b,
 //! never a wrong key.
 //!
-//! A slot can also remember where the key's value sits in L1 (a
-//! [`WeakL1Ref`]), so that a repeated call reads its value without looking
-//! the key up in moka at all (see [`TieredCache::get_ref`](crate::TieredCache::get_ref)).
+//! A slot can also remember where the key's value sits in L1 (an
+//! [`L1Ref`]), so that a repeated call reads its value without looking the
+//! key up in moka at all (see [`TieredCache::get_ref`](crate::TieredCache::get_ref)).
+//!
+//! Each thread has its own table. A shared one needs a lock per lookup,
+//! and that lock, plus the reference counts a shared slot needs to hand
+//! out its entry, cost as much as the rest of an L1 hit together.
 
+use std::cell::RefCell;
 use std::fmt;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 use serde::Serialize;
+use thread_local::ThreadLocal;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::{blake2b, with_canonical_args, KeyBuilder};
+use crate::counter::ThreadCounter;
 use crate::error::Result;
 use crate::tiered::{L1Ref, WeakL1Ref};
 
-/// Slots per cache; a power of two.
-const SLOTS: usize = 256;
+/// Slots per thread; a power of two.
+const SLOTS: usize = 128;
 const _: () = assert!(SLOTS.is_power_of_two() && SLOTS <= 1 << 16);
 /// Argument lists longer than this are not remembered: their Blake2b is
 /// no longer small next to a copy, and they would make the table large.
 const MAX_REMEMBERED_ARGS: usize = 256;
+/// Per thread, the values the table may keep in memory by itself: entries
+/// it holds strongly stay allocated after L1 drops them, until the thread
+/// looks at that slot again. Entries past this budget are held weakly
+/// (which costs two atomic operations per read).
+const HELD_BYTES: usize = 64 * 1024;
 
-/// A [`KeyBuilder`] that remembers the keys of recently seen arguments.
+/// A [`KeyBuilder`] that remembers the keys of recently seen arguments,
+/// and where their values are in L1.
 ///
 /// It gives exactly the keys its builder gives; it only avoids recomputing
-/// them. It holds at most 256 keys (about 40 KiB with short arguments);
-/// arguments whose canonical encoding exceeds 256 bytes are derived every
-/// time.
+/// them. Each thread that uses it keeps up to 128 keys (about 12 KiB with
+/// short arguments) and up to 64 KiB of remembered L1 values, which stay in
+/// memory after L1 evicts them until the thread next looks at that slot;
+/// larger values are remembered without keeping them alive. Arguments
+/// whose canonical encoding exceeds 256 bytes are derived every time.
 ///
 /// ```
 /// use cachekit_core::keys::{KeyBuilder, KeyCache};
@@ -48,49 +63,89 @@ const MAX_REMEMBERED_ARGS: usize = 256;
 /// ```
 pub struct KeyCache {
     builder: KeyBuilder,
-    slots: Box<[RwLock<Option<Slot>>]>,
+    threads: ThreadLocal<RefCell<Table>>,
+    /// Calls answered from a remembered entry.
+    hits: ThreadCounter,
+}
+
+/// One thread's slots.
+#[derive(Default)]
+struct Table {
+    /// Empty until the thread's first lookup, then `SLOTS` long.
+    slots: Vec<Option<Slot>>,
+    /// The weights of the entries held strongly, against `HELD_BYTES`.
+    held: usize,
 }
 
 struct Slot {
     args: Box<[u8]>,
     key: Arc<str>,
-    /// The key's L1 entry when last seen; weak, so that it never keeps an
-    /// evicted value in memory.
-    entry: WeakL1Ref,
+    entry: Held,
 }
 
-/// The key of one call, with what [`KeyCache`] remembers of its L1 entry.
+/// How a slot holds its key's L1 entry.
+enum Held {
+    Nothing,
+    /// Kept in memory by the slot; the weight counts against `HELD_BYTES`.
+    Strong(L1Ref, usize),
+    /// Readable while something else (L1) keeps it in memory.
+    Weak(WeakL1Ref),
+}
+
+impl Held {
+    /// Forgets the entry; the weight it held.
+    fn release(&mut self) -> usize {
+        match std::mem::replace(self, Held::Nothing) {
+            Held::Strong(_, weight) => weight,
+            Held::Nothing | Held::Weak(_) => 0,
+        }
+    }
+}
+
+/// What [`KeyCache::lookup`] found.
+#[derive(Debug)]
+pub enum Lookup<T> {
+    /// The remembered L1 entry answered: the value `read` returned.
+    Hit(T),
+    /// No remembered entry answered: the key, for the normal lookup.
+    Key(CallKey),
+}
+
+/// The key of one call, and where the [`KeyCache`] keeps it.
 ///
 /// ```
 /// use std::time::Duration;
-/// use cachekit_core::keys::{KeyBuilder, KeyCache};
+/// use cachekit_core::keys::{KeyBuilder, KeyCache, Lookup};
 /// use cachekit_core::TieredCache;
 ///
 /// # fn main() -> cachekit_core::Result<()> {
 /// let cache = TieredCache::builder().build()?;
 /// let keys = KeyCache::new(KeyBuilder::new("users", "get_user")?);
 /// let get_user = |id: u64| -> cachekit_core::Result<String> {
-///     let call = keys.lookup(&(id,))?;
 ///     // Fast path: the entry this key had last time, if it is still in L1.
-///     if let Some(name) = call.entry().and_then(|e| cache.get_ref::<String>(e)) {
-///         return Ok(name);
-///     }
+///     let call = match keys.lookup(&(id,), |entry| cache.get_ref::<String>(entry))? {
+///         Lookup::Hit(name) => return Ok(name),
+///         Lookup::Key(call) => call,
+///     };
 ///     let ttl = Some(Duration::from_secs(60));
 ///     let name = cache.get_or_compute_blocking(call.key(), ttl, || format!("user {id}"));
-///     if let Some(entry) = cache.l1_ref(call.key()) {
-///         keys.remember(&call, &entry);
+///     if call.is_repeat() {
+///         if let Some(entry) = cache.l1_ref(call.key()) {
+///             keys.remember(&call, &entry);
+///         }
 ///     }
 ///     Ok(name)
 /// };
-/// assert_eq!(get_user(42)?, "user 42"); // computed
-/// assert_eq!(get_user(42)?, "user 42"); // read from the remembered entry
+/// for _ in 0..3 {
+///     assert_eq!(get_user(42)?, "user 42"); // computed, read from L1, from the entry
+/// }
 /// assert_eq!(cache.stats().computes, 1);
+/// assert_eq!(keys.hits(), 1);
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
 pub struct CallKey {
     key: Arc<str>,
-    entry: Option<L1Ref>,
     /// The slot the key came from; `None` when it is not remembered. (A
     /// `u16` keeps the whole key small: it is moved through every call.)
     slot: Option<u16>,
@@ -104,16 +159,11 @@ impl CallKey {
         &self.key
     }
 
-    /// The L1 entry remembered for this key, if any and if it is still in
-    /// memory; it may have left L1 since (see [`L1Ref`]).
-    pub fn entry(&self) -> Option<&L1Ref> {
-        self.entry.as_ref()
-    }
-
-    /// Whether the same arguments were looked up recently (their key came
-    /// from the table). Remembering an entry only pays off for repeated
-    /// arguments: a function called with many different ones would spend
-    /// an extra L1 lookup per call on entries no later call reads.
+    /// Whether the same arguments were looked up recently on this thread
+    /// (their key came from the table). Remembering an entry only pays off
+    /// for repeated arguments: a function called with many different ones
+    /// would spend an extra L1 lookup per call on entries no later call
+    /// reads.
     pub fn is_repeat(&self) -> bool {
         self.repeat
     }
@@ -124,7 +174,8 @@ impl KeyCache {
     pub fn new(builder: KeyBuilder) -> Self {
         Self {
             builder,
-            slots: (0..SLOTS).map(|_| RwLock::new(None)).collect(),
+            threads: ThreadLocal::new(),
+            hits: ThreadCounter::default(),
         }
     }
 
@@ -134,34 +185,86 @@ impl KeyCache {
     ///
     /// As [`KeyBuilder::key`].
     pub fn key<A: Serialize + ?Sized>(&self, args: &A) -> Result<Arc<str>> {
-        with_canonical_args(args, |bytes| self.find(bytes, false).key)
+        with_canonical_args(args, |bytes| self.key_of(bytes).key)
     }
 
-    /// The key for `args`, with the L1 entry remembered for it (see
-    /// [`remember`](Self::remember)).
+    /// The value of the L1 entry remembered for `args` (a tuple of the
+    /// arguments), if `read` gets one from it
+    /// ([`TieredCache::get_ref`](crate::TieredCache::get_ref) does, while
+    /// the entry is in L1 and fresh); else the key.
+    ///
+    /// `read` runs while this thread's table is in use: if it calls back
+    /// into the same `KeyCache`, that inner call derives its key afresh.
     ///
     /// # Errors
     ///
     /// As [`KeyBuilder::key`].
-    pub fn lookup<A: Serialize + ?Sized>(&self, args: &A) -> Result<CallKey> {
-        with_canonical_args(args, |bytes| self.find(bytes, true))
+    #[inline]
+    pub fn lookup<A, T>(
+        &self,
+        args: &A,
+        read: impl FnOnce(&L1Ref) -> Option<T>,
+    ) -> Result<Lookup<T>>
+    where
+        A: Serialize + ?Sized,
+    {
+        let found = with_canonical_args(args, |bytes| self.find(bytes, Some(read)))?;
+        if let Lookup::Hit(_) = found {
+            self.hits.add();
+        }
+        Ok(found)
+    }
+
+    /// The key of `args`, without reading the remembered entry.
+    ///
+    /// # Errors
+    ///
+    /// As [`KeyBuilder::key`].
+    pub fn call_key<A: Serialize + ?Sized>(&self, args: &A) -> Result<CallKey> {
+        with_canonical_args(args, |bytes| self.key_of(bytes))
+    }
+
+    fn key_of(&self, bytes: &[u8]) -> CallKey {
+        match self.find(bytes, None::<fn(&L1Ref) -> Option<()>>) {
+            Lookup::Key(call) => call,
+            Lookup::Hit(()) => self.unremembered_key(bytes),
+        }
     }
 
     /// Remembers `entry` as the L1 entry of `call`'s key, for the next
-    /// [`lookup`](Self::lookup) of the same arguments; `entry` must be the
-    /// entry under [`CallKey::key`]. Does nothing if the key is not
-    /// remembered (long arguments, or its slot went to other arguments since).
+    /// [`lookup`](Self::lookup) of the same arguments on this thread;
+    /// `entry` must be the entry under [`CallKey::key`]. Does nothing if
+    /// the key is not remembered here (long arguments, another thread's
+    /// lookup, or its slot went to other arguments since).
     pub fn remember(&self, call: &CallKey, entry: &L1Ref) {
-        if call.entry.as_ref().is_some_and(|e| e.same_entry(entry)) {
-            return;
-        }
-        let Some(slot) = call.slot.and_then(|i| self.slots.get(usize::from(i))) else {
+        let Some(index) = call.slot else {
             return;
         };
-        let mut slot = slot.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(slot) = slot.as_mut().filter(|s| Arc::ptr_eq(&s.key, &call.key)) {
-            slot.entry = entry.downgrade();
-        }
+        let Ok(mut table) = self.threads.get_or_default().try_borrow_mut() else {
+            return;
+        };
+        let Table { slots, held } = &mut *table;
+        let Some(slot) = slots
+            .get_mut(usize::from(index))
+            .and_then(Option::as_mut)
+            .filter(|s| Arc::ptr_eq(&s.key, &call.key))
+        else {
+            return;
+        };
+        *held -= slot.entry.release();
+        let weight = entry.weight();
+        slot.entry = if *held + weight <= HELD_BYTES {
+            *held += weight;
+            Held::Strong(entry.clone(), weight)
+        } else {
+            Held::Weak(entry.downgrade())
+        };
+    }
+
+    /// Calls answered from a remembered entry by [`lookup`](Self::lookup),
+    /// on every thread.
+    pub fn hits(&self) -> u64 {
+        self.hits.get()
     }
 
     /// The builder whose keys this remembers.
@@ -169,59 +272,78 @@ impl KeyCache {
         &self.builder
     }
 
-    fn find(&self, args: &[u8], with_entry: bool) -> CallKey {
-        let derive = || -> Arc<str> { self.builder.compose(&blake2b(args)).into() };
+    fn derive(&self, args: &[u8]) -> Arc<str> {
+        self.builder.compose(&blake2b(args)).into()
+    }
+
+    /// A key not kept in any table.
+    fn unremembered_key(&self, args: &[u8]) -> CallKey {
+        CallKey {
+            key: self.derive(args),
+            slot: None,
+            repeat: false,
+        }
+    }
+
+    fn unremembered<T>(&self, args: &[u8]) -> Lookup<T> {
+        Lookup::Key(self.unremembered_key(args))
+    }
+
+    /// The key of `args`, and with `read`, the value it gets from the
+    /// remembered entry; an entry `read` gets nothing from is forgotten.
+    #[inline(always)]
+    fn find<T>(&self, args: &[u8], read: Option<impl FnOnce(&L1Ref) -> Option<T>>) -> Lookup<T> {
         if args.len() > MAX_REMEMBERED_ARGS {
-            return CallKey {
-                key: derive(),
-                entry: None,
-                slot: None,
-                repeat: false,
-            };
+            return self.unremembered(args);
+        }
+        // Busy: `read` (a value's `Clone`) or a `Serialize` impl is calling
+        // back into this cache on this thread.
+        let Ok(mut table) = self.threads.get_or_default().try_borrow_mut() else {
+            return self.unremembered(args);
+        };
+        let Table { slots, held } = &mut *table;
+        if slots.is_empty() {
+            slots.resize_with(SLOTS, || None);
         }
         // SLOTS is a power of two no larger than 2^16; truncating the hash
         // is the point.
         #[allow(clippy::cast_possible_truncation)]
         let index = (xxh3_64(args) as u16) & (SLOTS - 1) as u16;
-        let Some(slot) = self.slots.get(usize::from(index)) else {
-            return CallKey {
-                key: derive(),
-                entry: None,
-                slot: None,
-                repeat: false,
-            };
+        let Some(slot) = slots.get_mut(usize::from(index)) else {
+            return self.unremembered(args);
         };
-        // Nothing that can panic runs under these locks, so a poisoned one
-        // still holds a consistent slot.
-        if let Some(found) = slot
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .filter(|s| *s.args == *args)
-        {
-            return CallKey {
+        if let Some(found) = slot.as_mut().filter(|s| *s.args == *args) {
+            if let Some(read) = read {
+                let value = match &found.entry {
+                    Held::Nothing => None,
+                    Held::Strong(entry, _) => read(entry),
+                    Held::Weak(entry) => entry.upgrade().and_then(|e| read(&e)),
+                };
+                if let Some(value) = value {
+                    return Lookup::Hit(value);
+                }
+                // Gone from L1 or stale: it will not serve again.
+                *held -= found.entry.release();
+            }
+            return Lookup::Key(CallKey {
                 key: found.key.clone(),
-                entry: if with_entry {
-                    found.entry.upgrade()
-                } else {
-                    None
-                },
                 slot: Some(index),
                 repeat: true,
-            };
+            });
         }
-        let key = derive();
-        *slot.write().unwrap_or_else(PoisonError::into_inner) = Some(Slot {
+        let key = self.derive(args);
+        if let Some(mut old) = slot.replace(Slot {
             args: args.into(),
             key: key.clone(),
-            entry: WeakL1Ref::default(),
-        });
-        CallKey {
+            entry: Held::Nothing,
+        }) {
+            *held -= old.entry.release();
+        }
+        Lookup::Key(CallKey {
             key,
-            entry: None,
             slot: Some(index),
             repeat: false,
-        }
+        })
     }
 }
 
@@ -234,83 +356,5 @@ impl fmt::Debug for KeyCache {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn builder() -> KeyBuilder {
-        KeyBuilder::new("users", "get_user").unwrap()
-    }
-
-    #[test]
-    fn gives_the_builders_keys_first_time_and_after() {
-        let keys = KeyCache::new(builder());
-        for round in 0..3 {
-            for id in 0..1_000_u64 {
-                let want = builder().key(&(id, "en")).unwrap();
-                assert_eq!(&*keys.key(&(id, "en")).unwrap(), want, "round {round}");
-            }
-        }
-    }
-
-    #[test]
-    fn equal_encodings_share_a_key_and_different_ones_never_do() {
-        let keys = KeyCache::new(builder());
-        // 2.0 and 2 encode identically (interop rule), so they must agree.
-        assert_eq!(keys.key(&(2.0,)).unwrap(), keys.key(&(2,)).unwrap());
-        // Fill every slot, then make sure nothing returns another's key.
-        let all: Vec<_> = (0..2_000_u64).map(|i| keys.key(&(i,)).unwrap()).collect();
-        for (i, key) in all.iter().enumerate().rev() {
-            assert_eq!(keys.key(&(i as u64,)).unwrap(), *key);
-        }
-        let distinct: std::collections::HashSet<_> = all.iter().collect();
-        assert_eq!(distinct.len(), all.len());
-    }
-
-    #[test]
-    fn long_arguments_are_derived_not_remembered() {
-        let keys = KeyCache::new(builder());
-        let long = "x".repeat(MAX_REMEMBERED_ARGS * 2);
-        let want = builder().key(&(&long,)).unwrap();
-        assert_eq!(&*keys.key(&(&long,)).unwrap(), want);
-        assert!(!keys.lookup(&(&long,)).unwrap().is_repeat());
-        assert!(keys
-            .slots
-            .iter()
-            .all(|s| s.read().unwrap().as_ref().is_none()));
-    }
-
-    #[test]
-    fn remembers_an_entry_for_its_own_arguments_only() {
-        let cache = crate::TieredCache::builder().build().unwrap();
-        let keys = KeyCache::new(builder());
-        let call = keys.lookup(&(1,)).unwrap();
-        assert!(call.entry().is_none() && !call.is_repeat());
-        cache.set_blocking(call.key(), &1_u64, None).unwrap();
-        let entry = cache.l1_ref(call.key()).unwrap();
-        keys.remember(&call, &entry);
-        let again = keys.lookup(&(1,)).unwrap();
-        assert!(again.is_repeat());
-        assert!(again.entry().is_some_and(|e| e.same_entry(&entry)));
-        assert_eq!(cache.get_ref::<u64>(again.entry().unwrap()), Some(1));
-
-        // Other arguments take over the slot: the old call's entry must not
-        // be remembered for them.
-        let other = (2..100_000_u64)
-            .find(|id| keys.lookup(&(*id,)).unwrap().slot == call.slot)
-            .expect("some argument shares the slot");
-        keys.remember(&call, &entry);
-        let taken = keys.lookup(&(other,)).unwrap();
-        assert!(taken.entry().is_none());
-        assert_ne!(taken.key(), call.key());
-    }
-
-    #[test]
-    fn errors_are_the_builders() {
-        let keys = KeyCache::new(builder());
-        let err = keys.key(&(f64::NAN,)).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            builder().key(&(f64::NAN,)).unwrap_err().to_string()
-        );
-    }
-}
+#[path = "memo/tests.rs"]
+mod tests;

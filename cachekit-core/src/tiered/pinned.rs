@@ -13,6 +13,7 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use super::{Cacheable, TieredCache};
+use crate::clock;
 use crate::memory::Stored;
 
 /// A reference to one L1 entry, valid while the entry stays in L1.
@@ -97,15 +98,26 @@ impl TieredCache {
             return None;
         }
         let value = stored.decoded.as_ref()?.downcast_ref::<T>()?;
-        if stored.expires_at.is_some() || stored.fresh_until.is_some() {
-            // moka hides expired entries from its lookups; here the clock is ours.
-            let now = Instant::now();
-            if !stored.is_live(now) || stored.fresh_until.is_some_and(|at| now >= at) {
-                return None;
-            }
+        // moka hides expired entries from its lookups; here the clock is
+        // ours. Serve while both the expiry and the freshness limit are ahead.
+        let until = match (stored.expires_at, stored.fresh_until) {
+            (Some(expires), Some(fresh)) => Some(expires.min(fresh)),
+            (expires, fresh) => expires.or(fresh),
+        };
+        // A limit beyond the coarse clock's upper bound is certainly ahead;
+        // only close to it does the precise clock decide.
+        if until.is_some_and(|at| at <= clock::now_at_most() && at <= Instant::now()) {
+            return None;
         }
         self.inner.counters.l1.hit();
         Some(value.clone())
+    }
+}
+
+impl L1Ref {
+    /// The bytes L1 charges the entry, without its key.
+    pub(crate) fn weight(&self) -> usize {
+        self.0.weight()
     }
 }
 

@@ -3,10 +3,12 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::breaker::BreakerState;
+use crate::counter::ThreadCounter;
 
 #[derive(Debug, Default)]
 pub(crate) struct TierCounters {
-    hits: AtomicU64,
+    /// Per thread: L1 hits are the hottest path there is.
+    hits: ThreadCounter,
     misses: AtomicU64,
     errors: AtomicU64,
     sets: AtomicU64,
@@ -17,7 +19,7 @@ pub(crate) struct TierCounters {
 
 impl TierCounters {
     pub(crate) fn hit(&self) {
-        self.hits.fetch_add(1, Relaxed);
+        self.hits.add();
     }
     pub(crate) fn miss(&self) {
         self.misses.fetch_add(1, Relaxed);
@@ -40,7 +42,7 @@ impl TierCounters {
 
     fn snapshot(&self) -> TierStats {
         TierStats {
-            hits: self.hits.load(Relaxed),
+            hits: self.hits.get(),
             misses: self.misses.load(Relaxed),
             errors: self.errors.load(Relaxed),
             sets: self.sets.load(Relaxed),

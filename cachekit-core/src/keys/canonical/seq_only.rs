@@ -22,6 +22,7 @@ pub(crate) struct SeqOnly<'a> {
 }
 
 impl<'a> SeqOnly<'a> {
+    #[inline]
     pub(crate) fn new(enc: &'a mut Encoder, mode: SeqMode) -> Self {
         Self { enc, mode }
     }
@@ -39,6 +40,7 @@ impl<'a> SeqOnly<'a> {
         }
     }
 
+    #[inline]
     fn collect(self, len: Option<usize>) -> Result<SeqCollector<'a>, CanonError> {
         let region = self.enc.out.len();
         let base = self.enc.entries.len();
@@ -68,10 +70,12 @@ impl<'a> Serializer for SeqOnly<'a> {
     type SerializeStruct = Impossible<(), CanonError>;
     type SerializeStructVariant = Impossible<(), CanonError>;
 
+    #[inline]
     fn serialize_seq(self, len: Option<usize>) -> Result<SeqCollector<'a>, CanonError> {
         self.collect(len)
     }
 
+    #[inline]
     fn serialize_tuple(self, len: usize) -> Result<SeqCollector<'a>, CanonError> {
         self.collect(Some(len))
     }
@@ -166,6 +170,7 @@ pub(crate) struct SeqCollector<'a> {
 }
 
 impl SeqCollector<'_> {
+    #[inline]
     fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CanonError> {
         match self.mode {
             SeqMode::Root => value
@@ -182,6 +187,7 @@ impl SeqCollector<'_> {
         Ok(())
     }
 
+    #[inline]
     fn finish(self) -> Result<(), CanonError> {
         let count = self.count;
         match (self.mode, self.declared) {
@@ -203,10 +209,12 @@ impl SerializeSeq for SeqCollector<'_> {
     type Ok = ();
     type Error = CanonError;
 
+    #[inline]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CanonError> {
         self.element(value)
     }
 
+    #[inline]
     fn end(self) -> Result<(), CanonError> {
         self.finish()
     }
@@ -216,10 +224,12 @@ impl SerializeTuple for SeqCollector<'_> {
     type Ok = ();
     type Error = CanonError;
 
+    #[inline]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CanonError> {
         self.element(value)
     }
 
+    #[inline]
     fn end(self) -> Result<(), CanonError> {
         self.finish()
     }
@@ -233,6 +243,7 @@ impl SerializeTupleStruct for SeqCollector<'_> {
         self.element(value)
     }
 
+    #[inline]
     fn end(self) -> Result<(), CanonError> {
         self.finish()
     }

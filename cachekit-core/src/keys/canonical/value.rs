@@ -16,26 +16,31 @@ impl<'a> Serializer for &'a mut Encoder {
     type SerializeStruct = MapEncoder<'a>;
     type SerializeStructVariant = MapEncoder<'a>;
 
+    #[inline]
     fn serialize_bool(self, v: bool) -> Result<(), CanonError> {
         self.out.push(if v { 0xc3 } else { 0xc2 });
         Ok(())
     }
 
+    #[inline]
     fn serialize_i8(self, v: i8) -> Result<(), CanonError> {
         self.write_i64(v.into());
         Ok(())
     }
 
+    #[inline]
     fn serialize_i16(self, v: i16) -> Result<(), CanonError> {
         self.write_i64(v.into());
         Ok(())
     }
 
+    #[inline]
     fn serialize_i32(self, v: i32) -> Result<(), CanonError> {
         self.write_i64(v.into());
         Ok(())
     }
 
+    #[inline]
     fn serialize_i64(self, v: i64) -> Result<(), CanonError> {
         self.write_i64(v);
         Ok(())
@@ -45,21 +50,25 @@ impl<'a> Serializer for &'a mut Encoder {
         self.write_i128(v)
     }
 
+    #[inline]
     fn serialize_u8(self, v: u8) -> Result<(), CanonError> {
         self.write_u64(v.into());
         Ok(())
     }
 
+    #[inline]
     fn serialize_u16(self, v: u16) -> Result<(), CanonError> {
         self.write_u64(v.into());
         Ok(())
     }
 
+    #[inline]
     fn serialize_u32(self, v: u32) -> Result<(), CanonError> {
         self.write_u64(v.into());
         Ok(())
     }
 
+    #[inline]
     fn serialize_u64(self, v: u64) -> Result<(), CanonError> {
         self.write_u64(v);
         Ok(())
@@ -90,6 +99,7 @@ impl<'a> Serializer for &'a mut Encoder {
         self.write_str(v.encode_utf8(&mut [0; 4]))
     }
 
+    #[inline]
     fn serialize_str(self, v: &str) -> Result<(), CanonError> {
         self.write_str(v)
     }
@@ -98,15 +108,18 @@ impl<'a> Serializer for &'a mut Encoder {
         self.write_bin(v)
     }
 
+    #[inline]
     fn serialize_none(self) -> Result<(), CanonError> {
         self.out.push(0xc0);
         Ok(())
     }
 
+    #[inline]
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), CanonError> {
         value.serialize(self)
     }
 
+    #[inline]
     fn serialize_unit(self) -> Result<(), CanonError> {
         self.out.push(0xc0);
         Ok(())

@@ -131,9 +131,12 @@
 //!
 //! # Writes on the calling thread
 //! Writes run on the blocking pool for the same reason, and there the hop
-//! is most of a small write's cost: a non-durable 1 KiB `set` is about
-//! 15 µs of system calls and 45 µs through the pool on an idle 2-core VM,
-//! where waking a pool thread takes 10 to 25 µs.
+//! is most of a small write's cost. On an idle 2-core VM, where waking a
+//! thread takes 10 to 25 µs, a non-durable 1 KiB `set` on ext4 (medians
+//! of `cargo bench --bench file`) took 20 µs as bare system calls, 80 µs
+//! through the pool (120 µs from a worker thread) and 32 to 44 µs on the
+//! calling thread; on a tmpfs, 14, 56 to 60 (86 to 106) and 17 to 24 µs.
+//! At 64 KiB on ext4: 46 to 51, 125 to 145, and 65 to 77 µs.
 //! [`caller_writes`](FileConfigBuilder::caller_writes) opts into running
 //! `set`, `set_many`, `set_if_absent`, `delete` and `expire` on the
 //! calling thread instead, inside [`tokio::task::block_in_place`] (reads

@@ -10,6 +10,21 @@
 //! freed in the last minutes, so it grows with recent churn in the
 //! directory's block group, shared with everything else on the machine.
 //!
+//! The non-durable groups also run `set_caller`: a backend with
+//! `caller_writes`, which writes on the calling thread instead of the
+//! blocking pool. `set` and `set_caller` are driven by criterion's
+//! `block_on` on the bench thread, which is no worker: there
+//! `block_in_place` only runs the write. `set_worker` and
+//! `set_caller_worker` run the same sets in a loop inside one task on a
+//! runtime worker, where `block_in_place` first hands the worker's queue
+//! to another thread, so that cost is in the figure.
+//!
+//! The hot keys are rewritten every few milliseconds, so the file a set
+//! replaces is still in the page cache and cheap to unlink (5 to 10 µs on
+//! ext4). One replaced after its data reached the disk costs 75 to 100 µs
+//! to unlink: `raw_set` would pay that inline, both cachekit paths leave
+//! it to a blocking thread after answering.
+//!
 //! `cargo bench --bench file`; the directory is a fresh temp directory
 //! under `$CACHEKIT_BENCH_DIR` if set, else the system temp directory.
 
@@ -19,6 +34,7 @@ use std::fs::File;
 use std::hint::black_box;
 use std::io::{IoSlice, Read, Write};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cachekit::{Backend, FileBackend, FileConfig};
@@ -28,16 +44,38 @@ use tokio::runtime::Runtime;
 
 const HOT_KEYS: usize = 1000;
 
-fn open(dir: &Path, durable: bool) -> FileBackend {
+fn open(dir: &Path, durable: bool, caller_writes: bool) -> FileBackend {
     let config = FileConfig::builder()
         .dir(dir)
         .max_entries(1_000_000)
         .max_bytes(4 << 30)
         .max_value_size(1 << 20)
         .durable(durable)
+        .caller_writes(caller_writes)
         .build()
         .unwrap();
     FileBackend::open(config).unwrap()
+}
+
+/// Times `iters` sets of the hot keys from `first` on, run in a loop by
+/// one task on a runtime worker thread.
+fn sets_on_worker(
+    rt: &Runtime,
+    backend: &FileBackend,
+    value: &Bytes,
+    first: usize,
+    iters: u64,
+) -> Duration {
+    let (backend, value) = (backend.clone(), value.clone());
+    let task = rt.spawn(async move {
+        let started = Instant::now();
+        for n in 0..iters {
+            let key = format!("bench:{}", (first as u64 + n) % HOT_KEYS as u64);
+            backend.set(&key, value.clone(), None).await.unwrap();
+        }
+        started.elapsed()
+    });
+    rt.block_on(task).unwrap()
 }
 
 /// Fills `entries` 1 KiB entries (the hot set among them).
@@ -109,14 +147,15 @@ fn file(c: &mut Criterion) {
     let base = std::env::var_os("CACHEKIT_BENCH_DIR").map_or_else(std::env::temp_dir, Into::into);
     for entries in [1_000usize, 100_000] {
         let dir = tempfile::tempdir_in(&base).unwrap();
-        fill(&rt, &open(dir.path(), false), entries);
+        fill(&rt, &open(dir.path(), false, false), entries);
         // Flush the fill's dirty pages first, so that background writeback
         // does not land inside the measurements.
         let _ = std::process::Command::new("sync").status();
         let dir_fd = File::open(dir.path()).unwrap();
         let tmp = format!(".tmp-{}-0000000000000000", std::process::id());
         for durable in [false, true] {
-            let backend = open(dir.path(), durable);
+            let backend = open(dir.path(), durable, false);
+            let caller = (!durable).then(|| open(dir.path(), false, true));
             let hot = hot_keys(&backend);
             let mode = if durable { "durable" } else { "fast" };
             for size in [1024usize, 64 * 1024] {
@@ -140,6 +179,31 @@ fn file(c: &mut Criterion) {
                         async move { backend.set(&key, value, None).await.unwrap() }
                     })
                 });
+                if let Some(caller) = &caller {
+                    let mut i = 0usize;
+                    group.bench_with_input(
+                        BenchmarkId::new("set_caller", entries),
+                        &entries,
+                        |b, _| {
+                            b.to_async(&rt).iter(|| {
+                                i = (i + 1) % HOT_KEYS;
+                                let key = format!("bench:{i}");
+                                let (caller, value) = (caller, value.clone());
+                                async move { caller.set(&key, value, None).await.unwrap() }
+                            })
+                        },
+                    );
+                    for (id, backend) in [("set_worker", &backend), ("set_caller_worker", caller)] {
+                        let mut first = 0usize;
+                        group.bench_with_input(BenchmarkId::new(id, entries), &entries, |b, _| {
+                            b.iter_custom(|iters| {
+                                let took = sets_on_worker(&rt, backend, &value, first, iters);
+                                first = (first + iters as usize) % HOT_KEYS;
+                                took
+                            })
+                        });
+                    }
+                }
                 // The hot keys hold values of this group's size even when a
                 // filter (`-- get`) skipped the set benches above.
                 let batch: Vec<(&str, Bytes)> = hot

@@ -1,5 +1,7 @@
 //! [`FileBackend`]: the async [`Backend`] over the blocking [`Store`].
 
+mod writes;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,7 +11,6 @@ use bytes::Bytes;
 use cachekit_core::{Backend, Health, Result, Ttl};
 
 use crate::config::FileConfig;
-use crate::disk::Replaced;
 use crate::format::{key_hash, ttl_at, unix_now, FileName};
 use crate::store::{Inline, Store, SweepStats, INLINE_KEY_COST, INLINE_MAX};
 
@@ -23,8 +24,10 @@ use crate::store::{Inline, Store, SweepStats, INLINE_KEY_COST, INLINE_MAX};
 /// or slow filesystem (NFS, dirty-page throttling, ext4 without a journal
 /// scanning for a free inode) then delays only the call, which a tiered
 /// cache's L2 timeout can give up on, and never an async worker thread.
-/// The one exception is a read the kernel can answer from memory, which
-/// skips the hop; see [reads without a hop](crate#reads-without-a-hop).
+/// The exceptions: a read the kernel can answer from memory skips the hop
+/// (see [reads without a hop](crate#reads-without-a-hop)), and so do
+/// writes if [`caller_writes`](crate::FileConfigBuilder::caller_writes) is
+/// on (see [writes on the calling thread](crate#writes-on-the-calling-thread)).
 ///
 /// ```
 /// use cachekit_core::Backend;
@@ -121,36 +124,6 @@ impl FileBackend {
         let out = tokio::task::spawn_blocking(move || f(&store))
             .await
             .map_err(crate::error::join_error)?;
-        self.after_io();
-        out
-    }
-
-    /// Runs a write on the blocking pool and returns as soon as the new
-    /// values are in place: the files they replaced are removed by the same
-    /// blocking thread after the caller has been answered.
-    async fn writing<F>(&self, f: F) -> Result<()>
-    where
-        F: for<'s> FnOnce(&'s Store) -> Result<Vec<Replaced<'s>>> + Send + 'static,
-    {
-        let store = Arc::clone(&self.store);
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let task = tokio::task::spawn_blocking(move || {
-            let (out, replaced) = match f(&store) {
-                Ok(replaced) => (Ok(()), replaced),
-                Err(err) => (Err(err), Vec::new()),
-            };
-            // The caller may have gone (a timeout); the write stands anyway.
-            let _ = reply.send(out);
-            drop(replaced);
-        });
-        let out = match answer.await {
-            Ok(out) => out,
-            // No answer: `f` panicked, which the task's result reports.
-            Err(_) => match task.await {
-                Err(err) => Err(crate::error::join_error(err)),
-                Ok(()) => Err(crate::error::no_answer()),
-            },
-        };
         self.after_io();
         out
     }
@@ -257,7 +230,7 @@ impl Backend for FileBackend {
 
     async fn delete(&self, key: &str) -> Result<bool> {
         let key = key.to_owned();
-        self.blocking(move |s| s.delete(&key)).await
+        self.write(move |s| s.delete(&key)).await
     }
 
     async fn ttl(&self, key: &str) -> Result<Ttl> {
@@ -267,7 +240,7 @@ impl Backend for FileBackend {
 
     async fn expire(&self, key: &str, ttl: Option<Duration>) -> Result<bool> {
         let key = key.to_owned();
-        self.blocking(move |s| s.expire(&key, ttl)).await
+        self.write(move |s| s.expire(&key, ttl)).await
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
@@ -334,7 +307,7 @@ impl Backend for FileBackend {
 
     async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool> {
         let key = key.to_owned();
-        self.blocking(move |s| s.set_if_absent(&key, &value, ttl))
+        self.write(move |s| s.set_if_absent(&key, &value, ttl))
             .await
     }
 
@@ -349,6 +322,7 @@ impl Backend for FileBackend {
         let latency = started.elapsed();
         let config = &self.store.config;
         let reads = self.store.inline_stats();
+        let writes = self.store.write_stats();
         let health = Health::new("file", probe.is_ok(), latency)
             .detail("dir", config.dir.display())
             .detail("entries", self.entry_count())
@@ -359,7 +333,10 @@ impl Backend for FileBackend {
             .detail("stores_keys", self.store.key_xattr)
             .detail("inline_reads", reads.enabled)
             .detail("reads_inline", reads.inline)
-            .detail("reads_blocking", reads.blocking);
+            .detail("reads_blocking", reads.blocking)
+            .detail("caller_writes", config.caller_writes)
+            .detail("writes_caller", writes.caller)
+            .detail("writes_blocking", writes.blocking);
         match probe {
             Ok(()) => health,
             Err(err) => health.detail("error", err),

@@ -110,13 +110,25 @@ pub(crate) struct Temp<'a> {
 /// it having happened.
 #[must_use = "dropping it removes the replaced file"]
 pub(crate) struct Replaced<'a> {
-    _old: Option<Temp<'a>>,
+    old: Option<Temp<'a>>,
 }
 
 impl Replaced<'_> {
     /// Nothing was replaced.
-    pub(crate) const NONE: Self = Replaced { _old: None };
+    pub(crate) const NONE: Self = Replaced { old: None };
+
+    /// The replaced file's temp name, for [`Disk::remove_replaced`] to
+    /// remove later, on another thread; no longer removed on drop.
+    pub(crate) fn detach(mut self) -> Option<ReplacedName> {
+        let mut old = self.old.take()?;
+        old.live = false;
+        Some(ReplacedName(std::mem::take(&mut old.name)))
+    }
 }
+
+/// A [detached](Replaced::detach) replaced file, still to be removed.
+#[derive(Debug)]
+pub(crate) struct ReplacedName(String);
 
 impl Drop for Temp<'_> {
     fn drop(&mut self) {
@@ -267,7 +279,7 @@ impl Disk {
                 rustix::fs::RenameFlags::EXCHANGE,
             ) {
                 Ok(()) => {
-                    let replaced = Replaced { _old: Some(temp) };
+                    let replaced = Replaced { old: Some(temp) };
                     self.sync_dir_if(durable)?;
                     return Ok(replaced);
                 }
@@ -477,6 +489,13 @@ impl Disk {
         };
         // Recency is a hint; failing to record it is harmless.
         let _ = rustix::fs::futimens(file, &times);
+    }
+
+    /// Removes a replaced file that [`Replaced::detach`] handed over; best
+    /// effort, like dropping the [`Replaced`]: a leftover temp is removed by
+    /// the next open or sweep.
+    pub(crate) fn remove_replaced(&self, name: ReplacedName) {
+        let _ = rustix::fs::unlinkat(&self.dir, name.0.as_str(), AtFlags::empty());
     }
 
     /// Removes `name`; `Ok(false)` if it was already gone.

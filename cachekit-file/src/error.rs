@@ -1,5 +1,6 @@
 //! Turns filesystem errors into cachekit errors that name the path and the fix.
 
+use std::any::Any;
 use std::io;
 use std::path::Path;
 
@@ -59,6 +60,23 @@ pub(crate) fn join_error(err: tokio::task::JoinError) -> Error {
     Error::new(
         ErrorKind::Io,
         format!("file backend worker did not finish: {err}"),
+    )
+}
+
+/// A write on the calling thread that panicked: reported as [`join_error`]
+/// reports one on the blocking pool.
+pub(crate) fn caller_panic(panic: &(dyn Any + Send)) -> Error {
+    let message = match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(message), _) => message,
+        (None, Some(message)) => message.as_str(),
+        (None, None) => "(not a string)",
+    };
+    Error::new(
+        ErrorKind::Io,
+        format!(
+            "file backend write did not finish: it panicked on the calling thread with message \
+             {message:?}; this is a bug in cachekit-file, please report it"
+        ),
     )
 }
 

@@ -1,12 +1,14 @@
 //! The blocking half of the backend: every operation as plain synchronous
 //! code over [`Disk`] and the [`Index`], run on Tokio's blocking pool by
-//! [`FileBackend`](crate::FileBackend). The one exception is the inline
-//! read path (`store/inline.rs`), which runs on the caller's thread and
-//! only makes calls that cannot wait for a device.
+//! [`FileBackend`](crate::FileBackend). The exceptions run on the caller's
+//! thread: the inline read path (`store/inline.rs`), which only makes calls
+//! that cannot wait for a device, and, when the user opts in, writes
+//! (`store/caller.rs` holds their side of it).
 //!
 //! The index lock is only ever held for in-memory updates, never across
 //! IO, so an async worker taking it waits for memory work at most.
 
+mod caller;
 mod inline;
 mod sweep;
 
@@ -38,6 +40,7 @@ pub(crate) struct Store {
     /// Whether keys are stored in an extended attribute (see the crate docs).
     pub(crate) key_xattr: bool,
     inline: inline::InlineReads,
+    writes: caller::CallerWrites,
     /// When the next periodic sweep is due, Unix nanoseconds.
     next_sweep: AtomicU64,
     sweeping: AtomicBool,
@@ -114,6 +117,7 @@ impl Store {
             index: Mutex::new(Index::default()),
             key_xattr,
             inline,
+            writes: caller::CallerWrites::default(),
             next_sweep: AtomicU64::new(0),
             sweeping: AtomicBool::new(false),
         };

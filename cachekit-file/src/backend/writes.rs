@@ -1,0 +1,219 @@
+//! Where a write runs: on Tokio's blocking pool, or, with
+//! [`caller_writes`](crate::FileConfigBuilder::caller_writes), on the
+//! calling thread in [`tokio::task::block_in_place`] where Tokio allows it.
+//!
+//! `block_in_place` panics where blocking is not allowed, so it is only
+//! called inside a multi-thread runtime. There, Tokio
+//! (`runtime/scheduler/multi_thread/worker.rs`) allows it:
+//! - on a worker thread: it hands the worker's core (its queue of tasks)
+//!   to another thread, started as a blocking-pool task, which keeps the
+//!   other tasks running; runs the write; then takes the core back if that
+//!   thread has not picked it up yet;
+//! - in the thread of the runtime's `block_on` (and `Handle::block_on`):
+//!   no core to hand off, so it only runs the write; what waits is the
+//!   future that thread drives, as it would for any blocking call;
+//! - on the blocking pool's threads: it only runs the write.
+//!
+//! It refuses, with a panic before running anything, off the workers
+//! where a runtime's `block_on` does not allow blocking although
+//! `Handle::runtime_flavor` says multi-thread: inside a `LocalSet`, and
+//! with a multi-thread runtime's handle entered (`Handle::enter`) inside a
+//! current-thread runtime's `block_on`. No public API tells these apart,
+//! so that panic is caught; the thread is marked, and its writes take the
+//! pool from then on.
+
+use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use cachekit_core::Result;
+use tokio::runtime::{Handle, RuntimeFlavor};
+
+use super::FileBackend;
+use crate::disk::Replaced;
+use crate::store::Store;
+
+thread_local! {
+    /// Set once Tokio refused `block_in_place` on this thread.
+    static REFUSED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// How a write ran on the calling thread.
+enum Ran<R> {
+    /// It ran (or panicked, made an error).
+    Done(Result<R>),
+    /// Not allowed here; the job is left for the pool.
+    NotHere,
+}
+
+impl FileBackend {
+    /// Runs a write that replaces no file (`delete`, `expire`,
+    /// `set_if_absent`) on the calling thread if allowed, else on the
+    /// blocking pool.
+    pub(super) async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T> + Send + 'static,
+    {
+        if self.store.config.caller_writes {
+            // A write on this thread never yields; see `FileBackend::read`.
+            tokio::task::coop::consume_budget().await;
+        }
+        let mut job = Some(f);
+        if let Ran::Done(out) = self.on_caller(&mut job, |f| f(&self.store)) {
+            self.after_io();
+            return out;
+        }
+        let Some(f) = job else {
+            return Err(crate::error::no_answer());
+        };
+        self.store.count_write(false);
+        self.blocking(f).await
+    }
+
+    /// Runs a write and returns as soon as the new values are in place; the
+    /// files they replaced are removed after the caller has been answered,
+    /// by the same blocking thread, or, when the write ran on the calling
+    /// thread, by a blocking task.
+    pub(super) async fn writing<F>(&self, f: F) -> Result<()>
+    where
+        F: for<'s> FnOnce(&'s Store) -> Result<Vec<Replaced<'s>>> + Send + 'static,
+    {
+        if self.store.config.caller_writes {
+            tokio::task::coop::consume_budget().await;
+        }
+        let mut job = Some(f);
+        let mut drain = false;
+        let ran = self.on_caller(&mut job, |f| {
+            drain = self.store.remove_later(f(&self.store)?);
+            Ok(())
+        });
+        if let Ran::Done(out) = ran {
+            if drain {
+                let drain = RemovalDrain(Arc::clone(&self.store));
+                tokio::task::spawn_blocking(move || drop(drain));
+            }
+            self.after_io();
+            return out;
+        }
+        let Some(f) = job else {
+            return Err(crate::error::no_answer());
+        };
+        self.store.count_write(false);
+        let store = Arc::clone(&self.store);
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let task = tokio::task::spawn_blocking(move || {
+            let (out, replaced) = match f(&store) {
+                Ok(replaced) => (Ok(()), replaced),
+                Err(err) => (Err(err), Vec::new()),
+            };
+            // The caller may have gone (a timeout); the write stands anyway.
+            let _ = reply.send(out);
+            drop(replaced);
+        });
+        let out = match answer.await {
+            Ok(out) => out,
+            // No answer: `f` panicked, which the task's result reports.
+            Err(_) => match task.await {
+                Err(err) => Err(crate::error::join_error(err)),
+                Ok(()) => Err(crate::error::no_answer()),
+            },
+        };
+        self.after_io();
+        out
+    }
+
+    /// Runs `run(job)` on this thread, in `block_in_place`, if caller
+    /// writes are on and Tokio allows blocking here; otherwise leaves `job`
+    /// in place for the pool. A panic in `run` becomes an error, as a
+    /// panic on the pool does.
+    fn on_caller<F, R>(&self, job: &mut Option<F>, run: impl FnOnce(F) -> Result<R>) -> Ran<R> {
+        if !self.store.config.caller_writes || !may_block_here() {
+            return Ran::NotHere;
+        }
+        let ran = catch_unwind(AssertUnwindSafe(|| {
+            tokio::task::block_in_place(|| job.take().map(run))
+        }));
+        match ran {
+            Ok(Some(out)) => {
+                self.store.count_write(true);
+                Ran::Done(out)
+            }
+            Ok(None) => Ran::NotHere,
+            // Tokio refused before running anything: the job is still here.
+            Err(_) if job.is_some() => {
+                let _ = REFUSED.try_with(|refused| refused.set(true));
+                tracing::warn!(
+                    "Tokio does not allow blocking on this thread (a LocalSet?): its file \
+                     cache writes go through the blocking pool from now on, as without \
+                     caller_writes"
+                );
+                Ran::NotHere
+            }
+            Err(panic) => {
+                self.store.count_write(true);
+                Ran::Done(Err(crate::error::caller_panic(&*panic)))
+            }
+        }
+    }
+}
+
+/// Whether `block_in_place` may be tried on this thread: inside a
+/// multi-thread runtime, unless Tokio refused it here before. Never on a
+/// current-thread runtime, whose only thread runs every task.
+fn may_block_here() -> bool {
+    // A thread tearing down its thread-locals is refused too.
+    !REFUSED.try_with(Cell::get).unwrap_or(true)
+        && Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread)
+}
+
+/// Removes the queued replaced files when dropped: when its blocking task
+/// has run, or when a shutting-down runtime drops the task unrun.
+struct RemovalDrain(Arc<Store>);
+
+impl Drop for RemovalDrain {
+    fn drop(&mut self) {
+        self.0.drain_removals();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // a panic is the failure report
+
+    use cachekit_core::{ErrorKind, Result};
+
+    use crate::{FileBackend, FileConfig};
+
+    /// A write whose store code panics, on the calling thread (a worker of
+    /// a multi-thread runtime) and on the pool (a current-thread runtime).
+    #[test]
+    fn a_panicking_write_is_an_error_on_both_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = FileConfig::builder()
+            .dir(dir.path())
+            .caller_writes(true)
+            .build()
+            .unwrap();
+        let cache = FileBackend::open(config).unwrap();
+        let panics = |cache: FileBackend| async move {
+            let out: Result<()> = cache.write(|_| panic!("boom in the store")).await;
+            let err = out.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Io);
+            assert!(err.message().contains("boom in the store"), "{err}");
+            // Nothing was left broken: the next write works.
+            cache.write(|s| s.delete("k")).await.unwrap();
+        };
+        let multi = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        multi.block_on(multi.spawn(panics(cache.clone()))).unwrap();
+        assert_eq!(cache.store.write_stats().caller, 2);
+        let current = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        current.block_on(panics(cache.clone()));
+        assert_eq!(cache.store.write_stats().blocking, 2);
+    }
+}

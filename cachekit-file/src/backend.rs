@@ -224,13 +224,13 @@ impl Backend for FileBackend {
 
     async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
         let key = key.to_owned();
-        self.writing(move |s| Ok(vec![s.set(&key, &value, ttl)?]))
+        self.writing(move |s, evict| Ok(vec![s.set(&key, &value, ttl, evict)?]))
             .await
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
         let key = key.to_owned();
-        self.write(move |s| s.delete(&key)).await
+        self.write(move |s, _| s.delete(&key)).await
     }
 
     async fn ttl(&self, key: &str) -> Result<Ttl> {
@@ -240,7 +240,7 @@ impl Backend for FileBackend {
 
     async fn expire(&self, key: &str, ttl: Option<Duration>) -> Result<bool> {
         let key = key.to_owned();
-        self.write(move |s| s.expire(&key, ttl)).await
+        self.write(move |s, _| s.expire(&key, ttl)).await
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
@@ -296,10 +296,10 @@ impl Backend for FileBackend {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect();
-        self.writing(move |s| {
+        self.writing(move |s, evict| {
             entries
                 .iter()
-                .map(|(key, value)| s.set(key, value, ttl))
+                .map(|(key, value)| s.set(key, value, ttl, evict))
                 .collect()
         })
         .await
@@ -307,7 +307,7 @@ impl Backend for FileBackend {
 
     async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool> {
         let key = key.to_owned();
-        self.write(move |s| s.set_if_absent(&key, &value, ttl))
+        self.write(move |s, evict| s.set_if_absent(&key, &value, ttl, evict))
             .await
     }
 

@@ -256,8 +256,9 @@ impl FileConfigBuilder {
     /// and never reaches the caller; that thread's writes take the pool
     /// from then on. A program built with `panic = "abort"` would abort
     /// there instead: do not combine that, this option and a `LocalSet` on
-    /// a multi-thread runtime. Removing the file that a `set` replaced is
-    /// still left to the pool, after the call returns.
+    /// a multi-thread runtime. Removing the file that a `set` replaced, and
+    /// evicting when a write crossed the high watermark, are still left to
+    /// the pool, after the call returns.
     /// [`Backend::health`](cachekit_core::Backend::health) reports
     /// `caller_writes` and the counts `writes_caller` and `writes_blocking`.
     ///

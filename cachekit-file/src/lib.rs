@@ -91,7 +91,9 @@
 //! amortised however many entries there are. When the indexed bytes or
 //! entries exceed the high watermark (95 % of `max_bytes` / `max_entries`
 //! by default), the write that crossed it evicts expired entries, then
-//! least recently used ones, down to the low watermark (85 %). Reads count
+//! least recently used ones, down to the low watermark (85 %); a write on
+//! the [calling thread](#writes-on-the-calling-thread) leaves that to a
+//! blocking task instead. Reads count
 //! as use: in memory at once, and on disk (the file's access time, at most
 //! once a minute per entry, set by a blocking task shortly after the read)
 //! so that other processes and later runs see it too; at open, recency is
@@ -163,7 +165,9 @@
 //! replaced is removed by a blocking task after the call returns, as the
 //! pool thread does after answering: unlinking a file whose data has
 //! reached the disk costs 75 to 100 µs on ext4 (a file still in the page
-//! cache, 5 to 10 µs). [`Backend::health`](cachekit_core::Backend::health)
+//! cache, 5 to 10 µs). Eviction, when a write crosses the high watermark,
+//! is left to a blocking task too (on the pool, the write that crossed it
+//! evicts before answering): it removes a tenth of the cache. [`Backend::health`](cachekit_core::Backend::health)
 //! reports `caller_writes` (the option) and the counts `writes_caller` and
 //! `writes_blocking` (write calls; a `set_many` is one).
 //!

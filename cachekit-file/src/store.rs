@@ -50,6 +50,19 @@ pub(crate) fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// Who evicts when a write takes the cache over its high watermark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Evict {
+    /// The writing thread, before the write returns: on the blocking pool,
+    /// where an L2 deadline can give up on the wait.
+    Here,
+    /// A blocking task, started after the write returns
+    /// ([`Store::claim_eviction`]): for a write on the calling thread,
+    /// which nothing can interrupt, and which should cost one write, not
+    /// the removal of a tenth of the cache.
+    Later,
+}
+
 /// An entry written to a temp file, not yet published.
 struct Staged<'a> {
     hash: KeyHash,
@@ -222,6 +235,7 @@ impl Store {
         key: &str,
         value: &[u8],
         ttl: Option<Duration>,
+        evict: Evict,
     ) -> Result<Replaced<'_>> {
         self.check_write(key, value.len())?;
         if ttl.is_some_and(|t| t.is_zero()) {
@@ -238,20 +252,25 @@ impl Store {
         } = self.stage(key, value, ttl)?;
         let replaced = self.disk.publish(temp, &name, self.config.durable)?;
         let size = value.len() as u64 + HEADER_LEN as u64;
-        self.wrote(hash, size, expiry, now);
+        self.wrote(hash, size, expiry, now, evict);
         Ok(replaced)
     }
 
-    /// Records a write in the index, then evicts if it crossed the high
-    /// watermark (one lock in the common case of no eviction).
-    fn wrote(&self, hash: KeyHash, size: u64, expiry: u64, now: Duration) {
+    /// Records a write in the index, then, if it crossed the high
+    /// watermark, evicts as `evict` says (one lock in the common case of
+    /// no eviction).
+    fn wrote(&self, hash: KeyHash, size: u64, expiry: u64, now: Duration, evict: Evict) {
         let over = {
             let mut index = self.index();
             index.wrote(hash, size, expiry, nanos(now));
             index.exceeds(self.config.high())
         };
-        if over {
-            self.enforce_limits();
+        match (over, evict) {
+            (false, _) => {}
+            (true, Evict::Here) => {
+                self.enforce_limits();
+            }
+            (true, Evict::Later) => self.evict_later(),
         }
     }
 
@@ -283,6 +302,7 @@ impl Store {
         key: &str,
         value: &[u8],
         ttl: Option<Duration>,
+        evict: Evict,
     ) -> Result<bool> {
         self.check_write(key, value.len())?;
         if ttl.is_some_and(|t| t.is_zero()) {
@@ -300,7 +320,7 @@ impl Store {
             if self.disk.publish_if_absent(&temp, &name, durable)? {
                 drop(temp);
                 let size = value.len() as u64 + HEADER_LEN as u64;
-                self.wrote(hash, size, expiry, now);
+                self.wrote(hash, size, expiry, now, evict);
                 return Ok(true);
             }
             match self.disk.read_header(name.as_str())? {

@@ -287,3 +287,46 @@ async fn a_batch_replacing_more_files_than_the_queue_holds_leaves_none() {
     .await;
     assert_eq!(entry_files(dir.path()).len(), keys.len());
 }
+
+/// Writes `count` small entries `evict:0..` in order.
+async fn fill(cache: &FileBackend, count: u32) {
+    for i in 0..count {
+        cache
+            .set(&format!("evict:{i}"), "v".into(), None)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_write_over_the_high_watermark_leaves_eviction_to_a_blocking_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(dir.path(), |b| b.caller_writes(true).max_entries(100));
+    // The 96th entry crosses the high watermark (95); eviction goes down
+    // to the low one (85), least recently used first.
+    tokio::spawn({
+        let cache = cache.clone();
+        async move { fill(&cache, 96).await }
+    })
+    .await
+    .unwrap();
+    cachekit_testkit::eventually("eviction down to the low watermark", || {
+        cache.entry_count() <= 85 && entry_files(dir.path()).len() <= 85
+    })
+    .await;
+    assert_eq!(writes(&cache).await, (96, 0));
+    assert_eq!(cache.get("evict:0").await.unwrap(), None, "oldest evicted");
+    assert!(
+        cache.get("evict:95").await.unwrap().is_some(),
+        "newest kept"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_pool_write_over_the_high_watermark_evicts_before_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(dir.path(), |b| b.caller_writes(true).max_entries(100));
+    fill(&cache, 96).await;
+    assert!(cache.entry_count() <= 85, "{}", cache.entry_count());
+    assert_eq!(writes(&cache).await, (0, 96));
+}

@@ -31,7 +31,7 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 
 use super::FileBackend;
 use crate::disk::Replaced;
-use crate::store::Store;
+use crate::store::{Evict, Store};
 
 thread_local! {
     /// Set once Tokio refused `block_in_place` on this thread.
@@ -49,26 +49,27 @@ enum Ran<R> {
 impl FileBackend {
     /// Runs a write that replaces no file (`delete`, `expire`,
     /// `set_if_absent`) on the calling thread if allowed, else on the
-    /// blocking pool.
+    /// blocking pool; `f` is told who evicts if the write crosses the high
+    /// watermark.
     pub(super) async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Store) -> Result<T> + Send + 'static,
+        F: FnOnce(&Store, Evict) -> Result<T> + Send + 'static,
     {
         if self.store.config.caller_writes {
             // A write on this thread never yields; see `FileBackend::read`.
             tokio::task::coop::consume_budget().await;
         }
         let mut job = Some(f);
-        if let Ran::Done(out) = self.on_caller(&mut job, |f| f(&self.store)) {
-            self.after_io();
+        if let Ran::Done(out) = self.on_caller(&mut job, |f| f(&self.store, Evict::Later)) {
+            self.after_caller_write(false);
             return out;
         }
         let Some(f) = job else {
             return Err(crate::error::no_answer());
         };
         self.store.count_write(false);
-        self.blocking(f).await
+        self.blocking(move |s| f(s, Evict::Here)).await
     }
 
     /// Runs a write and returns as soon as the new values are in place; the
@@ -77,7 +78,7 @@ impl FileBackend {
     /// thread, by a blocking task.
     pub(super) async fn writing<F>(&self, f: F) -> Result<()>
     where
-        F: for<'s> FnOnce(&'s Store) -> Result<Vec<Replaced<'s>>> + Send + 'static,
+        F: for<'s> FnOnce(&'s Store, Evict) -> Result<Vec<Replaced<'s>>> + Send + 'static,
     {
         if self.store.config.caller_writes {
             tokio::task::coop::consume_budget().await;
@@ -85,15 +86,11 @@ impl FileBackend {
         let mut job = Some(f);
         let mut drain = false;
         let ran = self.on_caller(&mut job, |f| {
-            drain = self.store.remove_later(f(&self.store)?);
+            drain = self.store.remove_later(f(&self.store, Evict::Later)?);
             Ok(())
         });
         if let Ran::Done(out) = ran {
-            if drain {
-                let drain = RemovalDrain(Arc::clone(&self.store));
-                tokio::task::spawn_blocking(move || drop(drain));
-            }
-            self.after_io();
+            self.after_caller_write(drain);
             return out;
         }
         let Some(f) = job else {
@@ -103,7 +100,7 @@ impl FileBackend {
         let store = Arc::clone(&self.store);
         let (reply, answer) = tokio::sync::oneshot::channel();
         let task = tokio::task::spawn_blocking(move || {
-            let (out, replaced) = match f(&store) {
+            let (out, replaced) = match f(&store, Evict::Here) {
                 Ok(replaced) => (Ok(()), replaced),
                 Err(err) => (Err(err), Vec::new()),
             };
@@ -121,6 +118,27 @@ impl FileBackend {
         };
         self.after_io();
         out
+    }
+
+    /// After a write on the calling thread: starts the blocking tasks for
+    /// what it left to them (removing replaced files if `drain`, a due
+    /// eviction, the periodic sweep).
+    fn after_caller_write(&self, drain: bool) {
+        if drain {
+            let drain = RemovalDrain(Arc::clone(&self.store));
+            tokio::task::spawn_blocking(move || drop(drain));
+        }
+        if self.store.claim_eviction() {
+            let claim = EvictionClaim(Arc::clone(&self.store));
+            tokio::task::spawn_blocking(move || {
+                let store = &claim.0;
+                store.enforce_limits();
+                while store.eviction_due_again() {
+                    store.enforce_limits();
+                }
+            });
+        }
+        self.after_io();
     }
 
     /// Runs `run(job)` on this thread, in `block_in_place`, if caller
@@ -167,6 +185,17 @@ fn may_block_here() -> bool {
         && Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread)
 }
 
+/// Releases a deferred eviction when dropped, also if a shutting-down
+/// runtime drops the task without running it (the next write that
+/// crosses the watermark, or the next sweep, evicts then).
+struct EvictionClaim(Arc<Store>);
+
+impl Drop for EvictionClaim {
+    fn drop(&mut self) {
+        self.0.eviction_done();
+    }
+}
+
 /// Removes the queued replaced files when dropped: when its blocking task
 /// has run, or when a shutting-down runtime drops the task unrun.
 struct RemovalDrain(Arc<Store>);
@@ -197,12 +226,12 @@ mod tests {
             .unwrap();
         let cache = FileBackend::open(config).unwrap();
         let panics = |cache: FileBackend| async move {
-            let out: Result<()> = cache.write(|_| panic!("boom in the store")).await;
+            let out: Result<()> = cache.write(|_, _| panic!("boom in the store")).await;
             let err = out.unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Io);
             assert!(err.message().contains("boom in the store"), "{err}");
             // Nothing was left broken: the next write works.
-            cache.write(|s| s.delete("k")).await.unwrap();
+            cache.write(|s, _| s.delete("k")).await.unwrap();
         };
         let multi = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)

@@ -1,7 +1,10 @@
 //! The store's side of writes on the calling thread
 //! ([`caller_writes`](crate::FileConfigBuilder::caller_writes)): which path
-//! served each write, and the files that `set`s replaced, queued for a
-//! blocking task to remove so that the caller does not wait for it.
+//! served each write, and the disk work that such a write leaves to
+//! blocking tasks so that the caller does not wait for it: removing the
+//! files that `set`s replaced, and eviction when a write crossed the high
+//! watermark (down to the low one: thousands of files with the default
+//! budgets).
 //!
 //! Removing a replaced file is the slowest step of a replace on ext4 (see
 //! [`Replaced`]); on the blocking pool the same thread does it right after
@@ -15,7 +18,7 @@
 //! bench does, the cheap case dominates and waking the task costs the
 //! caller a few µs more than unlinking itself would.)
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::Store;
@@ -34,6 +37,10 @@ pub(crate) struct CallerWrites {
     /// Writes that ran on the blocking pool.
     blocking: AtomicU64,
     removals: Mutex<Removals>,
+    /// A write on the calling thread crossed the high watermark.
+    eviction_due: AtomicBool,
+    /// A blocking task has claimed the eviction.
+    evicting: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -109,6 +116,36 @@ impl Store {
                 self.disk.remove_replaced(name);
             }
         }
+    }
+
+    /// Notes that a write crossed the high watermark and left eviction to
+    /// a blocking task.
+    pub(crate) fn evict_later(&self) {
+        self.writes.eviction_due.store(true, Ordering::Release);
+    }
+
+    /// Claims a deferred eviction if one is due and none is running; the
+    /// caller must then run [`Store::enforce_limits`] on the blocking pool
+    /// and call [`Store::eviction_done`].
+    pub(crate) fn claim_eviction(&self) -> bool {
+        let writes = &self.writes;
+        if !writes.eviction_due.load(Ordering::Acquire)
+            || writes.evicting.swap(true, Ordering::AcqRel)
+        {
+            return false;
+        }
+        writes.eviction_due.store(false, Ordering::Release);
+        true
+    }
+
+    /// Whether another deferred eviction became due while the claimed one
+    /// ran (the claim is kept for it).
+    pub(crate) fn eviction_due_again(&self) -> bool {
+        self.writes.eviction_due.swap(false, Ordering::AcqRel)
+    }
+
+    pub(crate) fn eviction_done(&self) {
+        self.writes.evicting.store(false, Ordering::Release);
     }
 
     pub(crate) fn write_stats(&self) -> WriteStats {

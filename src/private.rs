@@ -22,9 +22,10 @@ mod handle;
 #[path = "private/keys.rs"]
 mod keys;
 
+pub use cachekit_core::keys::ArgBytes;
 pub use handle::{
-    option, option_blocking, result, result_blocking, value, value_blocking, CachedFn, Call,
-    FnStats, Found,
+    option, option_blocking, result, result_blocking, settle, value, value_blocking, CachedFn,
+    Call, FnStats, Found,
 };
 pub use keys::*;
 

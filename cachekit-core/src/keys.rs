@@ -72,6 +72,7 @@
 //! ```
 
 mod canonical;
+mod direct;
 mod memo;
 mod types;
 
@@ -87,7 +88,9 @@ use serde::Serialize;
 use crate::error::{Error, ErrorKind, Result};
 use canonical::{CanonError, Encoder, Profile};
 
-pub use memo::{CallKey, KeyCache, Lookup};
+#[doc(hidden)]
+pub use direct::{ArgBytes, DirectArg};
+pub use memo::{CallKey, KeyCache, Lookup, Recall, Recalled};
 pub use types::{Set, Timestamp};
 
 /// Length of `args_hash`: 32 bytes in hex.

@@ -129,6 +129,26 @@ fn generate(config: &Config, func: ItemFn) -> TokenStream {
     // `expect` becomes `allow` here too: the body, where most lints fire,
     // now lives in `_uncached`.
     let main_attrs: Vec<Attribute> = func.attrs.iter().map(expect_to_allow).collect();
+    // An async call settles its remembered entry (the thread's table is
+    // borrowed) before its first `.await`: a hit returns here.
+    let settle = |lookup: &TokenStream| {
+        if !config.is_async {
+            return lookup.clone();
+        }
+        let value = local("__cachekit_value");
+        let hit = match mode {
+            "result" => quote!(::core::result::Result::Ok(#value)),
+            "option" => quote!(::core::option::Option::Some(#value)),
+            _ => quote!(#value),
+        };
+        quote! {
+            match #private::settle(#handle, #lookup) {
+                ::core::result::Result::Ok(#value) => return #hit,
+                ::core::result::Result::Err(#key) => #key,
+            }
+        }
+    };
+    let (lookup_cached, lookup_refresh) = (settle(&lookup_cached), settle(&lookup_refresh));
     let main = quote! {
         #(#main_attrs)*
         #vis #main_sig {
@@ -271,13 +291,41 @@ fn derive_key(config: &Config, private: &TokenStream) -> TokenStream {
             })
             .collect(),
     };
-    if refs.is_empty() {
-        return quote!(#private::key0);
-    }
     let keys = local("__cachekit_keys");
-    let read = local("__cachekit_read");
+    let want = local("__cachekit_want");
     let helper = format_ident!("key{}", refs.len());
-    quote!(|#keys, #read| #private::#helper(#keys, #read, #(#refs),*))
+    let serde = if refs.is_empty() {
+        quote!(#private::key0(#keys, #want))
+    } else {
+        quote!(#private::#helper(#keys, #want, #(#refs),*))
+    };
+    if config.key.is_some() {
+        // One expression, evaluated once: the serde path only.
+        return quote!(|#keys, #want| #serde);
+    }
+    // Plain integers and strings encode without serde (see `Arg`), to the
+    // same bytes; any other argument sends the list the serde way.
+    let direct = local("__cachekit_direct");
+    let fits = local("__cachekit_fits");
+    let count = refs.len();
+    let pushes = refs
+        .iter()
+        .map(|r| quote!((&#private::Arg(#r)).push_to(&mut #direct)));
+    quote! {
+        |#keys, #want| {
+            #[allow(unused_imports)]
+            use #private::{ViaDirect as _, ViaSerde as _};
+            let mut #direct = #private::ArgBytes::new(#count);
+            #[allow(clippy::needless_borrow, clippy::nonminimal_bool)]
+            let #fits = true #(&& #pushes)*;
+            if #fits {
+                if let ::core::option::Option::Some(found) = #want.lookup_encoded(#keys, &#direct) {
+                    return ::core::result::Result::Ok(found);
+                }
+            }
+            #serde
+        }
+    }
 }
 
 /// `Self::get_user_uncached(self, a, b)`.

@@ -181,9 +181,11 @@ use proc_macro::TokenStream;
 /// of key arguments, in order: `get_user(42)` hashes `(42,)`, like every
 /// cachekit implementation, so other languages can share the entries.
 /// Each function remembers the keys of recently seen argument lists in a
-/// 256-slot table (lists of up to 256 canonical bytes; see
+/// 128-slot table per thread (lists of up to 256 canonical bytes; see
 /// `cachekit::keys::KeyCache`), so a repeated call costs one canonical
-/// encoding and a table lookup instead of a Blake2b. A slot also remembers
+/// encoding and a table lookup instead of a Blake2b. Lists of plain
+/// integers, `bool`s, `char`s and strings (`&str`, `String`) are encoded
+/// without serde, to the same bytes. A slot also remembers
 /// where its key's value sits in L1, so a repeated call that hits L1 reads
 /// the value from there without looking the key up in moka; L1 marks an
 /// entry when it is replaced, deleted, evicted or expires, and such an

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use super::{build, in_runtime, operation_segment, with_tiers, Setup, Tiers, LOG};
 
-use cachekit_core::keys::{CallKey, KeyCache, Lookup};
+use cachekit_core::keys::{CallKey, KeyCache, Recall, Recalled};
 
-use super::keys::Read;
+use super::keys::Want;
 use cachekit_core::{Cacheable, KeyBuilder, Policy, Result, TieredCache};
 use std::time::Duration;
 
@@ -201,29 +201,27 @@ impl CachedFn {
         self.policy.ttl
     }
 
-    /// The first step of a call: the value of its remembered L1 entry
-    /// (counted as a hit by the key cache; not for `_refresh`), else its
-    /// key; `Uncached` (logged) when the arguments give no key or the
-    /// function has no cache. `derive` is the generated `keyN` call.
+    /// The first step of a call: its remembered L1 entry (not for
+    /// `_refresh`), else its key; `Uncached` (logged) when the arguments
+    /// give no key or the function has no cache. `derive` is the
+    /// generated `keyN` call.
     #[doc(hidden)]
-    #[inline]
-    pub fn lookup<T: Cacheable>(
-        &self,
+    #[inline(always)]
+    pub fn lookup<'h>(
+        &'h self,
         call: Call,
-        derive: impl FnOnce(&KeyCache, Read<'_, T>) -> Result<Lookup<()>>,
-    ) -> Found<T> {
+        derive: impl FnOnce(&'h KeyCache, Want) -> Result<Recall<'h>>,
+    ) -> Found<'h> {
         let Some(active) = self.active.as_ref() else {
             return Found::Uncached;
         };
-        let mut value = None;
-        let read = match call {
-            Call::Cached => Read::value_into(&active.cache, &mut value),
-            Call::Refresh => Read::key_only(),
+        let want = match call {
+            Call::Cached => Want::Entry,
+            Call::Refresh => Want::Key,
         };
-        match derive(&active.keys, read) {
-            Ok(Lookup::Key(key)) => Found::Key(key),
-            // A hit always fills the slot.
-            Ok(Lookup::Hit(())) => value.map_or(Found::Uncached, Found::Remembered),
+        match derive(&active.keys, want) {
+            Ok(Recall::Entry(recalled)) => Found::Remembered(recalled),
+            Ok(Recall::Key(key)) => Found::Key(key),
             Err(err) => {
                 no_key(&active.keys, &err);
                 Found::Uncached
@@ -234,43 +232,51 @@ impl CachedFn {
     /// The key of one call, for `_invalidate`; `None` (logged) when the
     /// arguments give no key or the function has no cache.
     #[doc(hidden)]
-    pub fn key(
-        &self,
-        derive: impl FnOnce(&KeyCache, Read<'_, ()>) -> Result<Lookup<()>>,
+    pub fn key<'h>(
+        &'h self,
+        derive: impl FnOnce(&'h KeyCache, Want) -> Result<Recall<'h>>,
     ) -> Option<CallKey> {
-        match self.lookup(Call::Refresh, derive) {
-            Found::Key(key) => Some(key),
-            Found::Remembered(()) | Found::Uncached => None,
-        }
+        settle::<()>(self, self.lookup(Call::Refresh, derive))
+            .err()
+            .flatten()
     }
 
-    /// Where a call found by [`lookup`](Self::lookup) goes next: `None`
-    /// (the value, or uncached after counting it) when not to the cache.
+    /// The value of a remembered entry, borrowed from it, counted as a
+    /// hit; `None` if the entry no longer serves.
     #[inline(always)]
-    fn target<T>(&self, found: Found<T>) -> Result<(&Active, CallKey), Option<T>> {
-        match (self.active.as_ref(), found) {
-            (_, Found::Remembered(value)) => Err(Some(value)),
-            (Some(active), Found::Key(key)) => Ok((active, key)),
+    fn remembered<'r, T: Cacheable>(&self, recalled: &'r Recalled<'_>) -> Option<&'r T> {
+        let cache = &self.active.as_ref()?.cache;
+        let value = cache.value_ref::<T>(recalled.entry()?)?;
+        recalled.hit();
+        Some(value)
+    }
+
+    /// Where a call goes that its remembered entry did not answer: its key
+    /// for the cache, or `None` when it runs uncached (counted here).
+    #[inline(always)]
+    fn target(&self, key: Option<CallKey>) -> Option<(&Active, CallKey)> {
+        match (self.active.as_ref(), key) {
+            (Some(active), Some(key)) => Some((active, key)),
             _ => {
                 self.counters.uncached.fetch_add(1, Relaxed);
-                Err(None)
+                None
             }
         }
     }
 
     /// `_refresh`: counts a compute and stores the value, if any (fail-open).
-    async fn store<T: Cacheable>(&self, found: Found<T>, value: Option<&T>) {
+    async fn store<T: Cacheable>(&self, key: Option<CallKey>, value: Option<&T>) {
         self.counters.computes.fetch_add(1, Relaxed);
-        if let (Some(active), Found::Key(key), Some(value)) = (&self.active, found, value) {
+        if let (Some(active), Some(key), Some(value)) = (&self.active, key, value) {
             if let Err(err) = active.cache.set_with(key.key(), value, &self.policy).await {
                 tracing::warn!(target: LOG, key = key.key(), error = %err, "refreshed value not stored");
             }
         }
     }
 
-    fn store_blocking<T: Cacheable>(&self, found: Found<T>, value: Option<&T>) {
+    fn store_blocking<T: Cacheable>(&self, key: Option<CallKey>, value: Option<&T>) {
         self.counters.computes.fetch_add(1, Relaxed);
-        if let (Some(active), Found::Key(key), Some(value)) = (&self.active, found, value) {
+        if let (Some(active), Some(key), Some(value)) = (&self.active, key, value) {
             if let Err(err) = active
                 .cache
                 .set_with_blocking(key.key(), value, &self.policy)
@@ -342,14 +348,31 @@ fn no_key(keys: &KeyCache, err: &cachekit_core::Error) {
     tracing::warn!(target: LOG, prefix = keys.builder().prefix(), error = %err, "no cache key for these arguments; calling uncached");
 }
 
+/// The value of a call's remembered entry, cloned; else the call's key
+/// (`None`: it runs uncached). An async call settles this before its first
+/// `.await`, so that its future does not hold the thread's table.
+#[doc(hidden)]
+#[inline]
+pub fn settle<T: Cacheable>(handle: &CachedFn, found: Found<'_>) -> Result<T, Option<CallKey>> {
+    match found {
+        Found::Remembered(recalled) => match handle.remembered::<T>(&recalled) {
+            Some(value) => Ok(value.clone()),
+            None => Err(recalled.forget()),
+        },
+        Found::Key(key) => Err(Some(key)),
+        Found::Uncached => Err(None),
+    }
+}
+
 // The calls generated code makes, one per return kind. Each serves both the
 // function and its `_refresh` companion, so that a return type which cannot
 // be cached is reported once, not once per companion. Free functions rather
 // than methods: their paths print the same in every compiler diagnostic.
+// The async ones take what [`settle`] left: the call's key, or `None`.
 
 /// A call of a function whose every value is cached.
 #[doc(hidden)]
-pub async fn value<T, F, Fut>(handle: &CachedFn, call: Call, key: Found<T>, compute: F) -> T
+pub async fn value<T, F, Fut>(handle: &CachedFn, call: Call, key: Option<CallKey>, compute: F) -> T
 where
     T: Cacheable,
     F: FnOnce() -> Fut,
@@ -370,7 +393,7 @@ where
 pub async fn result<T, E, F, Fut>(
     handle: &CachedFn,
     call: Call,
-    key: Found<T>,
+    key: Option<CallKey>,
     compute: F,
 ) -> Result<T, E>
 where
@@ -383,10 +406,8 @@ where
         handle.store(key, result.as_ref().ok()).await;
         return result;
     }
-    let (active, key) = match handle.target(key) {
-        Ok(target) => target,
-        Err(Some(value)) => return Ok(value),
-        Err(None) => return compute().await,
+    let Some((active, key)) = handle.target(key) else {
+        return compute().await;
     };
     let ran = AtomicBool::new(false);
     let result = active
@@ -406,7 +427,7 @@ where
 pub async fn option<T, F, Fut>(
     handle: &CachedFn,
     call: Call,
-    key: Found<T>,
+    key: Option<CallKey>,
     compute: F,
 ) -> Option<T>
 where
@@ -421,23 +442,35 @@ where
     result(handle, call, key, some).await.ok()
 }
 
+/// The remembered hit of a blocking call: the value, cloned straight into
+/// the caller's return value (moving a just-written struct through a few
+/// frames cost more than the clone of a small one); else the key.
+macro_rules! remembered_or_key {
+    ($handle:expr, $found:expr, $wrap:expr) => {
+        match $found {
+            Found::Remembered(recalled) => match $handle.remembered(&recalled) {
+                Some(value) => return $wrap(Clone::clone(value)),
+                None => recalled.forget(),
+            },
+            Found::Key(key) => Some(key),
+            Found::Uncached => None,
+        }
+    };
+}
+
 /// Blocking [`value`].
 #[doc(hidden)]
 #[inline]
 pub fn value_blocking<T: Cacheable>(
     handle: &CachedFn,
     call: Call,
-    key: Found<T>,
+    found: Found<'_>,
     compute: impl FnOnce() -> T + Send,
 ) -> T {
-    // The remembered hit returns here, its value moved once; everything
-    // else is out of line.
-    match key {
-        Found::Remembered(value) => value,
-        key => match lookup_blocking(handle, call, key, || Ok::<T, Infallible>(compute())) {
-            Ok(value) => value,
-            Err(never) => match never {},
-        },
+    let key = remembered_or_key!(handle, found, std::convert::identity);
+    match lookup_blocking(handle, call, key, || Ok::<T, Infallible>(compute())) {
+        Ok(value) => value,
+        Err(never) => match never {},
     }
 }
 
@@ -447,13 +480,11 @@ pub fn value_blocking<T: Cacheable>(
 pub fn result_blocking<T: Cacheable, E: Send>(
     handle: &CachedFn,
     call: Call,
-    key: Found<T>,
+    found: Found<'_>,
     compute: impl FnOnce() -> Result<T, E> + Send,
 ) -> Result<T, E> {
-    match key {
-        Found::Remembered(value) => Ok(value),
-        key => lookup_blocking(handle, call, key, compute),
-    }
+    let key = remembered_or_key!(handle, found, Ok);
+    lookup_blocking(handle, call, key, compute)
 }
 
 /// Blocking [`option`].
@@ -462,13 +493,11 @@ pub fn result_blocking<T: Cacheable, E: Send>(
 pub fn option_blocking<T: Cacheable>(
     handle: &CachedFn,
     call: Call,
-    key: Found<T>,
+    found: Found<'_>,
     compute: impl FnOnce() -> Option<T> + Send,
 ) -> Option<T> {
-    match key {
-        Found::Remembered(value) => Some(value),
-        key => lookup_blocking(handle, call, key, || compute().ok_or(NotCached)).ok(),
-    }
+    let key = remembered_or_key!(handle, found, Some);
+    lookup_blocking(handle, call, key, || compute().ok_or(NotCached)).ok()
 }
 
 /// The blocking calls past the remembered entry: `_refresh`, or the
@@ -477,7 +506,7 @@ pub fn option_blocking<T: Cacheable>(
 fn lookup_blocking<T: Cacheable, E: Send>(
     handle: &CachedFn,
     call: Call,
-    key: Found<T>,
+    key: Option<CallKey>,
     compute: impl FnOnce() -> Result<T, E> + Send,
 ) -> Result<T, E> {
     if call == Call::Refresh {
@@ -485,10 +514,8 @@ fn lookup_blocking<T: Cacheable, E: Send>(
         handle.store_blocking(key, result.as_ref().ok());
         return result;
     }
-    let (active, key) = match handle.target(key) {
-        Ok(target) => target,
-        Err(Some(value)) => return Ok(value),
-        Err(None) => return compute(),
+    let Some((active, key)) = handle.target(key) else {
+        return compute();
     };
     let mut ran = false;
     let result = active
@@ -505,9 +532,9 @@ fn lookup_blocking<T: Cacheable, E: Send>(
 /// What the first step of a call found (see [`CachedFn::lookup`]).
 #[doc(hidden)]
 #[derive(Debug)]
-pub enum Found<T> {
-    /// The value, from the remembered L1 entry.
-    Remembered(T),
+pub enum Found<'h> {
+    /// The remembered L1 entry, borrowed from this thread's table.
+    Remembered(Recalled<'h>),
     /// The key, for the cache's normal lookup.
     Key(CallKey),
     /// No key (or no cache): the body runs uncached.

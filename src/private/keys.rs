@@ -5,58 +5,90 @@
 //! argument that is not `Serialize` is reported at that argument (16 is the
 //! largest tuple serde serializes).
 
-use cachekit_core::keys::{KeyCache, Lookup};
-use cachekit_core::{Cacheable, Result, TieredCache};
+use cachekit_core::keys::{ArgBytes, DirectArg, KeyCache, Recall};
+use cachekit_core::Result;
 use serde::Serialize;
 
-/// What a lookup may read: the remembered L1 entry's value as a `T`, from
-/// this cache, into the caller's slot; or nothing (the key only).
-///
-/// The value goes straight to the caller's slot rather than back up through
-/// every layer of the lookup: a 100-byte value moved a dozen times was a
-/// tenth of an L1 hit.
+/// What a lookup is for: the remembered L1 entry (a call), or only the
+/// key (`_refresh`, `_invalidate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// The remembered entry, else the key.
+    Entry,
+    /// The key only.
+    Key,
+}
+
+impl Want {
+    #[inline(always)]
+    fn lookup<'k, A: Serialize + ?Sized>(self, keys: &'k KeyCache, args: &A) -> Result<Recall<'k>> {
+        match self {
+            Want::Entry => keys.recall(args),
+            Want::Key => keys.call_key(args).map(Recall::Key),
+        }
+    }
+}
+
+impl Want {
+    /// The lookup of arguments encoded without serde; `None` if they did
+    /// not fit [`ArgBytes`] (the caller then takes the serde path).
+    #[inline(always)]
+    pub fn lookup_encoded<'k>(self, keys: &'k KeyCache, args: &ArgBytes) -> Option<Recall<'k>> {
+        let bytes = args.bytes()?;
+        Some(match self {
+            Want::Entry => keys.recall_encoded(bytes),
+            Want::Key => Recall::Key(keys.call_key_encoded(bytes)),
+        })
+    }
+}
+
+/// One key argument, wrapped so that the generated code can ask, by method
+/// resolution, whether its type encodes without serde: `(&Arg(&x)).push_to(..)`
+/// finds [`ViaDirect`] when the type is a [`DirectArg`] (the receiver
+/// matches as is), and otherwise [`ViaSerde`] (which needs one more `&`).
+/// (A generic function keys by its `key = ...` expression, the serde way.)
 #[derive(Debug)]
-pub struct Read<'a, T> {
-    into: Option<(&'a TieredCache, &'a mut Option<T>)>,
+pub struct Arg<'a, T: ?Sized>(pub &'a T);
+
+/// See [`Arg`]: appends the argument's encoding; `true`.
+pub trait ViaDirect {
+    /// Appends the argument.
+    fn push_to(&self, out: &mut ArgBytes) -> bool;
 }
 
-impl<'a, T: Cacheable> Read<'a, T> {
-    /// Reads the remembered entry's value from `cache` into `slot`.
-    pub(super) fn value_into(cache: &'a TieredCache, slot: &'a mut Option<T>) -> Self {
-        Self {
-            into: Some((cache, slot)),
-        }
-    }
-
-    /// Reads nothing: the lookup gives the key.
-    pub(super) fn key_only() -> Self {
-        Self { into: None }
-    }
-
-    fn lookup<A: Serialize + ?Sized>(self, keys: &KeyCache, args: &A) -> Result<Lookup<()>> {
-        match self.into {
-            Some((cache, slot)) => keys.lookup(args, |entry| {
-                *slot = cache.get_ref::<T>(entry);
-                slot.is_some().then_some(())
-            }),
-            None => keys.call_key(args).map(Lookup::Key),
-        }
+impl<T: DirectArg + ?Sized> ViaDirect for Arg<'_, T> {
+    #[inline(always)]
+    fn push_to(&self, out: &mut ArgBytes) -> bool {
+        out.push(self.0);
+        true
     }
 }
+
+/// See [`Arg`]: the argument needs serde; `false`.
+pub trait ViaSerde {
+    /// Does nothing: the argument list takes the serde path.
+    #[inline(always)]
+    fn push_to(&self, _out: &mut ArgBytes) -> bool {
+        false
+    }
+}
+
+impl<T: ?Sized> ViaSerde for &Arg<'_, T> {}
 
 macro_rules! key_fns {
     ($($name:ident: $($arg:ident $ty:ident),+;)+) => {$(
         /// The lookup of a call with this many key arguments.
         ///
         /// # Errors
-        /// As [`KeyCache::lookup`].
+        /// As [`KeyCache::recall`].
         #[allow(clippy::too_many_arguments)]
-        pub fn $name<T: Cacheable, $($ty: Serialize + ?Sized),+>(
-            keys: &KeyCache,
-            read: Read<'_, T>,
+        #[inline(always)]
+        pub fn $name<'k, $($ty: Serialize + ?Sized),+>(
+            keys: &'k KeyCache,
+            want: Want,
             $($arg: &$ty),+
-        ) -> Result<Lookup<()>> {
-            read.lookup(keys, &($($arg,)+))
+        ) -> Result<Recall<'k>> {
+            want.lookup(keys, &($($arg,)+))
         }
     )+};
 }
@@ -64,9 +96,10 @@ macro_rules! key_fns {
 /// The lookup of a call without key arguments.
 ///
 /// # Errors
-/// As [`KeyCache::lookup`].
-pub fn key0<T: Cacheable>(keys: &KeyCache, read: Read<'_, T>) -> Result<Lookup<()>> {
-    read.lookup(keys, &())
+/// As [`KeyCache::recall`].
+#[inline(always)]
+pub fn key0(keys: &KeyCache, want: Want) -> Result<Recall<'_>> {
+    want.lookup(keys, &())
 }
 
 key_fns! {

@@ -199,23 +199,7 @@ impl Encoder {
 
     #[inline]
     fn write_i64(&mut self, v: i64) {
-        if v >= 0 {
-            write_uint(&mut self.out, v.unsigned_abs());
-        } else if v >= -32 {
-            self.out.push(v as u8);
-        } else if v >= i64::from(i8::MIN) {
-            self.out.push(0xd0);
-            self.out.push(v as u8);
-        } else if v >= i64::from(i16::MIN) {
-            self.out.push(0xd1);
-            self.out.extend_from_slice(&(v as i16).to_be_bytes());
-        } else if v >= i64::from(i32::MIN) {
-            self.out.push(0xd2);
-            self.out.extend_from_slice(&(v as i32).to_be_bytes());
-        } else {
-            self.out.push(0xd3);
-            self.out.extend_from_slice(&v.to_be_bytes());
-        }
+        write_int(&mut self.out, v);
     }
 
     fn write_i128(&mut self, v: i128) -> Result<(), CanonError> {
@@ -409,8 +393,27 @@ fn too_long(what: &str) -> CanonError {
     ))
 }
 
+/// Where the writers below put bytes: the encoder's buffer, or the fixed
+/// one of [`ArgBytes`](super::ArgBytes).
+pub(crate) trait Out {
+    fn push(&mut self, byte: u8);
+    fn extend_from_slice(&mut self, bytes: &[u8]);
+}
+
+impl Out for Vec<u8> {
+    #[inline(always)]
+    fn push(&mut self, byte: u8) {
+        Vec::push(self, byte);
+    }
+
+    #[inline(always)]
+    fn extend_from_slice(&mut self, bytes: &[u8]) {
+        Vec::extend_from_slice(self, bytes);
+    }
+}
+
 #[inline]
-fn write_uint(out: &mut Vec<u8>, v: u64) {
+pub(crate) fn write_uint<O: Out>(out: &mut O, v: u64) {
     if v < 0x80 {
         out.push(v as u8);
     } else if v <= 0xff {
@@ -429,7 +432,28 @@ fn write_uint(out: &mut Vec<u8>, v: u64) {
 }
 
 #[inline]
-fn write_str_header(out: &mut Vec<u8>, len: usize) -> Result<(), CanonError> {
+pub(crate) fn write_int<O: Out>(out: &mut O, v: i64) {
+    if v >= 0 {
+        write_uint(out, v.unsigned_abs());
+    } else if v >= -32 {
+        out.push(v as u8);
+    } else if v >= i64::from(i8::MIN) {
+        out.push(0xd0);
+        out.push(v as u8);
+    } else if v >= i64::from(i16::MIN) {
+        out.push(0xd1);
+        out.extend_from_slice(&(v as i16).to_be_bytes());
+    } else if v >= i64::from(i32::MIN) {
+        out.push(0xd2);
+        out.extend_from_slice(&(v as i32).to_be_bytes());
+    } else {
+        out.push(0xd3);
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+}
+
+#[inline]
+pub(crate) fn write_str_header<O: Out>(out: &mut O, len: usize) -> Result<(), CanonError> {
     if len < 32 {
         out.push(0xa0 | len as u8);
     } else if len <= 0xff {
@@ -447,7 +471,7 @@ fn write_str_header(out: &mut Vec<u8>, len: usize) -> Result<(), CanonError> {
 }
 
 #[inline]
-pub(crate) fn write_array_header(out: &mut Vec<u8>, len: usize) -> Result<(), CanonError> {
+pub(crate) fn write_array_header<O: Out>(out: &mut O, len: usize) -> Result<(), CanonError> {
     if len < 16 {
         out.push(0x90 | len as u8);
     } else if len <= 0xffff {

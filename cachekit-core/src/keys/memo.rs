@@ -17,7 +17,7 @@
 //! and that lock, plus the reference counts a shared slot needs to hand
 //! out its entry, cost as much as the rest of an L1 hit together.
 
-use std::cell::RefCell;
+use std::cell::{RefCell, RefMut};
 use std::fmt;
 use std::sync::Arc;
 
@@ -109,6 +109,79 @@ pub enum Lookup<T> {
     Hit(T),
     /// No remembered entry answered: the key, for the normal lookup.
     Key(CallKey),
+}
+
+/// What [`KeyCache::recall`] found.
+#[derive(Debug)]
+pub enum Recall<'a> {
+    /// The L1 entry remembered for these arguments, to read in place.
+    Entry(Recalled<'a>),
+    /// No remembered entry: the key, for the normal lookup.
+    Key(CallKey),
+}
+
+/// The L1 entry remembered for one call's arguments, borrowed from this
+/// thread's table until dropped.
+///
+/// Read it with [`TieredCache::value_ref`](crate::TieredCache::value_ref);
+/// then [`hit`](Self::hit) if it served, or [`forget`](Self::forget) to get
+/// the key for the normal lookup. While it lives, a lookup on the same
+/// `KeyCache` and thread derives its key afresh.
+pub struct Recalled<'a> {
+    table: RefMut<'a, Table>,
+    index: u16,
+    /// The entry of a weakly held slot, upgraded for this read.
+    upgraded: Option<L1Ref>,
+    hits: &'a ThreadCounter,
+}
+
+impl Recalled<'_> {
+    /// The remembered entry.
+    #[inline]
+    pub fn entry(&self) -> Option<&L1Ref> {
+        if let Some(entry) = &self.upgraded {
+            return Some(entry);
+        }
+        match &self
+            .table
+            .slots
+            .get(usize::from(self.index))?
+            .as_ref()?
+            .entry
+        {
+            Held::Strong(entry, _) => Some(entry),
+            Held::Nothing | Held::Weak(_) => None,
+        }
+    }
+
+    /// Counts the call as answered from the remembered entry
+    /// ([`KeyCache::hits`]).
+    #[inline]
+    pub fn hit(&self) {
+        self.hits.add();
+    }
+
+    /// Forgets the entry (it is gone from L1, or stale: it will not serve
+    /// again) and gives the key, for the normal lookup. (`None` would mean
+    /// the slot emptied under this borrow, which nothing can do.)
+    pub fn forget(mut self) -> Option<CallKey> {
+        let Table { slots, held } = &mut *self.table;
+        let slot = slots.get_mut(usize::from(self.index))?.as_mut()?;
+        *held -= slot.entry.release();
+        Some(CallKey {
+            key: slot.key.clone(),
+            slot: Some(self.index),
+            repeat: true,
+        })
+    }
+}
+
+impl fmt::Debug for Recalled<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recalled")
+            .field("slot", &self.index)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The key of one call, and where the [`KeyCache`] keeps it.
@@ -208,11 +281,85 @@ impl KeyCache {
     where
         A: Serialize + ?Sized,
     {
-        let found = with_canonical_args(args, |bytes| self.find(bytes, Some(read)))?;
-        if let Lookup::Hit(_) = found {
-            self.hits.add();
-        }
-        Ok(found)
+        Ok(match self.recall(args)? {
+            Recall::Entry(recalled) => match recalled.entry().and_then(read) {
+                Some(value) => {
+                    recalled.hit();
+                    Lookup::Hit(value)
+                }
+                None => match recalled.forget() {
+                    Some(call) => Lookup::Key(call),
+                    None => Lookup::Key(self.call_key(args)?),
+                },
+            },
+            Recall::Key(call) => Lookup::Key(call),
+        })
+    }
+
+    /// The L1 entry remembered for `args` (a tuple of the arguments) on
+    /// this thread, borrowed in place; else the key. What
+    /// [`lookup`](Self::lookup) does, for a caller that reads the entry
+    /// itself (see [`Recalled`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cachekit_core::keys::{KeyBuilder, KeyCache, Recall};
+    /// use cachekit_core::TieredCache;
+    ///
+    /// # fn main() -> cachekit_core::Result<()> {
+    /// let cache = TieredCache::builder().build()?;
+    /// let keys = KeyCache::new(KeyBuilder::new("users", "name")?);
+    /// let ttl = Some(Duration::from_secs(60));
+    /// let name = |id: u64| -> cachekit_core::Result<String> {
+    ///     let call = match keys.recall(&(id,))? {
+    ///         Recall::Entry(recalled) => {
+    ///             if let Some(name) = recalled.entry().and_then(|e| cache.value_ref::<String>(e)) {
+    ///                 recalled.hit();
+    ///                 return Ok(name.clone());
+    ///             }
+    ///             match recalled.forget() {
+    ///                 Some(call) => call,
+    ///                 None => keys.call_key(&(id,))?,
+    ///             }
+    ///         }
+    ///         Recall::Key(call) => call,
+    ///     };
+    ///     let name = cache.get_or_compute_blocking(call.key(), ttl, || format!("user {id}"));
+    ///     if let (true, Some(entry)) = (call.is_repeat(), cache.l1_ref(call.key())) {
+    ///         keys.remember(&call, &entry);
+    ///     }
+    ///     Ok(name)
+    /// };
+    /// for _ in 0..3 {
+    ///     assert_eq!(name(7)?, "user 7"); // computed, read from L1, from the entry
+    /// }
+    /// assert_eq!(keys.hits(), 1);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`KeyBuilder::key`].
+    #[inline]
+    pub fn recall<A: Serialize + ?Sized>(&self, args: &A) -> Result<Recall<'_>> {
+        with_canonical_args(args, |bytes| self.find(bytes, true))
+    }
+
+    /// As [`recall`](Self::recall), for arguments already encoded: `args`
+    /// must be exactly the canonical encoding of the argument tuple (what
+    /// the `#[cached]` attribute writes for plain integer and string
+    /// arguments), or the key is not the interop key.
+    #[doc(hidden)]
+    #[inline]
+    pub fn recall_encoded(&self, args: &[u8]) -> Recall<'_> {
+        self.find(args, true)
+    }
+
+    /// As [`call_key`](Self::call_key), for arguments already encoded (see
+    /// [`recall_encoded`](Self::recall_encoded)).
+    #[doc(hidden)]
+    pub fn call_key_encoded(&self, args: &[u8]) -> CallKey {
+        self.key_of(args)
     }
 
     /// The key of `args`, without reading the remembered entry.
@@ -225,9 +372,10 @@ impl KeyCache {
     }
 
     fn key_of(&self, bytes: &[u8]) -> CallKey {
-        match self.find(bytes, None::<fn(&L1Ref) -> Option<()>>) {
-            Lookup::Key(call) => call,
-            Lookup::Hit(()) => self.unremembered_key(bytes),
+        match self.find(bytes, false) {
+            Recall::Key(call) => call,
+            // Not asked for; never given.
+            Recall::Entry(_) => self.unremembered_key(bytes),
         }
     }
 
@@ -285,47 +433,53 @@ impl KeyCache {
         }
     }
 
-    fn unremembered<T>(&self, args: &[u8]) -> Lookup<T> {
-        Lookup::Key(self.unremembered_key(args))
+    fn unremembered(&self, args: &[u8]) -> Recall<'_> {
+        Recall::Key(self.unremembered_key(args))
     }
 
-    /// The key of `args`, and with `read`, the value it gets from the
-    /// remembered entry; an entry `read` gets nothing from is forgotten.
+    /// The key of `args`, and with `entry`, the entry remembered for them;
+    /// a remembered entry that is gone from memory is forgotten.
     #[inline(always)]
-    fn find<T>(&self, args: &[u8], read: Option<impl FnOnce(&L1Ref) -> Option<T>>) -> Lookup<T> {
+    fn find(&self, args: &[u8], entry: bool) -> Recall<'_> {
         if args.len() > MAX_REMEMBERED_ARGS {
             return self.unremembered(args);
         }
-        // Busy: `read` (a value's `Clone`) or a `Serialize` impl is calling
-        // back into this cache on this thread.
+        // Busy: a value's `Clone`, or a `Serialize` impl, is calling back
+        // into this cache on this thread.
         let Ok(mut table) = self.threads.get_or_default().try_borrow_mut() else {
             return self.unremembered(args);
         };
-        let Table { slots, held } = &mut *table;
-        if slots.is_empty() {
-            slots.resize_with(SLOTS, || None);
+        if table.slots.is_empty() {
+            table.slots.resize_with(SLOTS, || None);
         }
         // SLOTS is a power of two no larger than 2^16; truncating the hash
         // is the point.
         #[allow(clippy::cast_possible_truncation)]
         let index = (xxh3_64(args) as u16) & (SLOTS - 1) as u16;
+        let Table { slots, held } = &mut *table;
         let Some(slot) = slots.get_mut(usize::from(index)) else {
             return self.unremembered(args);
         };
-        if let Some(found) = slot.as_mut().filter(|s| *s.args == *args) {
-            if let Some(read) = read {
-                let value = match &found.entry {
+        if let Some(found) = slot.as_mut().filter(|s| same_bytes(&s.args, args)) {
+            if entry {
+                // `Some(upgraded)`: an entry to read.
+                let readable = match &found.entry {
                     Held::Nothing => None,
-                    Held::Strong(entry, _) => read(entry),
-                    Held::Weak(entry) => entry.upgrade().and_then(|e| read(&e)),
+                    Held::Strong(..) => Some(None),
+                    Held::Weak(weak) => weak.upgrade().map(Some),
                 };
-                if let Some(value) = value {
-                    return Lookup::Hit(value);
+                if let Some(upgraded) = readable {
+                    return Recall::Entry(Recalled {
+                        table,
+                        index,
+                        upgraded,
+                        hits: &self.hits,
+                    });
                 }
-                // Gone from L1 or stale: it will not serve again.
+                // Gone from memory: it will not serve again.
                 *held -= found.entry.release();
             }
-            return Lookup::Key(CallKey {
+            return Recall::Key(CallKey {
                 key: found.key.clone(),
                 slot: Some(index),
                 repeat: true,
@@ -339,11 +493,32 @@ impl KeyCache {
         }) {
             *held -= old.entry.release();
         }
-        Lookup::Key(CallKey {
+        Recall::Key(CallKey {
             key,
             slot: Some(index),
             repeat: false,
         })
+    }
+}
+
+/// `a == b`, without a call into `memcmp` for the few bytes most argument
+/// lists encode to (a `u64` id is two): the compare is inline, two
+/// overlapping loads per side. Longer slices compare as usual.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    fn word<const N: usize>(bytes: &[u8], at: usize) -> Option<[u8; N]> {
+        bytes.get(at..at + N)?.try_into().ok()
+    }
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        0 => true,
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=7 => word::<4>(a, 0) == word(b, 0) && word::<4>(a, n - 4) == word(b, n - 4),
+        8..=16 => word::<8>(a, 0) == word(b, 0) && word::<8>(a, n - 8) == word(b, n - 8),
+        _ => a == b,
     }
 }
 

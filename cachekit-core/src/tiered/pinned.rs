@@ -93,6 +93,29 @@ impl TieredCache {
     /// `entry` must come from this cache's [`l1_ref`](Self::l1_ref). Unlike
     /// the normal lookup this never triggers a refresh-ahead.
     pub fn get_ref<T: Cacheable>(&self, entry: &L1Ref) -> Option<T> {
+        self.value_ref(entry).cloned()
+    }
+
+    /// As [`get_ref`](Self::get_ref), but borrowing the value from the
+    /// entry instead of cloning it, so that a caller can clone it straight
+    /// into its own return value (a moved copy of a struct just written
+    /// costs the CPU more than its size suggests).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cachekit_core::TieredCache;
+    ///
+    /// # fn main() -> cachekit_core::Result<()> {
+    /// let cache = TieredCache::builder().build()?;
+    /// cache.set_blocking("demo:k", &"seven".to_owned(), Some(Duration::from_secs(60)))?;
+    /// let entry = cache.l1_ref("demo:k").expect("in L1");
+    /// assert_eq!(cache.value_ref::<String>(&entry).map(String::as_str), Some("seven"));
+    /// assert_eq!(cache.value_ref::<u32>(&entry), None); // not a u32
+    /// assert_eq!(cache.stats().l1.hits, 1);
+    /// # Ok(()) }
+    /// ```
+    #[inline]
+    pub fn value_ref<'e, T: Cacheable>(&self, entry: &'e L1Ref) -> Option<&'e T> {
         let stored = &*entry.0;
         if stored.is_retired() {
             return None;
@@ -110,7 +133,7 @@ impl TieredCache {
             return None;
         }
         self.inner.counters.l1.hit();
-        Some(value.clone())
+        Some(value)
     }
 }
 

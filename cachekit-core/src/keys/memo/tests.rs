@@ -211,3 +211,24 @@ fn errors_are_the_builders() {
         builder().key(&(f64::NAN,)).unwrap_err().to_string()
     );
 }
+
+#[test]
+fn the_inline_compare_agrees_with_slice_equality() {
+    let base: Vec<u8> = (0..40_u8).map(|b| b.wrapping_mul(37)).collect();
+    for len in 0..base.len() {
+        let a = &base[..len];
+        assert!(super::same_bytes(a, a), "equal, {len} bytes");
+        for at in 0..len {
+            let mut b = a.to_vec();
+            b[at] ^= 0x01;
+            assert!(!super::same_bytes(a, &b), "byte {at} of {len} differs");
+        }
+        if len > 0 {
+            assert!(
+                !super::same_bytes(a, &base[..len - 1]),
+                "lengths {len} and {}",
+                len - 1
+            );
+        }
+    }
+}

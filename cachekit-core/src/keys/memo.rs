@@ -19,14 +19,14 @@
 
 use std::cell::{RefCell, RefMut};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
 use thread_local::ThreadLocal;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::{blake2b, with_canonical_args, KeyBuilder};
-use crate::counter::ThreadCounter;
 use crate::error::Result;
 use crate::tiered::{L1Ref, WeakL1Ref};
 
@@ -64,8 +64,9 @@ const HELD_BYTES: usize = 64 * 1024;
 pub struct KeyCache {
     builder: KeyBuilder,
     threads: ThreadLocal<RefCell<Table>>,
-    /// Calls answered from a remembered entry.
-    hits: ThreadCounter,
+    /// Every table's count of calls answered from a remembered entry. (A
+    /// table outlives its thread: `ThreadLocal` hands it to the next one.)
+    hits: Mutex<Vec<Arc<AtomicU64>>>,
 }
 
 /// One thread's slots.
@@ -75,6 +76,9 @@ struct Table {
     slots: Vec<Option<Slot>>,
     /// The weights of the entries held strongly, against `HELD_BYTES`.
     held: usize,
+    /// Calls this table answered; only its thread writes it, so a bump is
+    /// a plain load and store, not a locked add.
+    hits: Arc<AtomicU64>,
 }
 
 struct Slot {
@@ -132,7 +136,6 @@ pub struct Recalled<'a> {
     index: u16,
     /// The entry of a weakly held slot, upgraded for this read.
     upgraded: Option<L1Ref>,
-    hits: &'a ThreadCounter,
 }
 
 impl Recalled<'_> {
@@ -158,14 +161,15 @@ impl Recalled<'_> {
     /// ([`KeyCache::hits`]).
     #[inline]
     pub fn hit(&self) {
-        self.hits.add();
+        let hits = &self.table.hits;
+        hits.store(hits.load(Relaxed).wrapping_add(1), Relaxed);
     }
 
     /// Forgets the entry (it is gone from L1, or stale: it will not serve
     /// again) and gives the key, for the normal lookup. (`None` would mean
     /// the slot emptied under this borrow, which nothing can do.)
     pub fn forget(mut self) -> Option<CallKey> {
-        let Table { slots, held } = &mut *self.table;
+        let Table { slots, held, .. } = &mut *self.table;
         let slot = slots.get_mut(usize::from(self.index))?.as_mut()?;
         *held -= slot.entry.release();
         Some(CallKey {
@@ -248,7 +252,7 @@ impl KeyCache {
         Self {
             builder,
             threads: ThreadLocal::new(),
-            hits: ThreadCounter::default(),
+            hits: Mutex::default(),
         }
     }
 
@@ -391,7 +395,7 @@ impl KeyCache {
         let Ok(mut table) = self.threads.get_or_default().try_borrow_mut() else {
             return;
         };
-        let Table { slots, held } = &mut *table;
+        let Table { slots, held, .. } = &mut *table;
         let Some(slot) = slots
             .get_mut(usize::from(index))
             .and_then(Option::as_mut)
@@ -412,7 +416,10 @@ impl KeyCache {
     /// Calls answered from a remembered entry by [`lookup`](Self::lookup),
     /// on every thread.
     pub fn hits(&self) -> u64 {
-        self.hits.get()
+        let tables = self.hits.lock().unwrap_or_else(PoisonError::into_inner);
+        tables
+            .iter()
+            .fold(0, |sum, hits| sum.wrapping_add(hits.load(Relaxed)))
     }
 
     /// The builder whose keys this remembers.
@@ -433,6 +440,14 @@ impl KeyCache {
         }
     }
 
+    /// A thread's first lookup: fills its table and counts its hits.
+    #[cold]
+    fn start(&self, table: &mut Table) {
+        table.slots.resize_with(SLOTS, || None);
+        let mut tables = self.hits.lock().unwrap_or_else(PoisonError::into_inner);
+        tables.push(table.hits.clone());
+    }
+
     fn unremembered(&self, args: &[u8]) -> Recall<'_> {
         Recall::Key(self.unremembered_key(args))
     }
@@ -450,13 +465,13 @@ impl KeyCache {
             return self.unremembered(args);
         };
         if table.slots.is_empty() {
-            table.slots.resize_with(SLOTS, || None);
+            self.start(&mut table);
         }
         // SLOTS is a power of two no larger than 2^16; truncating the hash
         // is the point.
         #[allow(clippy::cast_possible_truncation)]
         let index = (xxh3_64(args) as u16) & (SLOTS - 1) as u16;
-        let Table { slots, held } = &mut *table;
+        let Table { slots, held, .. } = &mut *table;
         let Some(slot) = slots.get_mut(usize::from(index)) else {
             return self.unremembered(args);
         };
@@ -473,7 +488,6 @@ impl KeyCache {
                         table,
                         index,
                         upgraded,
-                        hits: &self.hits,
                     });
                 }
                 // Gone from memory: it will not serve again.

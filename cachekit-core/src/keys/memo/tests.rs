@@ -232,3 +232,32 @@ fn the_inline_compare_agrees_with_slice_equality() {
         }
     }
 }
+
+#[test]
+fn hits_sum_every_threads_tables_including_finished_threads() {
+    let keys = KeyCache::new(builder());
+    let cache = cache();
+    std::thread::scope(|s| {
+        for t in 0..4_u64 {
+            let (keys, cache) = (&keys, &cache);
+            s.spawn(move || {
+                // Each thread's own table learns the key, then the entry.
+                lookup(keys, cache, &(t,));
+                store_and_remember(keys, cache, &(t,), t);
+                for _ in 0..10 {
+                    assert!(matches!(lookup(keys, cache, &(t,)), Lookup::Hit(v) if v == t));
+                }
+            });
+        }
+    });
+    // All four threads have exited; their counts remain.
+    assert_eq!(keys.hits(), 40);
+    // (This thread may have taken over a finished thread's table, with its
+    // remembered entry: ids no thread used are not remembered anywhere.)
+    assert!(matches!(lookup(&keys, &cache, &(99_u64,)), Lookup::Key(_)));
+    assert_eq!(
+        keys.hits(),
+        40,
+        "a lookup without a remembered entry is no hit"
+    );
+}

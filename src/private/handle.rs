@@ -236,9 +236,11 @@ impl CachedFn {
         &'h self,
         derive: impl FnOnce(&'h KeyCache, Want) -> Result<Recall<'h>>,
     ) -> Option<CallKey> {
-        settle::<()>(self, self.lookup(Call::Refresh, derive))
-            .err()
-            .flatten()
+        match self.lookup(Call::Refresh, derive) {
+            Found::Key(key) => Some(key),
+            // `_refresh` lookups ask for the key only.
+            Found::Remembered(_) | Found::Uncached => None,
+        }
     }
 
     /// The value of a remembered entry, borrowed from it, counted as a
@@ -348,20 +350,30 @@ fn no_key(keys: &KeyCache, err: &cachekit_core::Error) {
     tracing::warn!(target: LOG, prefix = keys.builder().prefix(), error = %err, "no cache key for these arguments; calling uncached");
 }
 
+/// A call's remembered hit: returns the value, cloned straight into the
+/// caller's return value (moving a just-written struct through a few frames
+/// cost more than the clone of a small one); else gives the key (`None`:
+/// the call runs uncached).
+macro_rules! remembered_or_key {
+    ($handle:expr, $found:expr, $wrap:expr) => {
+        match $found {
+            Found::Remembered(recalled) => match $handle.remembered(&recalled) {
+                Some(value) => return $wrap(Clone::clone(value)),
+                None => recalled.forget(),
+            },
+            Found::Key(key) => Some(key),
+            Found::Uncached => None,
+        }
+    };
+}
+
 /// The value of a call's remembered entry, cloned; else the call's key
 /// (`None`: it runs uncached). An async call settles this before its first
 /// `.await`, so that its future does not hold the thread's table.
 #[doc(hidden)]
 #[inline]
 pub fn settle<T: Cacheable>(handle: &CachedFn, found: Found<'_>) -> Result<T, Option<CallKey>> {
-    match found {
-        Found::Remembered(recalled) => match handle.remembered::<T>(&recalled) {
-            Some(value) => Ok(value.clone()),
-            None => Err(recalled.forget()),
-        },
-        Found::Key(key) => Err(Some(key)),
-        Found::Uncached => Err(None),
-    }
+    Err(remembered_or_key!(handle, found, Ok))
 }
 
 // The calls generated code makes, one per return kind. Each serves both the
@@ -440,22 +452,6 @@ where
         async move { fut.await.ok_or(NotCached) }
     };
     result(handle, call, key, some).await.ok()
-}
-
-/// The remembered hit of a blocking call: the value, cloned straight into
-/// the caller's return value (moving a just-written struct through a few
-/// frames cost more than the clone of a small one); else the key.
-macro_rules! remembered_or_key {
-    ($handle:expr, $found:expr, $wrap:expr) => {
-        match $found {
-            Found::Remembered(recalled) => match $handle.remembered(&recalled) {
-                Some(value) => return $wrap(Clone::clone(value)),
-                None => recalled.forget(),
-            },
-            Found::Key(key) => Some(key),
-            Found::Uncached => None,
-        }
-    };
 }
 
 /// Blocking [`value`].

@@ -1,8 +1,10 @@
 //! In-process single-flight: one computation per cold key, however many callers.
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, PoisonError};
+
+use hashbrown::HashTable;
 
 use tokio::sync::watch;
 
@@ -31,25 +33,33 @@ const SHARDS: usize = 16;
 /// `watch` channel costs an allocation and, when dropped, eight wake-up
 /// locks.
 struct Ongoing {
-    /// Tells this flight from a later one of the same key.
+    key: Arc<str>,
+    hash: u64,
+    /// Tells this flight from a later one of the same key; unique within
+    /// its shard, so the leader finds its own flight by it alone.
     id: u64,
     channel: Option<Arc<Flight>>,
 }
 
 #[derive(Default)]
 struct Table {
-    running: HashMap<Arc<str>, Ongoing, foldhash::fast::RandomState>,
+    /// Keyed by the hash the leader keeps: a key is hashed once per flight,
+    /// not again to remove it.
+    running: HashTable<Ongoing>,
     next_id: u64,
 }
 
 pub(crate) struct Flights {
     shards: [Mutex<Table>; SHARDS],
+    /// Seeded per cache, so keys cannot be chosen to collide.
+    hasher: foldhash::fast::RandomState,
 }
 
 impl Default for Flights {
     fn default() -> Self {
         Self {
             shards: std::array::from_fn(|_| Mutex::default()),
+            hasher: foldhash::fast::RandomState::default(),
         }
     }
 }
@@ -63,10 +73,17 @@ impl Flights {
     /// The locked shard of `key`. A poisoned lock only means another
     /// thread panicked while holding it; the map itself is always
     /// consistent, so keep going.
-    fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, Table> {
-        // SHARDS is a power of two; truncating the hash is the point.
+    fn hash(&self, key: &str) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The locked shard of a key hashing to `hash`.
+    fn shard(&self, hash: u64) -> std::sync::MutexGuard<'_, Table> {
+        // The table picks buckets by the low bits and tags them with the top
+        // seven; the shard takes four bits from neither. SHARDS is a power
+        // of two, so truncating is the point.
         #[allow(clippy::cast_possible_truncation)]
-        let index = (xxhash_rust::xxh3::xxh3_64(key.as_bytes()) as usize) & (SHARDS - 1);
+        let index = (hash >> 32) as usize & (SHARDS - 1);
         self.shards[index]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -74,8 +91,9 @@ impl Flights {
 
     /// Joins the flight for `key`, leading it if none is running.
     pub(crate) fn join(&self, key: &str) -> Role<'_> {
-        let mut table = self.shard(key);
-        if let Some(flight) = table.running.get_mut(key) {
+        let hash = self.hash(key);
+        let mut table = self.shard(hash);
+        if let Some(flight) = table.running.find_mut(hash, |f| *f.key == *key) {
             let channel = flight
                 .channel
                 .get_or_insert_with(|| Arc::new(watch::Sender::new(FlightState::Running)));
@@ -83,13 +101,16 @@ impl Flights {
         }
         let id = table.next_id;
         table.next_id = id.wrapping_add(1);
-        let key: Arc<str> = key.into();
-        table
-            .running
-            .insert(Arc::clone(&key), Ongoing { id, channel: None });
+        let ongoing = Ongoing {
+            key: key.into(),
+            hash,
+            id,
+            channel: None,
+        };
+        table.running.insert_unique(hash, ongoing, |f| f.hash);
         Role::Leader(LeaderGuard {
             flights: self,
-            key,
+            hash,
             id,
             finished: false,
         })
@@ -97,23 +118,24 @@ impl Flights {
 
     /// Whether a computation of `key` is under way.
     pub(crate) fn is_running(&self, key: &str) -> bool {
-        self.shard(key).running.contains_key(key)
+        let hash = self.hash(key);
+        let table = self.shard(hash);
+        table.running.find(hash, |f| *f.key == *key).is_some()
     }
 
-    /// Ends flight `id` of `key`; its channel, if anyone waits.
-    fn remove(&self, key: &str, id: u64) -> Option<Arc<Flight>> {
-        let mut table = self.shard(key);
-        if table.running.get(key).is_some_and(|f| f.id == id) {
-            return table.running.remove(key).and_then(|f| f.channel);
-        }
-        None
+    /// Ends flight `id` (of a key hashing to `hash`); its channel, if
+    /// anyone waits.
+    fn remove(&self, hash: u64, id: u64) -> Option<Arc<Flight>> {
+        let mut table = self.shard(hash);
+        let entry = table.running.find_entry(hash, |f| f.id == id).ok()?;
+        entry.remove().0.channel
     }
 }
 
 /// Held by the caller that computes; dropping it unfinished wakes the waiters.
 pub(crate) struct LeaderGuard<'a> {
     flights: &'a Flights,
-    key: Arc<str>,
+    hash: u64,
     id: u64,
     finished: bool,
 }
@@ -128,7 +150,7 @@ impl LeaderGuard<'_> {
     pub(crate) fn finish_with(mut self, share: impl FnOnce() -> Shared) {
         self.finished = true;
         // Once removed, nobody can join; only those already waiting count.
-        if let Some(channel) = self.flights.remove(&self.key, self.id) {
+        if let Some(channel) = self.flights.remove(self.hash, self.id) {
             if channel.receiver_count() > 0 {
                 channel.send_replace(FlightState::Done(share()));
             }
@@ -139,7 +161,7 @@ impl LeaderGuard<'_> {
         self.finished = true;
         // Remove first: a caller arriving after this point must look at the
         // cache (already filled) rather than join a finished flight.
-        if let Some(channel) = self.flights.remove(&self.key, self.id) {
+        if let Some(channel) = self.flights.remove(self.hash, self.id) {
             channel.send_replace(state);
         }
     }

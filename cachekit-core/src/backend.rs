@@ -94,6 +94,17 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// A short name for logs and stats (`"redis"`, `"file"`, `"memory"`).
     fn name(&self) -> &str;
 
+    /// Whether every operation of this backend ends by the
+    /// [current deadline](crate::deadline::current), if one is set, failing
+    /// with [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) once it passes.
+    ///
+    /// A [`TieredCache`](crate::TieredCache) then runs its L2 operations
+    /// [`within`](crate::deadline::within) its deadline instead of under a
+    /// timer of its own. The default, `false`, is always safe.
+    fn enforces_deadline(&self) -> bool {
+        false
+    }
+
     /// Reads a value; `None` when the key is missing or expired.
     async fn get(&self, key: &str) -> Result<Option<Bytes>>;
 
@@ -166,6 +177,9 @@ pub trait Backend: Send + Sync + fmt::Debug {
 impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     fn name(&self) -> &str {
         (**self).name()
+    }
+    fn enforces_deadline(&self) -> bool {
+        (**self).enforces_deadline()
     }
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         (**self).get(key).await

@@ -10,6 +10,7 @@ pub mod breaker;
 mod clock;
 pub mod codec;
 mod counter;
+pub mod deadline;
 pub mod error;
 pub mod keys;
 pub mod lock;

@@ -222,6 +222,12 @@ impl Backend for RedisBackend {
         "redis"
     }
 
+    /// Every command waits at most until the current deadline (or its
+    /// response timeout, whichever is nearer), on one timer.
+    fn enforces_deadline(&self) -> bool {
+        true
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let op = Op::new("GET", Some(key));
         let mut cmd = redis::cmd("GET");

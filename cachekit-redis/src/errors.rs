@@ -226,6 +226,14 @@ pub(crate) fn response_timeout(target: &Target, op: Op<'_>, limit: Duration) -> 
     )
 }
 
+/// The deadline the operation ran within passed before it was done.
+pub(crate) fn deadline_passed(target: &Target, op: Op<'_>) -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        format!("{op} on {target}: not done by the caller's deadline"),
+    )
+}
+
 /// No in-flight slot became free within `checkout_timeout`.
 pub(crate) fn pool_exhausted(target: &Target, op: Op<'_>, slots: u32, limit: Duration) -> Error {
     Error::new(

@@ -13,6 +13,9 @@
 //!
 //! Every send has the response deadline; a connection that timed out or
 //! failed at the socket level is marked broken so that the pool drops it.
+//! An operation run [`within`](cachekit_core::deadline::within) a nearer
+//! deadline (a `TieredCache`'s `l2_timeout`) waits no longer than that, on
+//! the same single timer, and its connection is not condemned for it.
 
 mod lanes;
 mod manager;
@@ -21,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cachekit_core::{Error, ErrorKind, Result};
+use cachekit_core::{deadline, Error, ErrorKind, Result};
 use redis::aio::MultiplexedConnection;
 use redis::{FromRedisValue, RedisResult};
 use tokio::sync::watch;
@@ -279,8 +282,10 @@ impl Pool {
 
     #[cold]
     async fn wait_for_slot(&self, op: Op<'_>) -> Result<tokio::sync::SemaphorePermit<'_>> {
-        match tokio::time::timeout(self.checkout_timeout, self.slots.acquire()).await {
+        let (limit, caller_binds) = deadline::bound(self.checkout_timeout);
+        match tokio::time::timeout(limit, self.slots.acquire()).await {
             Ok(Ok(slot)) => Ok(slot),
+            _ if caller_binds => Err(errors::deadline_passed(&self.target, op)),
             _ => Err(errors::pool_exhausted(
                 &self.target,
                 op,
@@ -299,12 +304,19 @@ impl Pool {
                 std::future::pending::<()>().await;
             }
         };
-        let timed_out = || errors::checkout_connecting(&self.target, op, self.checkout_timeout);
+        let (limit, caller_binds) = deadline::bound(self.checkout_timeout);
+        let timed_out = || {
+            if caller_binds {
+                errors::deadline_passed(&self.target, op)
+            } else {
+                errors::checkout_connecting(&self.target, op, self.checkout_timeout)
+            }
+        };
         // Waiting here means a connection is being opened; a failure to open
         // one is reported at once rather than after the deadline.
         tokio::select! {
             biased;
-            opened = tokio::time::timeout(self.checkout_timeout, self.lanes.open()) => match opened {
+            opened = tokio::time::timeout(limit, self.lanes.open()) => match opened {
                 Ok(Ok(handle)) => Ok(handle),
                 Ok(Err(OpenError::Failed(err))) => Err(err),
                 Ok(Err(OpenError::TimedOut)) | Err(_) => Err(timed_out()),
@@ -332,9 +344,17 @@ impl Pool {
         loop {
             let mut lease = self.checkout(op).await?;
             let reused = lease.handle.state.seq < opened_before;
-            let sent =
-                tokio::time::timeout(self.response_timeout, req.send::<T>(&mut lease.handle.conn));
+            let (limit, caller_binds) = deadline::bound(self.response_timeout);
+            if caller_binds && limit.is_zero() {
+                // No time left to wait for a reply: send nothing.
+                return Err(errors::deadline_passed(&self.target, op));
+            }
+            let sent = tokio::time::timeout(limit, req.send::<T>(&mut lease.handle.conn));
             match sent.await {
+                // The caller gave up first: the connection may be fine.
+                Err(_elapsed) if caller_binds => {
+                    return Err(errors::deadline_passed(&self.target, op));
+                }
                 Err(_elapsed) => {
                     lease.handle.state.broken.store(true, Ordering::Relaxed);
                     return Err(errors::response_timeout(

@@ -1,12 +1,13 @@
 //! Real faults: a paused server (response timeout, pool exhausted), a
-//! restarted one (stale pooled connections), a stopped one (health).
+//! restarted one (stale pooled connections), a stopped one (health); a
+//! caller's deadline nearer than the response timeout.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use cachekit_core::{Backend, ErrorKind};
+use cachekit_core::{deadline, Backend, ErrorKind};
 use cachekit_redis::{RedisBackend, RedisConfig};
 use cachekit_testkit::{eventually, RedisServer};
 
@@ -152,4 +153,70 @@ async fn health_reports_server_facts_and_never_fails() {
         "{error}"
     );
     assert!(!health.details.contains_key("server_version"));
+}
+
+/// Connections the server has accepted so far, counting the one this asks on.
+fn connections_received(server: &RedisServer) -> u64 {
+    let info = server.command(&["INFO", "stats"]);
+    info.lines()
+        .find_map(|line| line.strip_prefix("total_connections_received:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no total_connections_received in {info}"))
+}
+
+/// GET commands the server has run so far.
+fn gets_run(server: &RedisServer) -> u64 {
+    let info = server.command(&["INFO", "commandstats"]);
+    info.lines()
+        .find_map(|line| line.strip_prefix("cmdstat_get:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nearer_caller_deadline_ends_the_wait_and_keeps_the_connection() {
+    let server = RedisServer::start();
+    let config = RedisConfig::builder()
+        .url(server.url())
+        .pool_size(1)
+        .response_timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let backend = RedisBackend::new(config).await.unwrap();
+    assert!(backend.enforces_deadline());
+    backend.set("k", "v".into(), None).await.unwrap();
+    let before = connections_received(&server);
+
+    server.pause();
+    let started = Instant::now();
+    let limit = Duration::from_millis(200);
+    let err = deadline::within(started + limit, backend.get("k"))
+        .await
+        .unwrap_err();
+    let waited = started.elapsed();
+    server.resume();
+
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(err.message().contains("caller's deadline"), "{err}");
+    assert!(err.message().contains("GET `k`"), "{err}");
+    assert!(!err.message().contains("response_timeout"), "{err}");
+    assert!(waited >= limit, "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+
+    // The connection was not condemned for the caller's impatience: the
+    // next operations run on it, and the server sees no new client but the
+    // one that asks it how many it has seen.
+    assert_eq!(backend.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(backend.pool_state().connections, 1);
+    assert_eq!(connections_received(&server), before + 1);
+
+    // A deadline already passed fails at once, sending nothing.
+    let gets = gets_run(&server);
+    let err = deadline::within(Instant::now(), backend.get("k"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert_eq!(gets_run(&server), gets);
+    assert_eq!(backend.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
 }

@@ -426,7 +426,7 @@ impl TieredCache {
         let give_up = Instant::now() + config.max_wait;
         loop {
             match l2
-                .call("lock", counters, budget, |_| {
+                .call_other("lock", counters, budget, || {
                     lock.try_lock(key, config.lease)
                 })
                 .await
@@ -462,7 +462,7 @@ impl TieredCache {
         };
         let counters = &self.inner.counters.l2;
         if let Err(err) = l2
-            .call("unlock", counters, None, |_| lock.unlock(key, &token))
+            .call_other("unlock", counters, None, || lock.unlock(key, &token))
             .await
         {
             tracing::warn!(target: "cachekit", key, error = %err, "could not release the stampede lock; it expires with its lease");

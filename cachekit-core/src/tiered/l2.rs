@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::stats::TierCounters;
 use crate::backend::Backend;
 use crate::breaker::{counts_as_failure, BreakerState, CircuitBreaker};
+use crate::deadline;
 use crate::error::{Error, ErrorKind, Result};
 
 /// How long one user call may still wait on L2, shared by all the L2
@@ -34,6 +35,8 @@ impl Budget {
 
 pub(crate) struct GuardedL2 {
     pub(crate) backend: Arc<dyn Backend>,
+    /// What the backend says of itself; asked once.
+    enforces_deadline: bool,
     deadline: Option<Duration>,
     breaker: Option<CircuitBreaker>,
     in_flight: Option<InFlight>,
@@ -83,6 +86,7 @@ impl GuardedL2 {
         max_in_flight: Option<usize>,
     ) -> Self {
         Self {
+            enforces_deadline: backend.enforces_deadline(),
             backend,
             deadline,
             breaker,
@@ -117,9 +121,9 @@ impl GuardedL2 {
             .map_or(0, CircuitBreaker::times_opened)
     }
 
-    /// Runs one L2 operation under the guards, within `budget` when given
-    /// (else within one deadline). Every failure, including a skipped call,
-    /// comes back as an `Err` whose kind says why.
+    /// Runs one operation of the backend under the guards, within `budget`
+    /// when given (else within one deadline). Every failure, including a
+    /// skipped call, comes back as an `Err` whose kind says why.
     pub(crate) async fn call<'s, R, F, Fut>(
         &'s self,
         op: &'static str,
@@ -129,6 +133,41 @@ impl GuardedL2 {
     ) -> Result<R>
     where
         F: FnOnce(&'s dyn Backend) -> Fut,
+        Fut: Future<Output = Result<R>>,
+    {
+        let enforced = self.enforces_deadline;
+        self.guarded(op, counters, budget, enforced, || f(self.backend.as_ref()))
+            .await
+    }
+
+    /// [`call`](Self::call) for an operation on something other than the
+    /// backend (the stampede lock): it always runs under a timer.
+    pub(crate) async fn call_other<R, F, Fut>(
+        &self,
+        op: &'static str,
+        counters: &TierCounters,
+        budget: Option<&Budget>,
+        f: F,
+    ) -> Result<R>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<R>>,
+    {
+        self.guarded(op, counters, budget, false, f).await
+    }
+
+    /// `enforced`: the operation ends by [`deadline::current`] itself, so it
+    /// runs [`deadline::within`] the deadline, with no timer here.
+    async fn guarded<R, F, Fut>(
+        &self,
+        op: &'static str,
+        counters: &TierCounters,
+        budget: Option<&Budget>,
+        enforced: bool,
+        f: F,
+    ) -> Result<R>
+    where
+        F: FnOnce() -> Fut,
         Fut: Future<Output = Result<R>>,
     {
         let deadline = match (self.deadline, budget) {
@@ -173,21 +212,19 @@ impl GuardedL2 {
             },
             None => None,
         };
-        let fut = f(self.backend.as_ref());
+        let fut = f();
         let started = Instant::now();
         let result = match deadline {
-            Some(deadline) => match tokio::time::timeout(deadline, fut).await {
-                Ok(result) => result,
-                Err(_) => {
-                    counters.timeout();
-                    Err(Error::new(
-                        ErrorKind::Timeout,
-                        format!(
-                            "L2 {op} on {} exceeded its {deadline:?} deadline",
-                            self.backend.name()
-                        ),
-                    ))
+            Some(limit) if enforced => match deadline::within(started + limit, fut).await {
+                // The backend's own, shorter, timeout is its error to report.
+                Err(err) if err.kind() == ErrorKind::Timeout && started.elapsed() >= limit => {
+                    Err(self.timed_out(op, limit, counters))
                 }
+                result => result,
+            },
+            Some(limit) => match tokio::time::timeout(limit, fut).await {
+                Ok(result) => result,
+                Err(_) => Err(self.timed_out(op, limit, counters)),
             },
             None => fut.await,
         };
@@ -212,5 +249,16 @@ impl GuardedL2 {
             }
         }
         result
+    }
+
+    fn timed_out(&self, op: &str, limit: Duration, counters: &TierCounters) -> Error {
+        counters.timeout();
+        Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "L2 {op} on {} exceeded its {limit:?} deadline",
+                self.backend.name()
+            ),
+        )
     }
 }

@@ -1,0 +1,110 @@
+//! The deadline an operation runs under, for backends that enforce it
+//! themselves.
+//!
+//! A [`TieredCache`](crate::TieredCache) bounds every L2 operation by its
+//! `l2_timeout`. Around a backend that keeps a deadline of its own anyway
+//! (the Redis backend has a response timeout per command), a second timer
+//! per operation is pure cost: two timer registrations and removals per
+//! call, on locks the runtime's workers share. Such a backend says so with
+//! [`Backend::enforces_deadline`](crate::Backend::enforces_deadline); the
+//! cache then runs the operation [`within`] its deadline instead of under a
+//! timer, and the backend bounds its own waits by [`current`].
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use cachekit_core::deadline;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! assert_eq!(deadline::current(), None);
+//! let by = Instant::now() + Duration::from_millis(250);
+//! let seen = deadline::within(by, async { deadline::current() }).await;
+//! assert_eq!(seen, Some(by));
+//! # }
+//! ```
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+tokio::task_local! {
+    static DEADLINE: Instant;
+}
+
+/// The instant by which the operation being polled must be done, if it runs
+/// [`within`] one.
+pub fn current() -> Option<Instant> {
+    DEADLINE.try_with(|deadline| *deadline).ok()
+}
+
+/// Runs `fut` with `deadline` as its [`current`] deadline.
+///
+/// Sets no timer: it is up to whatever `fut` waits on to honour the
+/// deadline. Nested calls see the innermost deadline.
+pub async fn within<F: Future>(deadline: Instant, fut: F) -> F::Output {
+    DEADLINE.scope(deadline, fut).await
+}
+
+/// How long a wait bounded by `own` (a configured timeout) may take under
+/// the current deadline, and whether that deadline is what bounds it.
+///
+/// Reads the clock only when a deadline is set.
+pub fn bound(own: Duration) -> (Duration, bool) {
+    match current() {
+        Some(deadline) => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left < own {
+                (left, true)
+            } else {
+                (own, false)
+            }
+        }
+        None => (own, false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bound_is_the_own_timeout_without_a_deadline() {
+        assert_eq!(
+            bound(Duration::from_secs(1)),
+            (Duration::from_secs(1), false)
+        );
+    }
+
+    #[tokio::test]
+    async fn bound_is_what_is_left_of_a_nearer_deadline() {
+        let by = Instant::now() + Duration::from_millis(100);
+        let (limit, binding) = within(by, async { bound(Duration::from_secs(1)) }).await;
+        assert!(binding);
+        assert!(limit <= Duration::from_millis(100), "{limit:?}");
+        assert!(limit > Duration::from_millis(50), "{limit:?}");
+    }
+
+    #[tokio::test]
+    async fn a_farther_deadline_leaves_the_own_timeout() {
+        let by = Instant::now() + Duration::from_secs(10);
+        let got = within(by, async { bound(Duration::from_secs(1)) }).await;
+        assert_eq!(got, (Duration::from_secs(1), false));
+    }
+
+    #[tokio::test]
+    async fn a_passed_deadline_leaves_nothing() {
+        let by = Instant::now();
+        let got = within(by, async { bound(Duration::from_secs(1)) }).await;
+        assert_eq!(got, (Duration::ZERO, true));
+    }
+
+    #[tokio::test]
+    async fn the_innermost_deadline_wins_and_ends_with_its_scope() {
+        let outer = Instant::now() + Duration::from_secs(10);
+        let inner = Instant::now() + Duration::from_secs(1);
+        within(outer, async {
+            assert_eq!(within(inner, async { current() }).await, Some(inner));
+            assert_eq!(current(), Some(outer));
+        })
+        .await;
+        assert_eq!(current(), None);
+    }
+}

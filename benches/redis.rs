@@ -4,13 +4,15 @@
 //!
 //! The raw baseline is a `MultiplexedConnection` with redis-rs 1.x defaults,
 //! which leave Nagle's algorithm on; the backend sets `TCP_NODELAY`, as
-//! redis-rs 2 will by default. On loopback Nagle coalesces the writes of
-//! many concurrent tasks into fewer segments and wins; across a real
-//! network it holds writes back until an ACK arrives and loses
-//! (redis-rs/redis-rs#2195). The throughput group therefore also has a
-//! raw baseline with `TCP_NODELAY` and a backend with
-//! `tcp_nodelay(false)`, so that the backend's own overhead can be read
-//! apart from the socket option.
+//! redis-rs 2 will by default, and coalesces the writes of concurrent
+//! commands itself (`RedisConfig::coalesce_writes`). On loopback Nagle
+//! coalesces the writes of many concurrent tasks into fewer segments and
+//! wins; across a real network it holds writes back until an ACK arrives
+//! and loses (redis-rs/redis-rs#2195). The throughput group therefore also
+//! has a raw baseline with `TCP_NODELAY`, the backend without coalescing
+//! (`TCP_NODELAY` alone), and the backend on the raw connection's
+//! transport (Nagle, no coalescing), so that the backend's own overhead
+//! can be read apart from the transport.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -19,7 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cachekit::{Backend, BreakerConfig, Codec, RedisBackend, RedisConfig, TieredCache};
+use cachekit::{
+    Backend, BreakerConfig, Codec, RedisBackend, RedisConfig, RedisConfigBuilder, TieredCache,
+};
 use cachekit_testkit::RedisServer;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use redis::aio::MultiplexedConnection;
@@ -54,7 +58,9 @@ struct Fixture {
     /// The same, with `TCP_NODELAY` like the backend's connections.
     raw_nodelay: MultiplexedConnection,
     backend: Arc<RedisBackend>,
-    /// The backend with `tcp_nodelay(false)`: the raw connection's socket.
+    /// The backend with `coalesce_writes(false)`: `raw_nodelay`'s transport.
+    backend_uncoalesced: Arc<RedisBackend>,
+    /// The backend with neither coalescing nor `TCP_NODELAY`: `raw`'s.
     backend_nagle: Arc<RedisBackend>,
 }
 
@@ -65,7 +71,7 @@ fn fixture() -> Fixture {
         .enable_all()
         .build()
         .unwrap();
-    let (raw, raw_nodelay, backend, backend_nagle) = rt.block_on(async {
+    let (raw, raw_nodelay, backend, backend_uncoalesced, backend_nagle) = rt.block_on(async {
         let client = redis::Client::open(server.url()).unwrap();
         let raw = client.get_multiplexed_async_connection().await.unwrap();
         let info = server
@@ -79,15 +85,14 @@ fn fixture() -> Fixture {
             .get_multiplexed_async_connection()
             .await
             .unwrap();
-        let config = RedisConfig::builder().url(server.url()).build().unwrap();
-        let backend = RedisBackend::new(config).await.unwrap();
-        let nagle = RedisConfig::builder()
-            .url(server.url())
-            .tcp_nodelay(false)
-            .build()
-            .unwrap();
-        let backend_nagle = RedisBackend::new(nagle).await.unwrap();
-        (raw, raw_nodelay, Arc::new(backend), Arc::new(backend_nagle))
+        let open = |tune: fn(RedisConfigBuilder) -> RedisConfigBuilder| {
+            let config = tune(RedisConfig::builder().url(server.url())).build();
+            async move { Arc::new(RedisBackend::new(config.unwrap()).await.unwrap()) }
+        };
+        let backend = open(|c| c).await;
+        let uncoalesced = open(|c| c.coalesce_writes(false)).await;
+        let nagle = open(|c| c.coalesce_writes(false).tcp_nodelay(false)).await;
+        (raw, raw_nodelay, backend, uncoalesced, nagle)
     });
     Fixture {
         rt,
@@ -95,6 +100,7 @@ fn fixture() -> Fixture {
         raw,
         raw_nodelay,
         backend,
+        backend_uncoalesced,
         backend_nagle,
     }
 }
@@ -157,6 +163,7 @@ fn throughput(c: &mut Criterion, f: &Fixture) {
     ];
     let ours = [
         ("redis_backend", &f.backend),
+        ("redis_backend_uncoalesced", &f.backend_uncoalesced),
         ("redis_backend_nagle", &f.backend_nagle),
     ];
     for tasks in [1u64, 16, 64] {

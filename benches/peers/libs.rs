@@ -292,10 +292,11 @@ pub async fn libs(url: &str) -> Vec<(&'static str, Lib)> {
             "cachekit, no breaker or L2 timeout",
             ours(url, |c| c, false).await,
         ),
-        // The raw connections keep redis-rs's default of Nagle on.
+        // TCP_NODELAY alone; the raw connections keep redis-rs's default
+        // of Nagle on.
         (
-            "cachekit, tcp_nodelay off",
-            ours(url, |c| c.tcp_nodelay(false), true).await,
+            "cachekit, coalesce_writes off",
+            ours(url, |c| c.coalesce_writes(false), true).await,
         ),
         (
             "raw, GET+PTTL pipeline (baseline)",

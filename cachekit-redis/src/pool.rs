@@ -17,6 +17,7 @@
 //! deadline (a `TieredCache`'s `l2_timeout`) waits no longer than that, on
 //! the same single timer, and its connection is not condemned for it.
 
+mod coalesce;
 mod lanes;
 mod manager;
 
@@ -93,6 +94,19 @@ pub(crate) struct ConnState {
     seq: u64,
     /// Whether a command used it since the lanes were last checked.
     used: AtomicBool,
+    /// The task driving a connection we opened ourselves; redis-rs stops
+    /// the ones it spawns when their last handle goes, and so do we.
+    driver: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for ConnState {
+    fn drop(&mut self) {
+        // Its in-flight commands may never be answered (a stopped server):
+        // without this the task and its socket would outlive every handle.
+        if let Some(driver) = &self.driver {
+            driver.abort();
+        }
+    }
 }
 
 impl ConnState {
@@ -102,7 +116,11 @@ impl ConnState {
 }
 
 impl Conn {
-    pub(crate) fn new(inner: MultiplexedConnection) -> Self {
+    /// A connection; `driver` is the task driving it, if we spawned it.
+    pub(crate) fn new(
+        inner: MultiplexedConnection,
+        driver: Option<tokio::task::AbortHandle>,
+    ) -> Self {
         Self {
             inner,
             state: Arc::new(ConnState {
@@ -110,6 +128,7 @@ impl Conn {
                 opened: Instant::now(),
                 seq: OPENED.fetch_add(1, Ordering::AcqRel),
                 used: AtomicBool::new(false),
+                driver,
             }),
         }
     }

@@ -1,6 +1,7 @@
 //! Real faults: a paused server (response timeout, pool exhausted), a
 //! restarted one (stale pooled connections), a stopped one (health); a
-//! caller's deadline nearer than the response timeout.
+//! caller's deadline nearer than the response timeout; a dropped backend
+//! whose write a hung server never takes.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 
@@ -219,4 +220,67 @@ async fn a_nearer_caller_deadline_ends_the_wait_and_keeps_the_connection() {
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert_eq!(gets_run(&server), gets);
     assert_eq!(backend.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+/// The send queues (bytes not yet taken by the peer) of the sockets
+/// connected to `port` on 127.0.0.1 that are still ESTABLISHED; only this
+/// test's clients talk to its server.
+fn established_to(port: u16) -> Vec<u64> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let remote = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let established =
+                fields.get(2) == Some(&remote.as_str()) && fields.get(3) == Some(&"01");
+            let queues = fields.get(4)?.split_once(':')?;
+            established.then(|| u64::from_str_radix(queues.0, 16).unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_backend_closes_its_sockets_while_a_write_is_stuck() {
+    // Both transports: coalesced writes (our driver task) and redis-rs's own.
+    for coalesce in [true, false] {
+        let server = RedisServer::start();
+        let config = RedisConfig::builder()
+            .url(server.url())
+            .coalesce_writes(coalesce)
+            .response_timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let backend = Arc::new(RedisBackend::new(config).await.unwrap());
+        backend.set("k", "v".into(), None).await.unwrap();
+        assert_eq!(
+            established_to(server.port()).len(),
+            1,
+            "coalesce {coalesce}"
+        );
+
+        // A hung server: a value larger than the socket buffers can never
+        // be written out, so the connection's driver cannot finish by itself.
+        server.pause();
+        let waiting = tokio::spawn({
+            let backend = backend.clone();
+            let value = bytes::Bytes::from(vec![b'v'; 64 << 20]);
+            async move { backend.set("big", value, None).await }
+        });
+        eventually("the SET stuck in the socket", || {
+            established_to(server.port())
+                .iter()
+                .any(|&queued| queued > 0)
+        })
+        .await;
+        waiting.abort();
+        assert!(waiting.await.unwrap_err().is_cancelled());
+        drop(backend);
+        eventually(&format!("the socket closed (coalesce {coalesce})"), || {
+            established_to(server.port()).is_empty()
+        })
+        .await;
+        server.resume();
+    }
 }

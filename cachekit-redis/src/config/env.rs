@@ -54,6 +54,9 @@ pub(crate) fn apply(
     if let Some(v) = get("CACHEKIT_REDIS_TCP_NODELAY") {
         config.tcp_nodelay = boolean("CACHEKIT_REDIS_TCP_NODELAY", &v)?;
     }
+    if let Some(v) = get("CACHEKIT_REDIS_COALESCE_WRITES") {
+        config.coalesce_writes = boolean("CACHEKIT_REDIS_COALESCE_WRITES", &v)?;
+    }
     if let Some(v) = get("CACHEKIT_REDIS_PROTOCOL") {
         config.protocol = Protocol::parse(&v).ok_or_else(|| {
             Error::config(

@@ -31,6 +31,7 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(c.checkout_timeout, Duration::from_secs(1));
     assert_eq!(c.tcp_keepalive, Some(Duration::from_secs(60)));
     assert!(c.tcp_nodelay);
+    assert!(c.coalesce_writes);
     assert_eq!(c.protocol, Protocol::Resp2);
     assert_eq!(c.key_prefix, "");
     assert!(!c.tls_insecure);
@@ -51,6 +52,7 @@ fn builder_sets_every_field() {
         .checkout_timeout(Duration::from_millis(30))
         .tcp_keepalive(None)
         .tcp_nodelay(false)
+        .coalesce_writes(false)
         .protocol(Protocol::Resp3)
         .key_prefix("app:")
         .tls_ca_file("/ca.pem")
@@ -68,6 +70,7 @@ fn builder_sets_every_field() {
     assert_eq!(c.checkout_timeout, Duration::from_millis(30));
     assert_eq!(c.tcp_keepalive, None);
     assert!(!c.tcp_nodelay);
+    assert!(!c.coalesce_writes);
     assert_eq!(c.protocol, Protocol::Resp3);
     assert_eq!(c.key_prefix, "app:");
     assert_eq!(
@@ -225,6 +228,7 @@ fn env_knobs_are_read() {
             ("CACHEKIT_REDIS_CHECKOUT_TIMEOUT_MS", "350"),
             ("CACHEKIT_REDIS_TCP_KEEPALIVE_SECS", "0"),
             ("CACHEKIT_REDIS_TCP_NODELAY", "off"),
+            ("CACHEKIT_REDIS_COALESCE_WRITES", "off"),
             ("CACHEKIT_REDIS_PROTOCOL", "RESP3"),
             ("CACHEKIT_REDIS_KEY_PREFIX", "svc:"),
             ("CACHEKIT_REDIS_LOCK_WAIT_MS", "450"),
@@ -237,6 +241,7 @@ fn env_knobs_are_read() {
     assert_eq!(c.checkout_timeout, Duration::from_millis(350));
     assert_eq!(c.tcp_keepalive, None);
     assert!(!c.tcp_nodelay);
+    assert!(!c.coalesce_writes);
     assert_eq!(c.protocol, Protocol::Resp3);
     assert_eq!(c.key_prefix, "svc:");
     assert_eq!(c.lock_wait, Duration::from_millis(450));

@@ -1,18 +1,28 @@
 //! Opening connections: our own `bb8::ManageConnection`, so that the
 //! connect deadline, TCP keepalive, TLS files, protocol, database and
 //! credentials are all applied in one place and every failure is explained.
+//!
+//! A plain TCP connection is opened here and handed to redis-rs through
+//! [`Coalesce`], which sends the commands of concurrent tasks in one write;
+//! redis-rs still sets it up (AUTH, HELLO, SELECT) and drives it. TLS
+//! connections, and all of them with `coalesce_writes(false)`, are opened
+//! by redis-rs itself.
 
 use std::path::Path;
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use cachekit_core::{Error, Result};
-use redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
+use redis::aio::MultiplexedConnection;
+use redis::io::tcp::socket2::{SockRef, TcpKeepalive};
+use redis::io::tcp::TcpSettings;
 use redis::{
-    AsyncConnectionConfig, Client, ClientTlsConfig, ConnectionAddr, IntoConnectionInfo,
-    ProtocolVersion, RedisConnectionInfo, RedisError, TlsCertificates,
+    AsyncConnectionConfig, Client, ClientTlsConfig, ConnectionAddr, ConnectionInfo,
+    IntoConnectionInfo, ProtocolVersion, RedisConnectionInfo, RedisError, TlsCertificates,
 };
+use tokio::net::TcpStream;
 
+use super::coalesce::Coalesce;
 use super::Conn;
 use crate::config::{parse_url, Protocol, RedisConfig};
 use crate::errors::{self, Target};
@@ -29,6 +39,9 @@ pub(crate) struct Manager {
     probe: Option<Client>,
     connection_config: AsyncConnectionConfig,
     connect_timeout: Duration,
+    /// Plain TCP connections go through [`Coalesce`]; TLS ones keep
+    /// redis-rs's own transport.
+    coalesce_writes: bool,
     target: Arc<Target>,
 }
 
@@ -112,6 +125,7 @@ impl Manager {
             probe,
             connection_config,
             connect_timeout: config.connect_timeout,
+            coalesce_writes: config.coalesce_writes,
             target,
         })
     }
@@ -121,13 +135,45 @@ impl Manager {
     }
 
     async fn open(&self, client: &Client) -> std::result::Result<Conn, RedisError> {
-        let mut conn = client
-            .get_multiplexed_async_connection_with_config(&self.connection_config)
-            .await?;
+        let info = client.get_connection_info();
+        let mut conn = match info.addr() {
+            ConnectionAddr::Tcp(host, port) if self.coalesce_writes => {
+                self.open_coalesced(info, host, *port).await?
+            }
+            _ => Conn::new(
+                client
+                    .get_multiplexed_async_connection_with_config(&self.connection_config)
+                    .await?,
+                None,
+            ),
+        };
         // Surfaces NOAUTH here, where it can be explained, rather than on
         // the first cache operation.
-        redis::cmd("PING").query_async::<()>(&mut conn).await?;
-        Ok(Conn::new(conn))
+        redis::cmd("PING")
+            .query_async::<()>(&mut conn.inner)
+            .await?;
+        Ok(conn)
+    }
+
+    /// A plain TCP connection whose writes are [coalesced](Coalesce), set up
+    /// (credentials, protocol, database) by redis-rs as its own would be.
+    async fn open_coalesced(
+        &self,
+        info: &ConnectionInfo,
+        host: &str,
+        port: u16,
+    ) -> std::result::Result<Conn, RedisError> {
+        // Tries each address the host resolves to in turn.
+        let socket = TcpStream::connect((host, port)).await?;
+        apply_tcp_settings(&socket, info.tcp_settings())?;
+        let (conn, driver): (MultiplexedConnection, _) = MultiplexedConnection::new_with_config(
+            info.redis_settings(),
+            Coalesce::new(socket),
+            self.connection_config.clone(),
+        )
+        .await?;
+        let driver = tokio::spawn(driver).abort_handle();
+        Ok(Conn::new(conn, Some(driver)))
     }
 
     /// Opens one connection within `connect_timeout`, explaining failures.
@@ -171,6 +217,15 @@ impl bb8::ManageConnection for Manager {
     fn has_broken(&self, conn: &mut Conn) -> bool {
         conn.state.is_broken()
     }
+}
+
+/// What redis-rs sets on the sockets it opens.
+fn apply_tcp_settings(socket: &TcpStream, settings: &TcpSettings) -> std::io::Result<()> {
+    socket.set_nodelay(settings.nodelay())?;
+    if let Some(keepalive) = settings.keepalive() {
+        SockRef::from(socket).set_tcp_keepalive(keepalive)?;
+    }
+    Ok(())
 }
 
 fn client_config_error(target: &Target, err: RedisError) -> Error {

@@ -5,17 +5,20 @@
 //! 2. Redis hit, no L1: cachekit, `cached`'s `AsyncRedisCache`, cachekit-rs,
 //!    raw redis-rs GET + rmp-serde decode;
 //! 3. miss path (GET miss, trivial compute, store): the same four;
-//! 4. 64 tasks, 90/10 read/write over 10k Zipf keys: the same four;
+//! 4. 64 tasks, 90/10 read/write over 10k Zipf keys: the same four, and
+//!    the CPU time per operation of client and server together;
 //!
 //! then L1 hits on 1-8 threads, L2 hits on 1-256 tasks, and the resident
 //! memory of 100k 1 KiB L1 entries against the configured budget.
 //!
 //! `cargo bench --bench peers` (starts its own redis-server on loopback;
-//! about five minutes on two cores). At the end it prints the README's
+//! about ten minutes on two cores). At the end it prints the README's
 //! tables from criterion's saved medians.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+#[path = "peers/cpu.rs"]
+mod cpu;
 #[path = "peers/libs.rs"]
 mod libs;
 #[path = "peers/report.rs"]
@@ -300,6 +303,7 @@ fn main() {
     let libs = f.rt.block_on(libs(&f.server.url()));
     mixed(&mut c, &f, &libs);
     ours_stats("s4", &libs);
+    cpu::report(&f.rt, &libs, f.server.pid());
     scaling::l1_threads(&mut c);
     scaling::l2_tasks(&mut c, &f.rt, &libs);
     ours_stats("s4 + L2 scaling", &libs);

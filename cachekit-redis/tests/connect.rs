@@ -1,5 +1,6 @@
-//! Connecting: URL forms, credentials, databases, TLS, TCP keepalive, and
-//! the errors users hit, against real servers.
+//! Connecting: URL forms, host names and IPv6 literals, credentials,
+//! databases, TLS, TCP keepalive, and the errors users hit, against real
+//! servers.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 
@@ -424,5 +425,41 @@ mod keepalive {
         assert_eq!(ports.len(), 1, "{ports:?}");
         let timer = socket_timer(ports[0]).expect("the socket is in /proc/net/tcp");
         assert_ne!(timer.0, 2, "keepalive timer armed although turned off");
+    }
+}
+
+/// Whether this machine's loopback interface has `::1`.
+fn has_ipv6_loopback() -> bool {
+    std::fs::read_to_string("/proc/net/if_inet6").is_ok_and(|table| {
+        table
+            .lines()
+            .any(|line| line.starts_with("00000000000000000000000000000001"))
+    })
+}
+
+#[tokio::test]
+async fn host_names_and_ipv6_literals_connect_over_plain_tcp() {
+    let ipv6 = has_ipv6_loopback();
+    let bind = if ipv6 { "127.0.0.1 ::1" } else { "127.0.0.1" };
+    let server = RedisServer::builder().config("bind", bind).start();
+    // `localhost` may resolve to `::1` first; each address is tried in turn.
+    let mut urls = vec![format!("redis://localhost:{}", server.port())];
+    if ipv6 {
+        urls.push(format!("redis://[::1]:{}", server.port()));
+    } else {
+        eprintln!("no ::1 on this machine's loopback: the IPv6 literal is not tried");
+    }
+    for coalesce in [true, false] {
+        for url in &urls {
+            let config = RedisConfig::builder()
+                .url(url.as_str())
+                .coalesce_writes(coalesce)
+                .build()
+                .unwrap();
+            let backend = RedisBackend::new(config)
+                .await
+                .unwrap_or_else(|e| panic!("{url} (coalesce {coalesce}): {e}"));
+            round_trip(&backend, &server).await;
+        }
     }
 }

@@ -163,8 +163,7 @@ impl Manager {
         host: &str,
         port: u16,
     ) -> std::result::Result<Conn, RedisError> {
-        // Tries each address the host resolves to in turn.
-        let socket = TcpStream::connect((host, port)).await?;
+        let socket = connect_any(host, port).await?;
         apply_tcp_settings(&socket, info.tcp_settings())?;
         let (conn, driver): (MultiplexedConnection, _) = MultiplexedConnection::new_with_config(
             info.redis_settings(),
@@ -217,6 +216,39 @@ impl bb8::ManageConnection for Manager {
     fn has_broken(&self, conn: &mut Conn) -> bool {
         conn.state.is_broken()
     }
+}
+
+/// Connects to every address `host` resolves to at once, as redis-rs does,
+/// and keeps the first that answers: an unreachable IPv6 address listed
+/// first costs no connect timeout. When all fail, the last error is kept.
+async fn connect_any(host: &str, port: u16) -> std::io::Result<TcpStream> {
+    let addrs = tokio::net::lookup_host((host, port)).await?;
+    connect_first(host, addrs).await
+}
+
+async fn connect_first(
+    host: &str,
+    addrs: impl IntoIterator<Item = std::net::SocketAddr>,
+) -> std::io::Result<TcpStream> {
+    let mut attempts = tokio::task::JoinSet::new();
+    for addr in addrs {
+        attempts.spawn(TcpStream::connect(addr));
+    }
+    let mut last = None;
+    while let Some(attempt) = attempts.join_next().await {
+        match attempt {
+            // Dropping the set aborts the attempts still running.
+            Ok(Ok(socket)) => return Ok(socket),
+            Ok(Err(err)) => last = Some(err),
+            Err(join) => last = Some(std::io::Error::other(join)),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{host} resolves to no address"),
+        )
+    }))
 }
 
 /// What redis-rs sets on the sockets it opens.
@@ -282,4 +314,60 @@ fn read_pem(field: &str, path: &Path) -> Result<Vec<u8>> {
         ));
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use redis::io::tcp::socket2::{Domain, Socket, Type};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_address_that_never_answers_does_not_hold_up_the_next() {
+        // A listener whose accept queue is full: Linux drops further SYNs,
+        // so a connect to it hangs (for minutes, retrying).
+        let full = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        full.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        full.listen(0).unwrap();
+        let full_addr = full.local_addr().unwrap().as_socket().unwrap();
+        let mut queued = Vec::new();
+        for _ in 0..2 {
+            let Ok(Ok(socket)) =
+                tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(full_addr))
+                    .await
+            else {
+                break;
+            };
+            queued.push(socket);
+        }
+        let live = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let live_addr = live.local_addr().unwrap();
+
+        let socket = tokio::time::timeout(
+            Duration::from_secs(20),
+            connect_first("test", [full_addr, live_addr]),
+        )
+        .await
+        .expect("the live address was not tried while the first hung")
+        .unwrap();
+        assert_eq!(socket.peer_addr().unwrap(), live_addr);
+    }
+
+    #[tokio::test]
+    async fn when_every_address_fails_the_error_says_why() {
+        // A port nothing listens on: connection refused.
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        let err = connect_first("test", [addr]).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+        let err = connect_first("nowhere", []).await.unwrap_err();
+        assert!(
+            err.to_string().contains("nowhere resolves to no address"),
+            "{err}"
+        );
+    }
 }

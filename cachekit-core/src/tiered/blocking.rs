@@ -6,15 +6,16 @@
 //!   caller's own runtime (connections owned by that runtime keep working);
 //! - outside any runtime, on a small runtime owned by cachekit, driven by
 //!   the calling thread;
-//! - inside a current-thread runtime, which must not be blocked, on a
-//!   short-lived helper thread driving cachekit's runtime (the computation
-//!   then runs on that thread, so it must be `Send`).
+//! - inside a current-thread runtime, which must not be blocked, and where
+//!   Tokio refuses `block_in_place` (a `LocalSet`), on a short-lived helper
+//!   thread driving cachekit's runtime (the computation then runs on that
+//!   thread, so it must be `Send`).
 
 use std::future::Future;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::runtime::Handle;
 
 use super::tiers::Found;
 use super::{Cacheable, Policy, TieredCache};
@@ -215,18 +216,20 @@ where
     F: Future + Send,
     F::Output: Send,
 {
-    match Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            Some(tokio::task::block_in_place(|| handle.block_on(fut)))
+    let Ok(handle) = Handle::try_current() else {
+        return crate::runtime::background().map(|rt| rt.block_on(fut));
+    };
+    // A multi-thread runtime, unless Tokio refuses to block here (a LocalSet).
+    let fut = match crate::runtime::try_block_in_place(fut, |fut| handle.block_on(fut)) {
+        Ok(output) => return Some(output),
+        Err(fut) => fut,
+    };
+    std::thread::scope(|scope| {
+        let worker = scope.spawn(|| crate::runtime::background().map(|rt| rt.block_on(fut)));
+        match worker.join() {
+            Ok(output) => output,
+            // The user's computation panicked: let the panic continue in the caller.
+            Err(panic) => std::panic::resume_unwind(panic),
         }
-        Ok(_) => std::thread::scope(|scope| {
-            let worker = scope.spawn(|| crate::runtime::background().map(|rt| rt.block_on(fut)));
-            match worker.join() {
-                Ok(output) => output,
-                // The user's computation panicked: let the panic continue in the caller.
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }),
-        Err(_) => crate::runtime::background().map(|rt| rt.block_on(fut)),
-    }
+    })
 }

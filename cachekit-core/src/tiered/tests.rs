@@ -424,6 +424,48 @@ async fn blocking_api_inside_a_multi_thread_runtime() {
     assert_eq!(cache.get_blocking::<u8>("k"), Some(9));
 }
 
+#[test]
+fn blocking_api_inside_a_local_set_on_a_multi_thread_runtime() {
+    // Tokio refuses `block_in_place` here although the runtime is
+    // multi-thread; the calls must still work, not panic.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let l2 = Flaky::new();
+    let cache = two_tier(&l2);
+    let local = tokio::task::LocalSet::new();
+    let calls = || {
+        assert_eq!(cache.get_or_compute_blocking("k", None, || 3u8), 3);
+        cache.invalidate_local("k");
+        assert_eq!(cache.get_or_compute_blocking("k", None, || 4u8), 3);
+        assert!(cache.delete_blocking("k").unwrap());
+    };
+    rt.block_on(local.run_until(async { calls() }));
+    // In a task of the LocalSet, and again after the first refusal.
+    rt.block_on(local.run_until(async {
+        let cache = cache.clone();
+        tokio::task::spawn_local(async move {
+            cache.set_blocking("j", &5u8, None).unwrap();
+            cache.invalidate_local("j");
+            assert_eq!(cache.get_blocking::<u8>("j"), Some(5));
+        })
+        .await
+        .unwrap();
+    }));
+    // Outside the LocalSet this thread, refused once, keeps to the helper
+    // thread; a worker still blocks in place.
+    rt.block_on(async { calls() });
+    rt.block_on(rt.spawn({
+        let cache = cache.clone();
+        async move {
+            assert_eq!(cache.get_or_compute_blocking("w", None, || 6u8), 6);
+        }
+    }))
+    .unwrap();
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn blocking_api_inside_a_current_thread_runtime() {
     let l2 = Flaky::new();

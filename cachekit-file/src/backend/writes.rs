@@ -2,41 +2,20 @@
 //! [`caller_writes`](crate::FileConfigBuilder::caller_writes), on the
 //! calling thread in [`tokio::task::block_in_place`] where Tokio allows it.
 //!
-//! `block_in_place` panics where blocking is not allowed, so it is only
-//! called inside a multi-thread runtime. There, Tokio
-//! (`runtime/scheduler/multi_thread/worker.rs`) allows it:
-//! - on a worker thread: it hands the worker's core (its queue of tasks)
-//!   to another thread, started as a blocking-pool task, which keeps the
-//!   other tasks running; runs the write; then takes the core back if that
-//!   thread has not picked it up yet;
-//! - in the thread of the runtime's `block_on` (and `Handle::block_on`):
-//!   no core to hand off, so it only runs the write; what waits is the
-//!   future that thread drives, as it would for any blocking call;
-//! - on the blocking pool's threads: it only runs the write.
-//!
-//! It refuses, with a panic before running anything, off the workers
-//! where a runtime's `block_on` does not allow blocking although
-//! `Handle::runtime_flavor` says multi-thread: inside a `LocalSet`, and
-//! with a multi-thread runtime's handle entered (`Handle::enter`) inside a
-//! current-thread runtime's `block_on`. No public API tells these apart,
-//! so that panic is caught; the thread is marked, and its writes take the
-//! pool from then on.
+//! Whether Tokio allows `block_in_place` on a thread is
+//! [`cachekit_core::runtime::try_block_in_place`]'s to find out (on a
+//! multi-thread runtime's workers and `block_on` thread, not inside a
+//! `LocalSet`); where it does not, the write takes the pool.
 
-use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
+use cachekit_core::runtime::try_block_in_place;
 use cachekit_core::Result;
-use tokio::runtime::{Handle, RuntimeFlavor};
 
 use super::FileBackend;
 use crate::disk::Replaced;
 use crate::store::{Evict, Store};
-
-thread_local! {
-    /// Set once Tokio refused `block_in_place` on this thread.
-    static REFUSED: Cell<bool> = const { Cell::new(false) };
-}
 
 /// How a write ran on the calling thread.
 enum Ran<R> {
@@ -146,43 +125,25 @@ impl FileBackend {
     /// in place for the pool. A panic in `run` becomes an error, as a
     /// panic on the pool does.
     fn on_caller<F, R>(&self, job: &mut Option<F>, run: impl FnOnce(F) -> Result<R>) -> Ran<R> {
-        if !self.store.config.caller_writes || !may_block_here() {
+        if !self.store.config.caller_writes {
             return Ran::NotHere;
         }
-        let ran = catch_unwind(AssertUnwindSafe(|| {
-            tokio::task::block_in_place(|| job.take().map(run))
-        }));
+        let Some(f) = job.take() else {
+            return Ran::NotHere;
+        };
+        let ran = try_block_in_place(f, |f| catch_unwind(AssertUnwindSafe(|| run(f))));
         match ran {
-            Ok(Some(out)) => {
+            Ok(out) => {
                 self.store.count_write(true);
-                Ran::Done(out)
+                Ran::Done(out.unwrap_or_else(|panic| Err(crate::error::caller_panic(&*panic))))
             }
-            Ok(None) => Ran::NotHere,
-            // Tokio refused before running anything: the job is still here.
-            Err(_) if job.is_some() => {
-                let _ = REFUSED.try_with(|refused| refused.set(true));
-                tracing::warn!(
-                    "Tokio does not allow blocking on this thread (a LocalSet?): its file \
-                     cache writes go through the blocking pool from now on, as without \
-                     caller_writes"
-                );
+            // Not allowed here: the job is left for the pool.
+            Err(f) => {
+                *job = Some(f);
                 Ran::NotHere
-            }
-            Err(panic) => {
-                self.store.count_write(true);
-                Ran::Done(Err(crate::error::caller_panic(&*panic)))
             }
         }
     }
-}
-
-/// Whether `block_in_place` may be tried on this thread: inside a
-/// multi-thread runtime, unless Tokio refused it here before. Never on a
-/// current-thread runtime, whose only thread runs every task.
-fn may_block_here() -> bool {
-    // A thread tearing down its thread-locals is refused too.
-    !REFUSED.try_with(Cell::get).unwrap_or(true)
-        && Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread)
 }
 
 /// Releases a deferred eviction when dropped, also if a shutting-down

@@ -101,7 +101,7 @@ pub(crate) struct ConnState {
 
 impl Drop for ConnState {
     fn drop(&mut self) {
-        // Its in-flight commands may never be answered (a stopped server):
+        // A write a hung server never takes keeps the task flushing:
         // without this the task and its socket would outlive every handle.
         if let Some(driver) = &self.driver {
             driver.abort();

@@ -140,25 +140,35 @@ fn codec(c: &mut Criterion) {
         });
     }
     // Random letters: LZ4 cannot shrink them, so the envelope keeps them
-    // raw and the compression attempt is pure cost. The baseline is the
+    // raw and any compression attempt is pure cost. The baseline is the
     // MessagePack encoding alone.
     let mut rng = fastrand::Rng::with_seed(16);
-    let random: String = (0..16 * 1024).map(|_| rng.alphanumeric()).collect();
-    let encoded = codec.encode(&random).unwrap();
-    group.throughput(Throughput::Bytes(random.len() as u64));
-    group.bench_function("encode_incompressible/16384", |b| {
-        b.iter(|| codec.encode(black_box(&random)).unwrap())
-    });
-    group.bench_function("rmp_serde_encode_incompressible/16384 (baseline)", |b| {
-        b.iter(|| rmp_serde::to_vec(black_box(&random)).unwrap())
-    });
-    group.bench_function("decode_incompressible/16384", |b| {
-        b.iter(|| codec.decode::<String>(black_box(&encoded)).unwrap())
-    });
-    group.bench_function("rmp_serde_decode_incompressible/16384 (baseline)", |b| {
+    for size in [16 * 1024, 1024 * 1024] {
+        let random: String = (0..size).map(|_| rng.alphanumeric()).collect();
+        let encoded = codec.encode(&random).unwrap();
         let plain = rmp_serde::to_vec(&random).unwrap();
-        b.iter(|| rmp_serde::from_slice::<String>(black_box(&plain)).unwrap())
-    });
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_with_input(
+            BenchmarkId::new("encode_incompressible", size),
+            &random,
+            |b, v| b.iter(|| codec.encode(black_box(v)).unwrap()),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("rmp_serde_encode_incompressible (baseline)", size),
+            &random,
+            |b, v| b.iter(|| rmp_serde::to_vec(black_box(v)).unwrap()),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("decode_incompressible", size),
+            &encoded,
+            |b, e| b.iter(|| codec.decode::<String>(black_box(e)).unwrap()),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("rmp_serde_decode_incompressible (baseline)", size),
+            &plain,
+            |b, p| b.iter(|| rmp_serde::from_slice::<String>(black_box(p)).unwrap()),
+        );
+    }
     group.finish();
 }
 

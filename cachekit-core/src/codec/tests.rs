@@ -43,21 +43,137 @@ fn large_compressible_values_are_compressed() {
     assert_eq!(codec.decode::<String>(&bytes).unwrap(), value);
 }
 
-#[test]
-fn incompressible_values_stay_raw() {
-    let codec = Codec::new(CodecConfig::default().compress_threshold(0));
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let noise: Vec<u64> = (0..1000)
+/// Xorshift noise: neither LZ4 nor its sample finds anything to shrink.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            x | (1 << 63)
+            (x >> 24) as u8
         })
-        .collect();
-    let bytes = codec.encode(&noise).unwrap();
-    assert_eq!(bytes[3], 0, "compression that does not shrink is not kept");
-    assert_eq!(codec.decode::<Vec<u64>>(&bytes).unwrap(), noise);
+        .collect()
+}
+
+#[test]
+fn incompressible_values_stay_raw() {
+    let codec = Codec::new(CodecConfig::default().compress_threshold(0));
+    // Below the sampling size LZ4 runs on the whole payload, and above it
+    // only on the sample: raw either way.
+    for len in [3_000, 40_000] {
+        let value = noise(len as u64, len);
+        let bytes = codec.encode(&value).unwrap();
+        assert_eq!(
+            bytes[3], 0,
+            "{len}: compression that does not shrink is not kept"
+        );
+        assert_eq!(
+            bytes.len(),
+            HEADER_LEN + rmp_serde::to_vec(&value).unwrap().len()
+        );
+        assert_eq!(codec.decode::<Vec<u8>>(&bytes).unwrap(), value);
+    }
+}
+
+#[test]
+fn the_sample_spans_the_whole_payload() {
+    let may_pay = |payload: &[u8]| lz4_may_pay(payload, &mut Vec::new());
+    let random = noise(7, 16 * 1024);
+    assert!(!may_pay(&random));
+    // Small payloads are never judged by a sample.
+    assert!(may_pay(&random[..4 * SAMPLE - 1]));
+    let text = "cachekit sample text; ".repeat(800);
+    assert!(may_pay(text.as_bytes()));
+    // Only the last quarter repeats itself: the last window sees it.
+    let mut tail = noise(8, 12 * 1024);
+    tail.extend(std::iter::repeat_n(b'A', 4 * 1024));
+    assert!(may_pay(&tail));
+    // A window's worth of repetition at the start is not enough on its own.
+    let mut head = vec![b'A'; 64];
+    head.extend(noise(9, 16 * 1024));
+    assert!(!may_pay(&head));
+}
+
+#[test]
+fn compressible_values_past_the_sample_size_are_compressed() {
+    let codec = Codec::default();
+    let head = noise(10, 12 * 1024);
+    let mut value = head.clone();
+    value.extend(std::iter::repeat_n(b'z', 20 * 1024));
+    let bytes = codec.encode(&value).unwrap();
+    assert_eq!(bytes[3], FLAG_LZ4);
+    // The noise stays about as long as it was; the run of `z`s all but goes.
+    let noise_len = rmp_serde::to_vec(&head).unwrap().len();
+    assert!(
+        bytes.len() < noise_len + 1024,
+        "compressed to {}",
+        bytes.len()
+    );
+    assert_eq!(codec.decode::<Vec<u8>>(&bytes).unwrap(), value);
+}
+
+/// The bytes a thread that never encoded anything makes of `value`.
+fn fresh_encoding<T: Serialize + Sync>(codec: &Codec, value: &T) -> Bytes {
+    std::thread::scope(|s| s.spawn(|| codec.encode(value).unwrap()).join().unwrap())
+}
+
+#[test]
+fn reused_buffers_give_the_bytes_a_fresh_thread_gives() {
+    let codec = Codec::default();
+    let big = SCRATCH_KEPT + 1000;
+    let values: Vec<Vec<u8>> = vec![
+        noise(1, big),                                   // raw, handed out in its buffer
+        vec![b'q'; big],                                 // compressed from a large payload
+        b"short".to_vec(),                               // after a large one: nothing left over
+        noise(2, 20_000),                                // raw, copied out of the buffer
+        [vec![b'r'; 10_000], noise(3, 10_000)].concat(), // compressed, copied out
+        noise(4, 5_000),                                 // LZ4 tried on the whole, not kept
+        Vec::new(),
+    ];
+    for round in 0..2 {
+        for value in &values {
+            let bytes = codec.encode(value).unwrap();
+            assert_eq!(
+                bytes,
+                fresh_encoding(&codec, value),
+                "round {round}, {} bytes",
+                value.len()
+            );
+            assert_eq!(&codec.decode::<Vec<u8>>(&bytes).unwrap(), value);
+        }
+    }
+    let (payload, packed) = SCRATCH.with(|s| {
+        let s = s.borrow();
+        (s.payload.capacity(), s.packed.capacity())
+    });
+    assert!(
+        payload <= SCRATCH_KEPT && packed <= SCRATCH_KEPT,
+        "kept {payload} / {packed} bytes"
+    );
+}
+
+/// A value whose serialization encodes another value with a codec.
+struct Nested(String);
+
+impl Serialize for Nested {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let inner = Codec::default()
+            .encode(&self.0)
+            .map_err(serde::ser::Error::custom)?;
+        s.collect_seq(inner.iter())
+    }
+}
+
+#[test]
+fn a_value_that_encodes_while_being_encoded() {
+    let codec = Codec::default();
+    let bytes = codec.encode(&Nested("inner".repeat(2000))).unwrap();
+    let inner: Vec<u8> = codec.decode(&bytes).unwrap();
+    assert_eq!(
+        codec.decode::<String>(&inner).unwrap(),
+        "inner".repeat(2000)
+    );
 }
 
 #[test]

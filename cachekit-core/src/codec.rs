@@ -29,7 +29,7 @@ use std::cell::RefCell;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use xxhash_rust::xxh3::xxh3_64;
+use twox_hash::XxHash3_64;
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -114,19 +114,7 @@ impl Codec {
     /// [`ErrorKind::Serialization`] if serde fails, [`ErrorKind::TooLarge`]
     /// if the payload exceeds [`CodecConfig::max_value_size`].
     pub fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Bytes> {
-        let encode = |scratch: &mut Scratch| {
-            let encoded = self.encode_in(value, scratch);
-            scratch.trim();
-            encoded
-        };
-        SCRATCH
-            .try_with(|cell| match cell.try_borrow_mut() {
-                Ok(mut scratch) => encode(&mut scratch),
-                // A `Serialize` impl that encodes another value itself.
-                Err(_) => encode(&mut Scratch::default()),
-            })
-            // The thread is tearing its locals down.
-            .unwrap_or_else(|_| encode(&mut Scratch::default()))
+        with_scratch(|scratch| self.encode_in(value, scratch))
     }
 
     fn encode_in<T: Serialize + ?Sized>(&self, value: &T, scratch: &mut Scratch) -> Result<Bytes> {
@@ -142,7 +130,7 @@ impl Codec {
         let raw = &payload[HEADER_LEN..];
         let len = raw.len();
         self.check_size(len)?;
-        let checksum = xxh3_64(raw);
+        let checksum = XxHash3_64::oneshot(raw);
         if len >= self.config.compress_threshold && lz4_may_pay(raw, packed) {
             grow(
                 packed,
@@ -164,16 +152,23 @@ impl Codec {
     /// holding a `T`; [`ErrorKind::TooLarge`] if the declared size exceeds the
     /// configured maximum.
     pub fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
-        let payload = self.open(bytes)?;
-        rmp_serde::from_slice(&payload).map_err(|e| {
-            Error::new(
-                ErrorKind::Serialization,
-                format!(
-                    "cached value does not decode as {}: {e}",
-                    std::any::type_name::<T>()
-                ),
-            )
-        })
+        let envelope = self.envelope(bytes)?;
+        let deserialize = |payload: &[u8]| {
+            envelope.verify(payload)?;
+            rmp_serde::from_slice(payload).map_err(|e| {
+                Error::new(
+                    ErrorKind::Serialization,
+                    format!(
+                        "cached value does not decode as {}: {e}",
+                        std::any::type_name::<T>()
+                    ),
+                )
+            })
+        };
+        if !envelope.compressed {
+            return deserialize(envelope.body);
+        }
+        with_scratch(|scratch| deserialize(envelope.decompress_into(&mut scratch.payload)?))
     }
 
     /// Checks an envelope and returns its uncompressed MessagePack payload.
@@ -181,6 +176,20 @@ impl Codec {
     /// # Errors
     /// As for [`decode`](Self::decode).
     pub fn open<'a>(&self, bytes: &'a [u8]) -> Result<std::borrow::Cow<'a, [u8]>> {
+        let envelope = self.envelope(bytes)?;
+        let payload = if envelope.compressed {
+            let mut out = Vec::new();
+            envelope.decompress_into(&mut out)?;
+            std::borrow::Cow::Owned(out)
+        } else {
+            std::borrow::Cow::Borrowed(envelope.body)
+        };
+        envelope.verify(&payload)?;
+        Ok(payload)
+    }
+
+    /// Checks the header of `bytes` against the body after it and the limits.
+    fn envelope<'a>(&self, bytes: &'a [u8]) -> Result<Envelope<'a>> {
         if bytes.len() < HEADER_LEN {
             return Err(corrupt(format!(
                 "{} bytes is shorter than the {HEADER_LEN}-byte envelope header",
@@ -206,35 +215,25 @@ impl Codec {
             head[8], head[9], head[10], head[11], head[12], head[13], head[14], head[15],
         ]);
         self.check_size(declared)?;
-        let payload = if flags & FLAG_LZ4 != 0 {
-            if declared > body.len().saturating_mul(LZ4_MAX_RATIO) {
-                return Err(corrupt(format!(
-                    "declared size {declared} is impossible for {} compressed bytes",
-                    body.len()
-                )));
-            }
-            let out = lz4_flex::block::decompress(body, declared)
-                .map_err(|e| corrupt(format!("LZ4 payload does not decompress: {e}")))?;
-            if out.len() != declared {
-                return Err(corrupt(format!(
-                    "payload decompressed to {} bytes, header says {declared}",
-                    out.len()
-                )));
-            }
-            std::borrow::Cow::Owned(out)
-        } else {
-            if body.len() != declared {
-                return Err(corrupt(format!(
-                    "payload is {} bytes, header says {declared}",
-                    body.len()
-                )));
-            }
-            std::borrow::Cow::Borrowed(body)
-        };
-        if xxh3_64(&payload) != checksum {
-            return Err(corrupt("checksum mismatch".to_string()));
+        let compressed = flags & FLAG_LZ4 != 0;
+        if compressed && declared > body.len().saturating_mul(LZ4_MAX_RATIO) {
+            return Err(corrupt(format!(
+                "declared size {declared} is impossible for {} compressed bytes",
+                body.len()
+            )));
         }
-        Ok(payload)
+        if !compressed && body.len() != declared {
+            return Err(corrupt(format!(
+                "payload is {} bytes, header says {declared}",
+                body.len()
+            )));
+        }
+        Ok(Envelope {
+            compressed,
+            declared,
+            checksum,
+            body,
+        })
     }
 
     #[inline]
@@ -264,9 +263,10 @@ fn header(flags: u8, len: usize, checksum: u64) -> [u8; HEADER_LEN] {
     h
 }
 
-/// Buffers an encoding thread reuses, so that serializing a value does
-/// not grow a fresh vector step by step and the LZ4 output needs no
-/// allocation of its own. Each holds an envelope header's room, then a body.
+/// Buffers a thread reuses, so that serializing a value does not grow a
+/// fresh vector step by step, and LZ4 output (compressed on encode,
+/// decompressed on decode) needs no allocation of its own. When encoding,
+/// each holds an envelope header's room, then a body.
 #[derive(Default)]
 struct Scratch {
     payload: Vec<u8>,
@@ -293,6 +293,56 @@ impl Scratch {
                 *buf = Vec::new();
             }
         }
+    }
+}
+
+/// Runs `f` with this thread's scratch buffers, then trims them; with
+/// fresh ones if they are in use further up the stack or gone with the
+/// thread.
+fn with_scratch<R>(mut f: impl FnMut(&mut Scratch) -> R) -> R {
+    let kept = SCRATCH.try_with(|cell| {
+        // Taken: a `Serialize` or `Deserialize` impl that uses a codec itself.
+        let mut scratch = cell.try_borrow_mut().ok()?;
+        let result = f(&mut scratch);
+        scratch.trim();
+        Some(result)
+    });
+    match kept {
+        Ok(Some(result)) => result,
+        _ => f(&mut Scratch::default()),
+    }
+}
+
+/// An envelope whose header passed every check.
+struct Envelope<'a> {
+    compressed: bool,
+    declared: usize,
+    checksum: u64,
+    body: &'a [u8],
+}
+
+impl Envelope<'_> {
+    /// Decompresses the body into `out` (growing it to the declared size at
+    /// most) and returns the payload.
+    fn decompress_into<'b>(&self, out: &'b mut Vec<u8>) -> Result<&'b [u8]> {
+        grow(out, self.declared);
+        let payload = &mut out[..self.declared];
+        let n = lz4_flex::block::decompress_into(self.body, payload)
+            .map_err(|e| corrupt(format!("LZ4 payload does not decompress: {e}")))?;
+        if n != self.declared {
+            return Err(corrupt(format!(
+                "payload decompressed to {n} bytes, header says {}",
+                self.declared
+            )));
+        }
+        Ok(payload)
+    }
+
+    fn verify(&self, payload: &[u8]) -> Result<()> {
+        if XxHash3_64::oneshot(payload) != self.checksum {
+            return Err(corrupt("checksum mismatch".to_string()));
+        }
+        Ok(())
     }
 }
 

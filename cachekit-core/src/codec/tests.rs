@@ -153,29 +153,6 @@ fn reused_buffers_give_the_bytes_a_fresh_thread_gives() {
     );
 }
 
-/// A value whose serialization encodes another value with a codec.
-struct Nested(String);
-
-impl Serialize for Nested {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let inner = Codec::default()
-            .encode(&self.0)
-            .map_err(serde::ser::Error::custom)?;
-        s.collect_seq(inner.iter())
-    }
-}
-
-#[test]
-fn a_value_that_encodes_while_being_encoded() {
-    let codec = Codec::default();
-    let bytes = codec.encode(&Nested("inner".repeat(2000))).unwrap();
-    let inner: Vec<u8> = codec.decode(&bytes).unwrap();
-    assert_eq!(
-        codec.decode::<String>(&inner).unwrap(),
-        "inner".repeat(2000)
-    );
-}
-
 #[test]
 fn every_truncation_is_an_error_not_a_panic() {
     let codec = Codec::new(CodecConfig::default().compress_threshold(64));
@@ -286,7 +263,7 @@ fn random_inputs_behind_a_valid_header_never_panic() {
         let flags = (round % 2) as u8;
         let declared = (next() % 4096) as usize;
         let checksum = if round % 3 == 0 {
-            xxh3_64(&body)
+            XxHash3_64::oneshot(&body)
         } else {
             next()
         };
@@ -295,5 +272,61 @@ fn random_inputs_behind_a_valid_header_never_panic() {
         // Any outcome but a panic is acceptable; most are errors.
         let _ = codec.decode::<User>(&input);
         let _ = codec.decode::<Vec<String>>(&input);
+    }
+}
+
+/// A value whose (de)serialization encodes (decodes) another value with a
+/// codec, while the outer value is being encoded (decoded).
+#[derive(Debug, PartialEq)]
+struct Nested {
+    inner: String,
+    padding: String,
+}
+
+impl Serialize for Nested {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let inner = Codec::default()
+            .encode(&self.inner)
+            .map_err(serde::ser::Error::custom)?;
+        (inner.to_vec(), &self.padding).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Nested {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let (inner, padding) = <(Vec<u8>, String)>::deserialize(d)?;
+        let inner = Codec::default()
+            .decode(&inner)
+            .map_err(serde::de::Error::custom)?;
+        Ok(Nested { inner, padding })
+    }
+}
+
+#[test]
+fn a_value_that_uses_a_codec_while_being_encoded_and_decoded() {
+    let codec = Codec::default();
+    // Both envelopes are compressed, so both levels need the LZ4 buffers.
+    let value = Nested {
+        inner: "inner".repeat(2000),
+        padding: "p".repeat(10_000),
+    };
+    let bytes = codec.encode(&value).unwrap();
+    assert_eq!(bytes[3], FLAG_LZ4);
+    assert_eq!(codec.decode::<Nested>(&bytes).unwrap(), value);
+}
+
+#[test]
+fn checksums_are_the_xxh3_every_stored_envelope_carries() {
+    // Envelopes written before the checksum moved to twox-hash carry
+    // xxhash-rust's XXH3-64: every input length class must agree.
+    let data = noise(11, 300_000);
+    let lengths = (0..=1100).chain([4096, 16 * 1024, 16 * 1024 + 7, 300_000]);
+    for len in lengths {
+        let input = &data[..len];
+        assert_eq!(
+            XxHash3_64::oneshot(input),
+            xxhash_rust::xxh3::xxh3_64(input),
+            "{len} bytes"
+        );
     }
 }

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
 use thread_local::ThreadLocal;
-use xxhash_rust::xxh3::xxh3_64;
+use twox_hash::XxHash3_64;
 
 use super::{blake2b, with_canonical_args, KeyBuilder};
 use crate::error::Result;
@@ -470,7 +470,7 @@ impl KeyCache {
         // SLOTS is a power of two no larger than 2^16; truncating the hash
         // is the point.
         #[allow(clippy::cast_possible_truncation)]
-        let index = (xxh3_64(args) as u16) & (SLOTS - 1) as u16;
+        let index = (XxHash3_64::oneshot(args) as u16) & (SLOTS - 1) as u16;
         let Table { slots, held, .. } = &mut *table;
         let Some(slot) = slots.get_mut(usize::from(index)) else {
             return self.unremembered(args);

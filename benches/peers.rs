@@ -8,17 +8,20 @@
 //! 4. 64 tasks, 90/10 read/write over 10k Zipf keys: the same four, and
 //!    the CPU time per operation of client and server together;
 //!
-//! then L1 hits on 1-8 threads, L2 hits on 1-256 tasks, and the resident
+//! then scenarios 2 and 3 once more with the libraries taking turns (see
+//! `peers/interleaved.rs`), L1 hits on 1-8 threads, L2 hits on 1-256 tasks, and the resident
 //! memory of 100k 1 KiB L1 entries against the configured budget.
 //!
 //! `cargo bench --bench peers` (starts its own redis-server on loopback;
-//! about ten minutes on two cores). At the end it prints the README's
+//! about thirteen minutes on two cores). At the end it prints the README's
 //! tables from criterion's saved medians.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 #[path = "peers/cpu.rs"]
 mod cpu;
+#[path = "peers/interleaved.rs"]
+mod interleaved;
 #[path = "peers/libs.rs"]
 mod libs;
 #[path = "peers/report.rs"]
@@ -42,7 +45,7 @@ use libs::*;
 use scaling::Mix;
 use values::{large, small, Large, Small, Zipf};
 
-struct Fixture {
+pub struct Fixture {
     /// Scenarios 4 and the L2 scaling: many tasks on two workers.
     rt: Runtime,
     /// Scenarios 2 and 3 time one call at a time; on a current-thread
@@ -83,9 +86,7 @@ impl Fixture {
     }
 
     /// Each miss-path bench starts from an empty server, so the keys it
-    /// leaves behind do not pile up in memory for the next one. Once per
-    /// bench, not per sample: a FLUSHALL before every sample perturbed the
-    /// samples that followed it.
+    /// leaves behind do not pile up in memory for the next one.
     fn flush(&self) {
         self.server.command(&["FLUSHALL"]);
     }
@@ -127,75 +128,79 @@ fn l1_hit(c: &mut Criterion) {
     assert_eq!(ours_large_l1_cache().stats().computes, 1, "not L1 hits");
 }
 
-/// The four memoized calls of one value type, on ids `ids()` gives.
-struct Calls<T> {
+/// The libraries of scenarios 2 and 3, in table order; [`Calls::call`]
+/// takes an index into this.
+pub const L2_LIBS: [&str; 4] = [
+    "cachekit",
+    "cached",
+    "cachekit-rs",
+    "raw redis-rs + rmp-serde (baseline)",
+];
+
+type Call<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// The memoized calls of one value type.
+pub struct Calls<T> {
     label: &'static str,
-    ours: fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>,
-    theirs: fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>,
+    ours: fn(u64) -> Call<T>,
+    theirs: fn(u64) -> Call<T>,
     operation: &'static str,
     compute: fn(u64) -> T,
 }
 
+impl<T: Serialize + serde::de::DeserializeOwned + Send + Sync + 'static> Calls<T> {
+    /// One call of library `lib` (an index into [`L2_LIBS`]) for `id`.
+    pub fn call(&self, f: &Fixture, lib: usize, id: u64) -> Call<T> {
+        let compute = self.compute;
+        match lib {
+            0 => (self.ours)(id),
+            1 => (self.theirs)(id),
+            2 => {
+                let ckrs = f.ckrs.clone();
+                let operation = self.operation;
+                Box::pin(async move { ckrs_memo(&ckrs, operation, id, compute).await })
+            }
+            _ => {
+                let mut raw = f.raw.clone();
+                let key = format!("raw:{}:{id}", self.label);
+                Box::pin(async move { raw_memo(&mut raw, &key, id, compute).await })
+            }
+        }
+    }
+}
+
 fn l2_group<T>(c: &mut Criterion, f: &Fixture, name: &str, calls: &Calls<T>, miss: bool)
 where
-    T: Serialize + serde::de::DeserializeOwned + Send + 'static,
+    T: Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
 {
     // Hits reuse id 1 (stored once up front); misses take a fresh id per call.
     let next = AtomicU64::new(1_000_000);
     let id = || if miss { next.fetch_add(1, Relaxed) } else { 1 };
     if !miss {
         f.rt1.block_on(async {
-            (calls.ours)(1).await;
-            (calls.theirs)(1).await;
-            ckrs_memo(&f.ckrs, calls.operation, 1, calls.compute).await;
-            let mut raw = f.raw.clone();
-            raw_memo(
-                &mut raw,
-                &format!("raw:{}:1", calls.label),
-                1,
-                calls.compute,
-            )
-            .await;
+            for lib in 0..L2_LIBS.len() {
+                calls.call(f, lib, 1).await;
+            }
         });
     }
     let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Elements(1));
-    let mut flushed = [false; 4];
-    g.bench_function("cachekit", |b| {
-        f.flush_once(miss, &mut flushed[0]);
-        b.to_async(&f.rt1).iter(|| (calls.ours)(id()))
-    });
-    g.bench_function("cached", |b| {
-        f.flush_once(miss, &mut flushed[1]);
-        b.to_async(&f.rt1).iter(|| (calls.theirs)(id()))
-    });
-    g.bench_function("cachekit-rs", |b| {
-        f.flush_once(miss, &mut flushed[2]);
-        b.to_async(&f.rt1)
-            .iter(|| ckrs_memo(&f.ckrs, calls.operation, id(), calls.compute))
-    });
-    g.bench_function("raw redis-rs + rmp-serde (baseline)", |b| {
-        f.flush_once(miss, &mut flushed[3]);
-        b.to_async(&f.rt1).iter(|| {
-            let mut raw = f.raw.clone();
-            let id = id();
-            let key = format!("raw:{}:{id}", calls.label);
-            async move { raw_memo(&mut raw, &key, id, calls.compute).await }
-        })
-    });
+    for (lib, name) in L2_LIBS.iter().enumerate() {
+        let mut flushed = false;
+        g.bench_function(*name, |b| {
+            // Misses start from an empty server, once per bench, not per
+            // sample: a FLUSHALL before every sample perturbed the samples
+            // that followed it.
+            if miss && !flushed {
+                f.flush();
+                flushed = true;
+            }
+            b.to_async(&f.rt1).iter(|| calls.call(f, lib, id()))
+        });
+    }
     g.finish();
     if miss {
         f.flush();
-    }
-}
-
-impl Fixture {
-    /// Flushes on the first call only (`done` is the bench's own flag).
-    fn flush_once(&self, miss: bool, done: &mut bool) {
-        if miss && !*done {
-            self.flush();
-            *done = true;
-        }
     }
 }
 
@@ -300,6 +305,7 @@ fn main() {
     let f = Fixture::start();
     l1_hit(&mut c);
     redis_scenarios(&mut c, &f);
+    interleaved::report(&f, &small_calls(), &large_calls());
     let libs = f.rt.block_on(libs(&f.server.url()));
     mixed(&mut c, &f, &libs);
     ours_stats("s4", &libs);

@@ -3,11 +3,13 @@
 //! On a machine whose two cores the client and the server share, ops/s
 //! swing with whatever else the VM runs; the CPU time an operation costs
 //! both processes moves far less, and it is what a busier machine runs out
-//! of first. Read from `/proc` (utime + stime) around a fixed number of
-//! operations, interleaved over the libraries, the median of the rounds.
+//! of first. Read around a fixed number of operations (the process's own
+//! CPU clock, the server's scheduler statistics), interleaved over the
+//! libraries, the median of the rounds.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::runtime::Runtime;
 
@@ -18,42 +20,68 @@ use super::values::Zipf;
 const OPS: u64 = 200_000;
 const ROUNDS: usize = 5;
 
-/// CPU seconds `pid` has used so far.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 of stat(5); 11 and 12 here.
-    (ticks(11) + ticks(12)) as f64 / rustix::param::clock_ticks_per_second() as f64
+/// CPU time the bench process has used, all its threads, dead ones included.
+pub fn own_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// CPU time the threads of `pid` (the Redis server) have used, in
+/// nanoseconds from the scheduler (`/proc/PID/task/*/schedstat`), not in
+/// clock ticks, so that a short round is measured as well as a long one.
+pub fn server_cpu(pid: u32) -> Duration {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the server's /proc");
+    let nanos = tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
+}
+
+/// CPU time of the bench process and of the server at one moment.
+#[derive(Clone, Copy)]
+pub struct Cpu {
+    client: Duration,
+    server: Duration,
+}
+
+impl Cpu {
+    pub fn now(server_pid: u32) -> Self {
+        Self {
+            client: own_cpu(),
+            server: server_cpu(server_pid),
+        }
+    }
+
+    /// µs of client and server CPU per operation since `self`.
+    pub fn per_op(self, server_pid: u32, ops: u64) -> (f64, f64) {
+        let now = Self::now(server_pid);
+        let us = |d: Duration| d.as_secs_f64() * 1e6 / ops as f64;
+        (us(now.client - self.client), us(now.server - self.server))
+    }
+}
+
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 /// Prints, per library, the µs of CPU an operation of scenario 4 costs the
 /// bench process and `server_pid`, and its ops/s in the same rounds.
 pub fn report(rt: &Runtime, libs: &[(&'static str, Lib)], server_pid: u32) {
     let mix = Mix::Zipf90(Arc::new(Zipf::new(10_000, 1.0)));
-    let me = std::process::id();
     let mut rounds: BTreeMap<&str, Vec<(f64, f64, f64)>> = BTreeMap::new();
     for _ in 0..ROUNDS {
         for (name, lib) in libs {
-            let (client, server) = (cpu_seconds(me), cpu_seconds(server_pid));
+            let before = Cpu::now(server_pid);
             let wall = run_tasks(rt, OPS, 64, lib, &mix);
-            let per_op = |before: f64, pid: u32| (cpu_seconds(pid) - before) * 1e6 / OPS as f64;
+            let (client, server) = before.per_op(server_pid, OPS);
             let ops = OPS as f64 / wall.as_secs_f64();
-            rounds.entry(name).or_default().push((
-                per_op(client, me),
-                per_op(server, server_pid),
-                ops,
-            ));
+            rounds.entry(name).or_default().push((client, server, ops));
         }
     }
     println!(
@@ -61,10 +89,6 @@ pub fn report(rt: &Runtime, libs: &[(&'static str, Lib)], server_pid: u32) {
     );
     println!("| library | client µs/op | Redis µs/op | total µs/op | × cachekit total | ops/s in these rounds |");
     println!("|---|---|---|---|---|---|");
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     let mut ours = None;
     for (name, _) in libs {
         let got = &rounds[name];

@@ -273,9 +273,11 @@ struct Scratch {
     packed: Vec<u8>,
 }
 
-/// A thread keeps at most this much of each scratch buffer between calls;
-/// larger envelopes are handed out in the buffer they were written in.
-const SCRATCH_KEPT: usize = 256 * 1024;
+/// A thread keeps at most this much of each scratch buffer between calls,
+/// so at most 128 KiB in all: a program may encode on thousands of
+/// threads. Larger envelopes are handed out in the buffer they were
+/// written in, and larger LZ4 payloads decode into a fresh one.
+const SCRATCH_KEPT: usize = 64 * 1024;
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = const {

@@ -5,6 +5,7 @@ mod launch;
 mod resp;
 mod tls;
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -61,6 +62,8 @@ const USERINFO: &AsciiSet = &NON_ALPHANUMERIC
 pub struct RedisServer {
     config: RedisServerBuilder,
     port: u16,
+    /// Held until the server is dropped, through kills and restarts.
+    _lease: PortLease,
     tls: Option<TlsFiles>,
     state: Mutex<State>,
     // Last, so the directory outlives the process during drop.
@@ -73,11 +76,38 @@ struct State {
     paused: bool,
 }
 
-fn free_port() -> u16 {
-    match TcpListener::bind((HOST, 0)).and_then(|l| l.local_addr()) {
-        Ok(addr) => addr.port(),
-        Err(err) => panic!("could not find a free port on {HOST}: {err}"),
+/// Ports of this process's servers, running or not. A killed server is
+/// restarted on its old port, so while it is down no other server of the
+/// process (the tests of one binary run in parallel) may take that port:
+/// the first server's clients, reconnecting, would reach the second, and
+/// the first could not come back.
+static LEASED: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+fn leased() -> MutexGuard<'static, BTreeSet<u16>> {
+    LEASED.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A port that no other server of this process holds, until dropped.
+struct PortLease(u16);
+
+impl Drop for PortLease {
+    fn drop(&mut self) {
+        leased().remove(&self.0);
     }
+}
+
+/// A port free on the host and not held by another of our servers.
+fn free_port() -> PortLease {
+    for _ in 0..100 {
+        let port = match TcpListener::bind((HOST, 0)).and_then(|l| l.local_addr()) {
+            Ok(addr) => addr.port(),
+            Err(err) => panic!("could not find a free port on {HOST}: {err}"),
+        };
+        if leased().insert(port) {
+            return PortLease(port);
+        }
+    }
+    panic!("the system kept offering ports this process's redis-servers hold")
 }
 
 fn encode_userinfo(text: &str) -> String {
@@ -116,7 +146,8 @@ impl RedisServer {
         };
         let tls = config.tls.then(|| tls::generate(dir.path()));
         for _ in 0..PORT_ATTEMPTS {
-            let port = free_port();
+            let lease = free_port();
+            let port = lease.0;
             let args = config.server_args(port, dir.path(), tls.as_ref());
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             match launch::launch(&args, dir.path(), addr, tls.is_some()) {
@@ -125,6 +156,7 @@ impl RedisServer {
                     return Self {
                         config,
                         port,
+                        _lease: lease,
                         tls,
                         state: Mutex::new(State {
                             child: Some(child),
@@ -475,3 +507,6 @@ impl Drop for RedisServer {
         Self::kill_locked(&mut self.state());
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -276,7 +276,8 @@ struct Scratch {
 /// A thread keeps at most this much of each scratch buffer between calls,
 /// so at most 128 KiB in all: a program may encode on thousands of
 /// threads. Larger envelopes are handed out in the buffer they were
-/// written in, and larger LZ4 payloads decode into a fresh one.
+/// written in; a buffer that a larger LZ4 payload was decoded into is
+/// freed after the call.
 const SCRATCH_KEPT: usize = 64 * 1024;
 
 thread_local! {

@@ -424,6 +424,7 @@ impl TieredCache {
         };
         let counters = &self.inner.counters.l2;
         let give_up = Instant::now() + config.max_wait;
+        let mut waited = false;
         loop {
             match l2
                 .call_other("lock", counters, budget, || {
@@ -431,6 +432,17 @@ impl TieredCache {
                 })
                 .await
             {
+                Ok(Some(token)) if waited => {
+                    // The holder we waited for may have stored its value
+                    // and let go between our last read and this take.
+                    if let Ok(Some(hit)) = self.l2_read::<T>(key, policy, None).await {
+                        if hit.fresh {
+                            self.release(key, Some(token)).await;
+                            return Stampede::Hit(hit.value, hit.shared);
+                        }
+                    }
+                    return Stampede::Compute(Some(token));
+                }
                 Ok(Some(token)) => return Stampede::Compute(Some(token)),
                 Ok(None) => {}
                 Err(err) => {
@@ -443,6 +455,7 @@ impl TieredCache {
                 return Stampede::Compute(None);
             }
             self.inner.counters.lock_wait();
+            waited = true;
             tokio::time::sleep(config.poll_interval).await;
             // Waiting here is deliberate (bounded by max_wait), so these
             // reads get a deadline each rather than the call's budget.

@@ -402,6 +402,67 @@ async fn the_stampede_lock_lets_one_of_several_caches_compute() {
     );
 }
 
+/// Another process that holds the lock at the first try, then stores its
+/// value and lets go just before the second: in the window between a
+/// waiter's last read of L2 and its next try.
+#[derive(Debug)]
+struct FinishesBeforeTheNextTry {
+    l2: Arc<Flaky>,
+    value: Bytes,
+    tries: AtomicUsize,
+    unlocks: AtomicUsize,
+}
+
+#[async_trait]
+impl DistributedLock for FinishesBeforeTheNextTry {
+    async fn try_lock(&self, key: &str, _lease: Duration) -> crate::Result<Option<String>> {
+        if self.tries.fetch_add(1, SeqCst) == 0 {
+            return Ok(None);
+        }
+        self.l2
+            .inner
+            .set(key, self.value.clone(), Some(Duration::from_secs(60)))
+            .await?;
+        Ok(Some("token".to_owned()))
+    }
+    async fn unlock(&self, _key: &str, _token: &str) -> crate::Result<bool> {
+        self.unlocks.fetch_add(1, SeqCst);
+        Ok(true)
+    }
+}
+
+#[tokio::test]
+async fn a_waiter_that_gets_the_lock_reads_l2_again_before_computing() {
+    let l2 = Flaky::new();
+    let lock = Arc::new(FinishesBeforeTheNextTry {
+        l2: l2.clone(),
+        value: crate::Codec::default().encode(&7u32).unwrap(),
+        tries: AtomicUsize::new(0),
+        unlocks: AtomicUsize::new(0),
+    });
+    let cache = cache_with(&l2, |b| {
+        b.stampede_lock(
+            lock.clone(),
+            StampedeConfig::default().poll_interval(Duration::from_millis(1)),
+        )
+    });
+    let computes = AtomicUsize::new(0);
+    let got = cache
+        .get_or_compute("k", Some(Duration::from_secs(60)), || async {
+            computes.fetch_add(1, SeqCst);
+            8u32
+        })
+        .await;
+    assert_eq!(got, 7, "the other process's value");
+    assert_eq!(computes.load(SeqCst), 0);
+    assert_eq!(lock.tries.load(SeqCst), 2);
+    assert_eq!(
+        lock.unlocks.load(SeqCst),
+        1,
+        "the lock taken was given back"
+    );
+}
+
 #[tokio::test]
 async fn a_cache_with_its_own_l1_shares_the_l2_guards() {
     let l2 = Flaky::new();

@@ -21,7 +21,7 @@ const OPS: u64 = 200_000;
 const ROUNDS: usize = 5;
 
 /// CPU time the bench process has used, all its threads, dead ones included.
-pub fn own_cpu() -> Duration {
+fn own_cpu() -> Duration {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
     Duration::new(
         u64::try_from(t.tv_sec).unwrap_or(0),
@@ -32,7 +32,7 @@ pub fn own_cpu() -> Duration {
 /// CPU time the threads of `pid` (the Redis server) have used, in
 /// nanoseconds from the scheduler (`/proc/PID/task/*/schedstat`), not in
 /// clock ticks, so that a short round is measured as well as a long one.
-pub fn server_cpu(pid: u32) -> Duration {
+fn server_cpu(pid: u32) -> Duration {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the server's /proc");
     let nanos = tasks
         .flatten()

@@ -24,7 +24,7 @@ const ROUNDS: usize = 7;
 /// Per round and library: µs of wall time, client CPU and server CPU per call.
 type Rounds = BTreeMap<usize, Vec<(f64, f64, f64)>>;
 
-/// One scenario cell: `calls` calls per library per round; hits read id 1,
+/// One scenario cell: `per_round` calls of each library a round; hits read id 1,
 /// misses a fresh id each (from a range no criterion bench used).
 fn measure<T>(f: &Fixture, calls: &Calls<T>, miss: bool, per_round: u64, ids: &AtomicU64) -> Rounds
 where

@@ -432,18 +432,19 @@ impl TieredCache {
                 })
                 .await
             {
-                Ok(Some(token)) if waited => {
+                Ok(Some(token)) => {
                     // The holder we waited for may have stored its value
                     // and let go between our last read and this take.
-                    if let Ok(Some(hit)) = self.l2_read::<T>(key, policy, None).await {
-                        if hit.fresh {
-                            self.release(key, Some(token)).await;
-                            return Stampede::Hit(hit.value, hit.shared);
+                    if waited {
+                        if let Ok(Some(hit)) = self.l2_read::<T>(key, policy, None).await {
+                            if hit.fresh {
+                                self.release(key, Some(token)).await;
+                                return Stampede::Hit(hit.value, hit.shared);
+                            }
                         }
                     }
                     return Stampede::Compute(Some(token));
                 }
-                Ok(Some(token)) => return Stampede::Compute(Some(token)),
                 Ok(None) => {}
                 Err(err) => {
                     tracing::warn!(target: "cachekit", key, error = %err, "stampede lock unavailable; computing without it");

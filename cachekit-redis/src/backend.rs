@@ -1,6 +1,5 @@
 //! [`RedisBackend`]: the [`Backend`] trait over the pool.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -153,12 +152,45 @@ impl RedisBackend {
 }
 
 impl Inner {
-    pub(crate) fn key<'a>(&self, key: &'a str) -> Cow<'a, str> {
-        if self.key_prefix.is_empty() {
-            Cow::Borrowed(key)
-        } else {
-            Cow::Owned(format!("{}{key}", self.key_prefix))
+    /// `key` with the prefix, as one command argument written in place.
+    pub(crate) fn prefixed<'a>(&'a self, key: &'a str) -> Prefixed<'a> {
+        Prefixed {
+            prefix: &self.key_prefix,
+            key,
         }
+    }
+
+    /// Command `name` on the prefixed `key`, with room for `more` further
+    /// arguments of `bytes` bytes in all: building it allocates once, where
+    /// growing from empty reallocated (and copied a large value) several
+    /// times.
+    pub(crate) fn command(&self, name: &str, key: &str, more: usize, bytes: usize) -> redis::Cmd {
+        let size = name.len() + self.key_prefix.len() + key.len() + bytes;
+        let mut cmd = redis::Cmd::with_capacity(2 + more, size);
+        cmd.arg(name).arg(self.prefixed(key));
+        cmd
+    }
+}
+
+/// A key with the backend's prefix, written as one argument without
+/// building the joined string first.
+#[derive(Clone, Copy)]
+pub(crate) struct Prefixed<'a> {
+    prefix: &'a str,
+    key: &'a str,
+}
+
+impl redis::ToRedisArgs for Prefixed<'_> {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        use std::io::Write as _;
+        let mut arg = out.writer_for_next_arg();
+        // Writing to a command's buffer cannot fail.
+        let _ = arg.write_all(self.prefix.as_bytes());
+        let _ = arg.write_all(self.key.as_bytes());
+    }
+
+    fn num_of_args(&self) -> usize {
+        1
     }
 }
 
@@ -230,8 +262,7 @@ impl Backend for RedisBackend {
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let op = Op::new("GET", Some(key));
-        let mut cmd = redis::cmd("GET");
-        cmd.arg(self.inner.key(key).as_ref());
+        let cmd = self.inner.command("GET", key, 0, 0);
         match self
             .inner
             .pool
@@ -246,12 +277,9 @@ impl Backend for RedisBackend {
 
     async fn get_with_ttl(&self, key: &str) -> Result<Option<(Bytes, Ttl)>> {
         let op = Op::new("GET+PTTL", Some(key));
-        let full = self.inner.key(key);
+        let full = self.inner.prefixed(key);
         let mut pipe = redis::pipe();
-        pipe.cmd("GET")
-            .arg(full.as_ref())
-            .cmd("PTTL")
-            .arg(full.as_ref());
+        pipe.cmd("GET").arg(full).cmd("PTTL").arg(full);
         // Per-reply errors, so that WRONGTYPE on GET is a miss.
         pipe.ignore_errors();
         let replies: Vec<Value> = self.inner.pool.query(&pipe, op).await?;
@@ -276,8 +304,9 @@ impl Backend for RedisBackend {
     }
 
     async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(self.inner.key(key).as_ref()).arg(value.as_ref());
+        // "PX" and up to 20 digits.
+        let mut cmd = self.inner.command("SET", key, 3, value.len() + 22);
+        cmd.arg(value.as_ref());
         if let Some(ttl) = ttl {
             cmd.arg("PX").arg(px(ttl));
         }
@@ -289,8 +318,7 @@ impl Backend for RedisBackend {
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
-        let mut cmd = redis::cmd("UNLINK");
-        cmd.arg(self.inner.key(key).as_ref());
+        let cmd = self.inner.command("UNLINK", key, 0, 0);
         let removed: i64 = self
             .inner
             .pool
@@ -300,8 +328,7 @@ impl Backend for RedisBackend {
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
-        let mut cmd = redis::cmd("EXISTS");
-        cmd.arg(self.inner.key(key).as_ref());
+        let cmd = self.inner.command("EXISTS", key, 0, 0);
         let found: i64 = self
             .inner
             .pool
@@ -311,8 +338,7 @@ impl Backend for RedisBackend {
     }
 
     async fn ttl(&self, key: &str) -> Result<Ttl> {
-        let mut cmd = redis::cmd("PTTL");
-        cmd.arg(self.inner.key(key).as_ref());
+        let cmd = self.inner.command("PTTL", key, 0, 0);
         let pttl: i64 = self
             .inner
             .pool
@@ -322,11 +348,11 @@ impl Backend for RedisBackend {
     }
 
     async fn expire(&self, key: &str, ttl: Option<Duration>) -> Result<bool> {
-        let full = self.inner.key(key);
+        let full = self.inner.prefixed(key);
         match ttl {
             Some(ttl) => {
-                let mut cmd = redis::cmd("PEXPIRE");
-                cmd.arg(full.as_ref()).arg(px(ttl));
+                let mut cmd = self.inner.command("PEXPIRE", key, 1, 20);
+                cmd.arg(px(ttl));
                 let set: i64 = self
                     .inner
                     .pool
@@ -339,9 +365,9 @@ impl Backend for RedisBackend {
                 let mut pipe = redis::pipe();
                 pipe.atomic()
                     .cmd("EXISTS")
-                    .arg(full.as_ref())
+                    .arg(full)
                     .cmd("PERSIST")
-                    .arg(full.as_ref())
+                    .arg(full)
                     .ignore();
                 let (found,): (i64,) = self
                     .inner
@@ -359,7 +385,7 @@ impl Backend for RedisBackend {
         }
         let mut cmd = redis::cmd("MGET");
         for key in keys {
-            cmd.arg(self.inner.key(key).as_ref());
+            cmd.arg(self.inner.prefixed(key));
         }
         // MGET answers nil for keys of other types: they are misses already.
         self.inner.pool.query(&cmd, Op::new("MGET", None)).await
@@ -372,7 +398,7 @@ impl Backend for RedisBackend {
         let mut pipe = redis::pipe();
         for (key, value) in entries {
             pipe.cmd("SET")
-                .arg(self.inner.key(key).as_ref())
+                .arg(self.inner.prefixed(key))
                 .arg(value.as_ref());
             if let Some(ttl) = ttl {
                 pipe.arg("PX").arg(px(ttl));
@@ -386,21 +412,21 @@ impl Backend for RedisBackend {
     }
 
     async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool> {
-        let full = self.inner.key(key);
+        let full = self.inner.prefixed(key);
         let px_arg = ttl.map(|t| px(t).to_string()).unwrap_or_default();
         let stored: i64 = self
             .inner
             .scripts
             .set_if_absent
             .run(&self.inner.pool, Op::new("SET NX", Some(key)), 1, |cmd| {
-                cmd.arg(full.as_ref()).arg(value.as_ref()).arg(&px_arg);
+                cmd.arg(full).arg(value.as_ref()).arg(&px_arg);
             })
             .await?;
         Ok(stored == 1)
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
-        let full = self.inner.key(prefix);
+        let full = format!("{}{prefix}", self.inner.key_prefix);
         let pattern = format!("{}*", escape_glob(&full));
         let scan_op = Op::new("SCAN", Some(prefix));
         let unlink_op = Op::new("UNLINK (prefix)", Some(prefix));

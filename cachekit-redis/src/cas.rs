@@ -124,7 +124,7 @@ impl RedisBackend {
         version: &Version,
         ttl: Option<Duration>,
     ) -> Result<()> {
-        let full = self.inner.key(key);
+        let full = self.inner.prefixed(key);
         let (mode, expected): (&str, &[u8]) = match &version.0 {
             Repr::Absent => ("absent", b""),
             Repr::Value(bytes) => ("value", bytes.as_ref()),
@@ -136,7 +136,7 @@ impl RedisBackend {
             .scripts
             .compare_and_set
             .run(&self.inner.pool, op, 1, |cmd| {
-                cmd.arg(full.as_ref())
+                cmd.arg(full)
                     .arg(mode)
                     .arg(expected)
                     .arg(value.as_ref())

@@ -14,8 +14,14 @@
 //! worker's queue (it wakes itself and yields once), so the tasks already
 //! runnable queue their commands first, and the second flush sends them all
 //! in one write. A command is held for at most one pass over the runnable
-//! tasks and never for a network round trip; a lone command waits for no
-//! other. Reads pass straight through.
+//! tasks and never for a network round trip. Reads pass straight through.
+//!
+//! A caller that sends one command at a time gains nothing from the yield
+//! and pays a second poll of the driver per command. So a yield that
+//! gathered no other command makes the next [`LONE_SKIP`] batches go out at
+//! their first flush; the batch after them yields again, to notice when
+//! concurrent commands come back. Under concurrency nearly every yield
+//! gathers something and every batch yields.
 
 use std::io;
 use std::pin::Pin;
@@ -27,14 +33,29 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// least this large goes to the socket unbuffered.
 const BATCH_LIMIT: usize = 64 * 1024;
 
+/// Batches sent without a yield after a yield that gathered nothing.
+const LONE_SKIP: u8 = 7;
+
 /// A stream whose writes are coalesced until the second flush of a batch.
 pub(crate) struct Coalesce<S> {
     inner: S,
     buf: Vec<u8>,
     /// How much of `buf` the socket has taken.
     sent: usize,
-    /// Whether this batch's flush already yielded once.
-    yielded: bool,
+    /// Where the flush of the buffered batch is.
+    flush: Flush,
+    /// Batches still to be sent without a yield.
+    skip: u8,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Flush {
+    /// Not flushed yet.
+    Fresh,
+    /// Yielded once, with this much buffered.
+    Yielded(usize),
+    /// Being written to the socket.
+    Sending,
 }
 
 impl<S> Coalesce<S> {
@@ -43,7 +64,8 @@ impl<S> Coalesce<S> {
             inner,
             buf: Vec::new(),
             sent: 0,
-            yielded: false,
+            flush: Flush::Fresh,
+            skip: 0,
         }
     }
 }
@@ -95,16 +117,30 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Coalesce<S> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.sent < this.buf.len() {
-            if !this.yielded {
-                // Rescheduled behind the tasks that are runnable now: what
-                // they send joins this batch.
-                this.yielded = true;
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
+            match this.flush {
+                Flush::Fresh if this.skip > 0 => {
+                    this.skip -= 1;
+                    this.flush = Flush::Sending;
+                }
+                Flush::Fresh => {
+                    // Rescheduled behind the tasks that are runnable now:
+                    // what they send joins this batch.
+                    this.flush = Flush::Yielded(this.buf.len());
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                Flush::Yielded(len) => {
+                    if len == this.buf.len() {
+                        // Nobody else had a command: a lone caller.
+                        this.skip = LONE_SKIP;
+                    }
+                    this.flush = Flush::Sending;
+                }
+                Flush::Sending => {}
             }
             ready!(this.send_buffered(cx))?;
         }
-        this.yielded = false;
+        this.flush = Flush::Fresh;
         Pin::new(&mut this.inner).poll_flush(cx)
     }
 
@@ -225,14 +261,52 @@ mod tests {
             Poll::Ready(Ok(()))
         ));
         assert!(writes.lock().unwrap().is_empty());
-        // The next batch yields again.
-        assert!(Pin::new(&mut stream).poll_write(&mut cx, b"x").is_ready());
+        // A batch still yields afterwards, and so does the next one when
+        // the yield gathered another command.
+        for batch in [&b"x"[..], b"y"] {
+            assert!(Pin::new(&mut stream).poll_write(&mut cx, batch).is_ready());
+            assert!(Pin::new(&mut stream).poll_flush(&mut cx).is_pending());
+            assert!(Pin::new(&mut stream).poll_write(&mut cx, b"+").is_ready());
+            assert!(Pin::new(&mut stream).poll_flush(&mut cx).is_ready());
+        }
+        assert_eq!(
+            *writes.lock().unwrap(),
+            vec![b"x+".to_vec(), b"y+".to_vec()]
+        );
+    }
+
+    /// Flushes one batch of `data`: whether its first flush yielded.
+    fn flush_one(stream: &mut Coalesce<Recorder>, data: &[u8]) -> bool {
+        let mut cx = noop_cx();
+        assert!(Pin::new(&mut *stream).poll_write(&mut cx, data).is_ready());
+        let yielded = Pin::new(&mut *stream).poll_flush(&mut cx).is_pending();
+        if yielded {
+            assert!(Pin::new(&mut *stream).poll_flush(&mut cx).is_ready());
+        }
+        yielded
+    }
+
+    #[test]
+    fn a_lone_caller_yields_once_per_eight_commands() {
+        let (socket, writes) = recorder();
+        let mut stream = Coalesce::new(socket);
+        let yields: Vec<bool> = (0..17).map(|_| flush_one(&mut stream, b"c")).collect();
+        let mut expected = vec![false; 17];
+        for at in [0, 8, 16] {
+            expected[at] = true;
+        }
+        assert_eq!(yields, expected, "a yield that gathered nothing skips 7");
+        assert_eq!(writes.lock().unwrap().len(), 17, "every batch was sent");
+        // A yield that gathers another command brings yielding back at once.
+        let mut cx = noop_cx();
+        for _ in 0..LONE_SKIP {
+            assert!(!flush_one(&mut stream, b"c"));
+        }
+        assert!(Pin::new(&mut stream).poll_write(&mut cx, b"a").is_ready());
         assert!(Pin::new(&mut stream).poll_flush(&mut cx).is_pending());
+        assert!(Pin::new(&mut stream).poll_write(&mut cx, b"b").is_ready());
         assert!(Pin::new(&mut stream).poll_flush(&mut cx).is_ready());
-        assert!(Pin::new(&mut stream).poll_write(&mut cx, b"y").is_ready());
-        assert!(Pin::new(&mut stream).poll_flush(&mut cx).is_pending());
-        assert!(Pin::new(&mut stream).poll_flush(&mut cx).is_ready());
-        assert_eq!(*writes.lock().unwrap(), vec![b"x".to_vec(), b"y".to_vec()]);
+        assert!(flush_one(&mut stream, b"c"), "the next batch yields again");
     }
 
     #[test]

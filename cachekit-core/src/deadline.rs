@@ -39,8 +39,10 @@ pub fn current() -> Option<Instant> {
 ///
 /// Sets no timer: it is up to whatever `fut` waits on to honour the
 /// deadline. Nested calls see the innermost deadline.
-pub async fn within<F: Future>(deadline: Instant, fut: F) -> F::Output {
-    DEADLINE.scope(deadline, fut).await
+pub fn within<F: Future>(deadline: Instant, fut: F) -> impl Future<Output = F::Output> {
+    // Not an `async fn`: that would hold `fut` twice, as its argument and
+    // inside the scope.
+    DEADLINE.scope(deadline, fut)
 }
 
 /// How long a wait bounded by `own` (a configured timeout) may take under

@@ -6,7 +6,8 @@
 //! `valgrind --tool=callgrind` at two call counts and prints the difference
 //! per call, so that starting the process and the Redis server cancels out.
 //! Run alone (`cargo bench --bench callcount`), each path makes 2,000 calls
-//! and prints its wall time per call, as a check that it works.
+//! and prints its wall time per call, as a check that it works; with the
+//! argument `list` it prints the paths' names.
 //!
 //! Paths: `l1-cachekit`, `l1-cached` (scenario 1, small value);
 //! `hit-cachekit`, `hit-cached`, `hit-raw` (scenario 2, small value);
@@ -44,6 +45,10 @@ const PATHS: [&str; 8] = [
 fn main() {
     let mut args = std::env::args().skip(1).filter(|a| !a.starts_with("--"));
     let (paths, n) = match (args.next(), args.next()) {
+        (Some(list), None) if list == "list" => {
+            println!("{}", PATHS.join(" "));
+            return;
+        }
         (Some(path), Some(n)) => (vec![path], n.parse().expect("a call count")),
         _ => (PATHS.iter().map(|p| (*p).to_owned()).collect(), 2_000),
     };
@@ -80,17 +85,17 @@ fn main() {
 }
 
 async fn call(path: &str, raw: &mut redis::aio::MultiplexedConnection, id: u64) {
-    match path.split_once('-').map(|(_, lib)| lib) {
-        Some("cachekit") if path.starts_with("l1") => {
+    match path {
+        "l1-cachekit" => {
             black_box(ours_small_l1(black_box(id)));
         }
-        Some("cached") if path.starts_with("l1") => {
+        "l1-cached" => {
             black_box(cached_small_l1(black_box(id)));
         }
-        Some("cachekit") => {
+        "hit-cachekit" | "miss-cachekit" => {
             black_box(ours_small_l2(id).await);
         }
-        Some("cached") => {
+        "hit-cached" | "miss-cached" => {
             black_box(cached_small_l2(id).await.expect("cached"));
         }
         _ => {

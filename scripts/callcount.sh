@@ -13,7 +13,7 @@ bin=$(cargo bench --bench callcount --no-run --message-format=json 2>/dev/null |
   sed -n 's/.*"executable":"\([^"]*callcount[^"]*\)".*/\1/p' | tail -1)
 [ -x "$bin" ] || { echo "callcount: could not build the bench" >&2; exit 1; }
 paths=("$@")
-[ ${#paths[@]} -gt 0 ] || paths=(l1-cachekit l1-cached hit-cachekit hit-cached hit-raw miss-cachekit miss-cached miss-raw)
+[ ${#paths[@]} -gt 0 ] || read -r -a paths <<<"$("$bin" list)"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 total() {

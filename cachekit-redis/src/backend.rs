@@ -188,10 +188,6 @@ impl redis::ToRedisArgs for Prefixed<'_> {
         let _ = arg.write_all(self.prefix.as_bytes());
         let _ = arg.write_all(self.key.as_bytes());
     }
-
-    fn num_of_args(&self) -> usize {
-        1
-    }
 }
 
 impl fmt::Debug for RedisBackend {
@@ -348,7 +344,6 @@ impl Backend for RedisBackend {
     }
 
     async fn expire(&self, key: &str, ttl: Option<Duration>) -> Result<bool> {
-        let full = self.inner.prefixed(key);
         match ttl {
             Some(ttl) => {
                 let mut cmd = self.inner.command("PEXPIRE", key, 1, 20);
@@ -362,6 +357,7 @@ impl Backend for RedisBackend {
             }
             None => {
                 // PERSIST alone cannot tell "missing" from "had no expiry".
+                let full = self.inner.prefixed(key);
                 let mut pipe = redis::pipe();
                 pipe.atomic()
                     .cmd("EXISTS")

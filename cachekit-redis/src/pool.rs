@@ -15,9 +15,12 @@
 //! failed at the socket level is marked broken so that the pool drops it.
 //! An operation run [`within`](cachekit_core::deadline::within) a nearer
 //! deadline (a `TieredCache`'s `l2_timeout`) waits no longer than that, on
-//! the same single timer, and its connection is not condemned for it.
+//! the same single deadline, and its connection is not condemned for it.
+//! The deadlines are kept by a [watchdog thread](deadlines), not by a tokio
+//! timer per command.
 
 mod coalesce;
+mod deadlines;
 mod lanes;
 mod manager;
 
@@ -30,6 +33,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{FromRedisValue, RedisResult};
 use tokio::sync::watch;
 
+use self::deadlines::Deadlines;
 use self::lanes::{Handle, Lanes, OpenError};
 use crate::errors::{self, Op, Target};
 
@@ -71,6 +75,9 @@ pub(crate) enum Retry {
     /// Never resend (scripts whose second run could see their own first write).
     Never,
 }
+
+/// A response timeout too long to add to the clock: as good as none.
+const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// How many connections this process has opened.
 static OPENED: AtomicU64 = AtomicU64::new(0);
@@ -209,6 +216,8 @@ pub(crate) struct Pool {
     response_timeout: Duration,
     checkout_timeout: Duration,
     failures: Arc<Failures>,
+    /// `None` if the watchdog thread could not start: tokio timers then.
+    deadlines: Option<&'static Deadlines>,
 }
 
 impl Pool {
@@ -244,6 +253,7 @@ impl Pool {
             response_timeout: config.response_timeout,
             checkout_timeout: config.checkout_timeout,
             failures,
+            deadlines: Deadlines::global(),
         }
     }
 
@@ -363,13 +373,24 @@ impl Pool {
         loop {
             let mut lease = self.checkout(op).await?;
             let reused = lease.handle.state.seq < opened_before;
-            let (limit, caller_binds) = deadline::bound(self.response_timeout);
-            if caller_binds && limit.is_zero() {
+            let now = Instant::now();
+            let own = now.checked_add(self.response_timeout).unwrap_or(now + FAR);
+            let (by, caller_binds) = match deadline::current() {
+                Some(by) if by < own => (by, true),
+                _ => (own, false),
+            };
+            if caller_binds && by <= now {
                 // No time left to wait for a reply: send nothing.
                 return Err(errors::deadline_passed(&self.target, op));
             }
-            let sent = tokio::time::timeout(limit, req.send::<T>(&mut lease.handle.conn));
-            match sent.await {
+            let sent = req.send::<T>(&mut lease.handle.conn);
+            let sent = match self.deadlines {
+                Some(deadlines) => deadlines.timeout(by, sent).await,
+                None => Box::pin(tokio::time::timeout_at(by.into(), sent))
+                    .await
+                    .map_err(|_| deadlines::Elapsed),
+            };
+            match sent {
                 // The caller gave up first: the connection may be fine.
                 Err(_elapsed) if caller_binds => {
                     return Err(errors::deadline_passed(&self.target, op));

@@ -424,7 +424,7 @@ where
     let ran = AtomicBool::new(false);
     let result = active
         .cache
-        .try_get_or_compute_policy(key.key(), &handle.policy, || {
+        .try_get_or_compute_call(&key, &handle.policy, || {
             ran.store(true, Relaxed);
             compute()
         })
@@ -516,7 +516,7 @@ fn lookup_blocking<T: Cacheable, E: Send>(
     let mut ran = false;
     let result = active
         .cache
-        .try_get_or_compute_policy_blocking(key.key(), &handle.policy, || {
+        .try_get_or_compute_call_blocking(&key, &handle.policy, || {
             ran = true;
             compute()
         });

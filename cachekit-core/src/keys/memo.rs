@@ -236,6 +236,11 @@ impl CallKey {
         &self.key
     }
 
+    /// The key as it is shared: cloning it copies no bytes.
+    pub(crate) fn shared(&self) -> &Arc<str> {
+        &self.key
+    }
+
     /// Whether the same arguments were looked up recently on this thread
     /// (their key came from the table). Remembering an entry only pays off
     /// for repeated arguments: a function called with many different ones

@@ -12,6 +12,7 @@
 //!   thread, so it must be `Send`).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -20,7 +21,7 @@ use tokio::runtime::Handle;
 use super::tiers::Found;
 use super::{Cacheable, Policy, TieredCache};
 use crate::error::{Error, ErrorKind, Result};
-use crate::keys::KeyBuilder;
+use crate::keys::{CallKey, KeyBuilder};
 
 impl TieredCache {
     /// Blocking [`get`](Self::get).
@@ -121,6 +122,39 @@ impl TieredCache {
         E: Send,
         F: FnOnce() -> Result<T, E> + Send,
     {
+        self.read_through_blocking(key, None, policy, compute)
+    }
+
+    /// [`try_get_or_compute_policy_blocking`](Self::try_get_or_compute_policy_blocking)
+    /// for a `#[cached]` call, whose key's shared copy the single-flight
+    /// entry keeps instead of copying the key.
+    #[doc(hidden)]
+    pub fn try_get_or_compute_call_blocking<T, E, F>(
+        &self,
+        key: &CallKey,
+        policy: &Policy,
+        compute: F,
+    ) -> Result<T, E>
+    where
+        T: Cacheable,
+        E: Send,
+        F: FnOnce() -> Result<T, E> + Send,
+    {
+        self.read_through_blocking(key.key(), Some(key.shared()), policy, compute)
+    }
+
+    fn read_through_blocking<T, E, F>(
+        &self,
+        key: &str,
+        shared: Option<&Arc<str>>,
+        policy: &Policy,
+        compute: F,
+    ) -> Result<T, E>
+    where
+        T: Cacheable,
+        E: Send,
+        F: FnOnce() -> Result<T, E> + Send,
+    {
         let policy = policy.or(&self.inner.defaults);
         if let Found::Fresh(v, _) = self.l1_peek::<T>(key, &policy) {
             self.inner.counters.l1.hit();
@@ -129,7 +163,7 @@ impl TieredCache {
         // `compute` moves into the future; get it back if no runtime could run it.
         let mut compute = Some(compute);
         let slot = &mut compute;
-        let ran = block_on(self.read_through(key, &policy, None, || {
+        let ran = block_on(self.read_through(key, shared, &policy, None, || {
             let compute = slot.take();
             async move {
                 match compute {

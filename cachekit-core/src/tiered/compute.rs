@@ -12,7 +12,7 @@ use super::l2::Budget;
 use super::tiers::Found;
 use super::{Cacheable, Policy, TieredCache};
 use crate::error::Error;
-use crate::keys::KeyBuilder;
+use crate::keys::{CallKey, KeyBuilder};
 
 /// Fail-closed callers pass how to turn a cache error into theirs; fail-open
 /// callers pass `None`, and then no cache error ever surfaces.
@@ -40,7 +40,10 @@ impl TieredCache {
     {
         let policy = self.policy_for_ttl(ttl);
         let infallible = || async { Ok::<T, Infallible>(compute().await) };
-        match self.read_through(key, &policy, None, infallible).await {
+        match self
+            .read_through(key, None, &policy, None, infallible)
+            .await
+        {
             Ok(v) => v,
             Err(never) => match never {},
         }
@@ -92,7 +95,27 @@ impl TieredCache {
         Fut: Future<Output = Result<T, E>>,
     {
         let policy = policy.or(&self.inner.defaults);
-        self.read_through(key, &policy, None, compute).await
+        self.read_through(key, None, &policy, None, compute).await
+    }
+
+    /// [`try_get_or_compute_policy`](Self::try_get_or_compute_policy) for a
+    /// `#[cached]` call, whose key's shared copy the single-flight entry
+    /// keeps instead of copying the key.
+    #[doc(hidden)]
+    pub async fn try_get_or_compute_call<T, E, F, Fut>(
+        &self,
+        key: &CallKey,
+        policy: &Policy,
+        compute: F,
+    ) -> Result<T, E>
+    where
+        T: Cacheable,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let policy = policy.or(&self.inner.defaults);
+        self.read_through(key.key(), Some(key.shared()), &policy, None, compute)
+            .await
     }
 
     /// Fail-closed read-through: when L2 cannot be read (error, deadline,
@@ -117,7 +140,7 @@ impl TieredCache {
         Fut: Future<Output = Result<T, E>>,
     {
         let policy = policy.or(&self.inner.defaults);
-        self.read_through(key, &policy, Some(E::from), compute)
+        self.read_through(key, None, &policy, Some(E::from), compute)
             .await
     }
 
@@ -149,7 +172,7 @@ impl TieredCache {
             self.spawn_refresh(key, &policy, compute);
             return Ok(v);
         }
-        self.read_through(key, &policy, None, compute).await
+        self.read_through(key, None, &policy, None, compute).await
     }
 
     /// [`get_or_compute`](Self::get_or_compute) keyed by a function's arguments:
@@ -226,10 +249,12 @@ impl TieredCache {
         .or(&self.inner.defaults)
     }
 
-    /// L1, then the miss path. `policy` is already resolved against the defaults.
+    /// L1, then the miss path. `policy` is already resolved against the
+    /// defaults; `shared`, a copy of `key` the caller holds, if any.
     pub(crate) async fn read_through<T, E, F, Fut>(
         &self,
         key: &str,
+        shared: Option<&Arc<str>>,
         policy: &Policy,
         strict: Strict<E>,
         compute: F,
@@ -251,13 +276,14 @@ impl TieredCache {
             Found::Miss => None,
         };
         // Boxed so that the hit path's future stays small.
-        Box::pin(self.fill(key, policy, stale, strict, compute)).await
+        Box::pin(self.fill(key, shared, policy, stale, strict, compute)).await
     }
 
     /// The miss path: single-flight, L2, stampede lock, compute, store.
     async fn fill<T, E, F, Fut>(
         &self,
         key: &str,
+        shared: Option<&Arc<str>>,
         policy: &Policy,
         stale: Option<T>,
         strict: Strict<E>,
@@ -269,7 +295,7 @@ impl TieredCache {
         Fut: Future<Output = Result<T, E>>,
     {
         let leader = loop {
-            match self.inner.flights.join(key) {
+            match self.inner.flights.join(key, shared) {
                 Role::Leader(guard) => break Some(guard),
                 Role::Follower(rx) => match flight::wait(rx).await {
                     FlightState::Done(shared) => match shared.downcast_ref::<T>() {
@@ -498,10 +524,10 @@ impl TieredCache {
             return;
         }
         let cache = self.clone();
-        let key = key.to_owned();
+        let key: Arc<str> = key.into();
         let policy = policy.clone();
         handle.spawn(async move {
-            let Role::Leader(guard) = cache.inner.flights.join(&key) else {
+            let Role::Leader(guard) = cache.inner.flights.join(&key, Some(&key)) else {
                 return;
             };
             // A refresh that finished while this task was queued leaves
@@ -517,7 +543,7 @@ impl TieredCache {
                     guard.finish_with(|| shared.unwrap_or_else(|| Arc::new(value)));
                 }
                 Err(_) => {
-                    tracing::warn!(target: "cachekit", key, "background refresh failed; the current value stays until it expires");
+                    tracing::warn!(target: "cachekit", key = &*key, "background refresh failed; the current value stays until it expires");
                     guard.finish(FlightState::Failed);
                 }
             }

@@ -89,8 +89,10 @@ impl Flights {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Joins the flight for `key`, leading it if none is running.
-    pub(crate) fn join(&self, key: &str) -> Role<'_> {
+    /// Joins the flight for `key`, leading it if none is running. A leader
+    /// keeps `shared` when given (a copy of `key` the caller holds anyway),
+    /// else a copy of its own.
+    pub(crate) fn join(&self, key: &str, shared: Option<&Arc<str>>) -> Role<'_> {
         let hash = self.hash(key);
         let mut table = self.shard(hash);
         if let Some(flight) = table.running.find_mut(hash, |f| *f.key == *key) {
@@ -102,7 +104,7 @@ impl Flights {
         let id = table.next_id;
         table.next_id = id.wrapping_add(1);
         let ongoing = Ongoing {
-            key: key.into(),
+            key: shared.map_or_else(|| key.into(), Arc::clone),
             hash,
             id,
             channel: None,

@@ -251,7 +251,8 @@ impl Backend for RedisBackend {
     }
 
     /// Every command waits at most until the current deadline (or its
-    /// response timeout, whichever is nearer), on one timer.
+    /// response timeout, whichever is nearer): one deadline per command,
+    /// kept by the process's reply-deadline thread.
     fn enforces_deadline(&self) -> bool {
         true
     }

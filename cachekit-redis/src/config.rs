@@ -103,6 +103,8 @@ pub struct RedisConfig {
     /// and database selection included. Default 2 s.
     pub connect_timeout: Duration,
     /// How long one command or pipeline may wait for its reply. Default 1 s.
+    /// The deadlines of all commands are kept by one thread per process
+    /// (`cachekit-deadlines`), which fires each at most about 1 ms late.
     pub response_timeout: Duration,
     /// How long an operation may wait for an in-flight slot and a pooled
     /// connection. Default 1 s.

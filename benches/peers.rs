@@ -270,8 +270,8 @@ fn mixed(c: &mut Criterion, f: &Fixture, libs: &[(&'static str, Lib)]) {
 fn print_l2_stats(what: &str, stats: &cachekit::TieredStats) {
     let l2 = &stats.l2;
     println!(
-        "cachekit {what}: L2 hits {} misses {} sets {} errors {} timeouts {} skipped {}, computes {}",
-        l2.hits, l2.misses, l2.sets, l2.errors, l2.timeouts, l2.skipped, stats.computes
+        "cachekit {what}: L2 hits {} misses {} sets {} errors {} timeouts {} skipped {}, computes {}, reads that joined another task's read of the same key {}",
+        l2.hits, l2.misses, l2.sets, l2.errors, l2.timeouts, l2.skipped, stats.computes, stats.coalesced
     );
 }
 

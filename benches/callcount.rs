@@ -13,6 +13,12 @@
 //! `hit-cachekit`, `hit-cached`, `hit-raw` (scenario 2, small value);
 //! `miss-cachekit`, `miss-cached`, `miss-raw` (scenario 3, small value).
 //! One task on a current-thread runtime, as in scenarios 2 and 3.
+//!
+//! With `CALLCOUNT_TASKS=t` set, a path's `n` calls are instead split over
+//! `t` tasks on two worker threads, each task calling with its own
+//! argument, and the run prints operations per second: a workload to
+//! profile with `perf record` (callgrind runs threads one at a time), e.g.
+//! `CALLCOUNT_TASKS=64 perf record -F 4999 <bench binary> hit-cachekit 400000`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -54,6 +60,13 @@ fn main() {
     };
     let server = RedisServer::start();
     URL.set(server.url()).unwrap();
+    if let Ok(tasks) = std::env::var(TASKS) {
+        let tasks = tasks.parse().expect("CALLCOUNT_TASKS: a task count");
+        for path in &paths {
+            concurrent(path, tasks, n, &server);
+        }
+        return;
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -81,6 +94,41 @@ fn main() {
             let per_call = start.elapsed().as_secs_f64() * 1e6 / n as f64;
             println!("{path}: {n} calls, {per_call:.2} µs per call");
         }
+    });
+}
+
+/// The environment variable that splits the calls over tasks.
+const TASKS: &str = "CALLCOUNT_TASKS";
+
+/// `n` calls of `path` split over `tasks` tasks on two workers; task `t`
+/// calls with argument `t + 1` (a hit after its first call), and all share
+/// one raw connection, as in the peers bench.
+fn concurrent(path: &str, tasks: u64, n: u64, server: &RedisServer) {
+    assert!(PATHS.contains(&path), "unknown path {path}");
+    assert!(tasks > 0, "{TASKS}: at least one task");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let shared = raw_conn(&server.url()).await;
+        let mut set = tokio::task::JoinSet::new();
+        let per_task = n.div_ceil(tasks);
+        let start = Instant::now();
+        for t in 0..tasks {
+            let path = path.to_owned();
+            let mut raw = shared.clone();
+            set.spawn(async move {
+                for _ in 0..per_task {
+                    call(&path, &mut raw, t + 1).await;
+                }
+            });
+        }
+        while set.join_next().await.is_some() {}
+        let calls = per_task * tasks;
+        let per_second = calls as f64 / start.elapsed().as_secs_f64();
+        println!("{path}: {calls} calls over {tasks} tasks, {per_second:.0} per second");
     });
 }
 

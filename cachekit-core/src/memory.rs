@@ -39,7 +39,7 @@ pub(crate) struct Stored {
     /// refresh-ahead; `None`: never, or unknown.
     pub(crate) logical_until: Option<Instant>,
     /// Set once the entry has left the cache (replaced, removed, evicted or
-    /// expired), so that an [`L1Ref`] held elsewhere stops serving it.
+    /// expired), so that an [`L1Ref`](crate::tiered::L1Ref) held elsewhere stops serving it.
     pub(crate) retired: AtomicBool,
 }
 

@@ -20,7 +20,7 @@ const SCAN_COUNT: usize = 1000;
 
 /// Stores the value unless a string is there; a key of another type
 /// (hash, list...) counts as absent, as a cache read would have missed it,
-/// and SET replaces it. KEYS[1] key; ARGV[1] value; ARGV[2] PX milliseconds
+/// and SET replaces it. `KEYS[1]` key; `ARGV[1]` value; `ARGV[2]` PX milliseconds
 /// or ''.
 pub(crate) const SET_IF_ABSENT: &str = r"
 if redis.call('TYPE', KEYS[1])['ok'] == 'string' then return 0 end

@@ -20,8 +20,8 @@ use cachekit_core::{Backend, Error, ErrorKind, Result};
 use crate::backend::{px, RedisBackend};
 use crate::errors::Op;
 
-/// KEYS[1] key; ARGV[1] 'absent' or 'value'; ARGV[2] expected value;
-/// ARGV[3] new value; ARGV[4] PX milliseconds or ''. A key of another type
+/// `KEYS[1]` key; `ARGV[1]` 'absent' or 'value'; `ARGV[2]` expected value;
+/// `ARGV[3]` new value; `ARGV[4]` PX milliseconds or ''. A key of another type
 /// reads as absent, as it does for `get`; SET replaces it.
 pub(crate) const COMPARE_AND_SET: &str = r"
 local current = false

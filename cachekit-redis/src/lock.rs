@@ -23,7 +23,7 @@ use crate::errors::Op;
 use crate::pool::Retry;
 
 /// Deletes the lock only if it still holds our token.
-/// KEYS[1] lock key; ARGV[1] token.
+/// `KEYS[1]` lock key; `ARGV[1]` token.
 pub(crate) const RELEASE_LOCK: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -32,7 +32,7 @@ return 0
 ";
 
 /// Extends the lock only if it still holds our token.
-/// KEYS[1] lock key; ARGV[1] token; ARGV[2] lease in milliseconds.
+/// `KEYS[1]` lock key; `ARGV[1]` token; `ARGV[2]` lease in milliseconds.
 pub(crate) const EXTEND_LOCK: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])

@@ -50,18 +50,28 @@ pub fn within<F: Future>(deadline: Instant, fut: F) -> impl Future<Output = F::O
 ///
 /// Reads the clock only when a deadline is set.
 pub fn bound(own: Duration) -> (Duration, bool) {
+    if current().is_none() {
+        return (own, false);
+    }
+    let now = Instant::now();
+    let (by, binding) = bound_at(now, own);
+    (by.saturating_duration_since(now), binding)
+}
+
+/// [`bound`] as an instant: when a wait that starts at `now` and is
+/// bounded by `own` must end under the current deadline, and whether that
+/// deadline is what bounds it. An `own` too long to add to the clock ends
+/// a century from `now`.
+pub fn bound_at(now: Instant, own: Duration) -> (Instant, bool) {
+    let own = now.checked_add(own).unwrap_or(now + FAR);
     match current() {
-        Some(deadline) => {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left < own {
-                (left, true)
-            } else {
-                (own, false)
-            }
-        }
-        None => (own, false),
+        Some(deadline) if deadline < own => (deadline, true),
+        _ => (own, false),
     }
 }
+
+/// As good as no bound at all.
+const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 #[cfg(test)]
 mod tests {
@@ -89,6 +99,24 @@ mod tests {
         let by = Instant::now() + Duration::from_secs(10);
         let got = within(by, async { bound(Duration::from_secs(1)) }).await;
         assert_eq!(got, (Duration::from_secs(1), false));
+    }
+
+    #[tokio::test]
+    async fn bound_at_is_the_nearer_instant() {
+        let now = Instant::now();
+        let second = Duration::from_secs(1);
+        assert_eq!(bound_at(now, second), (now + second, false));
+        let near = now + Duration::from_millis(100);
+        assert_eq!(
+            within(near, async { bound_at(now, second) }).await,
+            (near, true)
+        );
+        let far = now + Duration::from_secs(10);
+        assert_eq!(
+            within(far, async { bound_at(now, second) }).await,
+            (now + second, false)
+        );
+        assert_eq!(bound_at(now, Duration::MAX), (now + FAR, false));
     }
 
     #[tokio::test]

@@ -76,9 +76,6 @@ pub(crate) enum Retry {
     Never,
 }
 
-/// A response timeout too long to add to the clock: as good as none.
-const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
 /// How many connections this process has opened.
 static OPENED: AtomicU64 = AtomicU64::new(0);
 
@@ -374,11 +371,7 @@ impl Pool {
             let mut lease = self.checkout(op).await?;
             let reused = lease.handle.state.seq < opened_before;
             let now = Instant::now();
-            let own = now.checked_add(self.response_timeout).unwrap_or(now + FAR);
-            let (by, caller_binds) = match deadline::current() {
-                Some(by) if by < own => (by, true),
-                _ => (own, false),
-            };
+            let (by, caller_binds) = deadline::bound_at(now, self.response_timeout);
             if caller_binds && by <= now {
                 // No time left to wait for a reply: send nothing.
                 return Err(errors::deadline_passed(&self.target, op));

@@ -197,6 +197,14 @@ impl Deadlines {
     fn waiting(&self) -> usize {
         self.shared.lock().waiting.len()
     }
+
+    /// Something waits, and the watchdog has looked since the last command
+    /// came.
+    #[cfg(test)]
+    fn settled(&self) -> bool {
+        let state = self.shared.lock();
+        !state.waiting.is_empty() && state.registered == 0 && state.next_look.is_some()
+    }
 }
 
 impl Drop for Deadlines {
@@ -323,11 +331,11 @@ mod tests {
                 deadlines.timeout(by, std::future::pending::<()>()).await
             }
         });
-        // Let the far deadline register and the watchdog go to sleep on it.
-        while deadlines.waiting() == 0 {
+        // Until the watchdog has looked at the far deadline and planned
+        // to sleep until it.
+        while !deadlines.settled() {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
         let by = Instant::now() + Duration::from_millis(30);
         let near = bounded(deadlines.timeout(by, std::future::pending::<()>())).await;
         assert_eq!(near, Err(Elapsed));

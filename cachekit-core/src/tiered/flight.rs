@@ -4,6 +4,7 @@ use std::any::Any;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crossbeam_utils::CachePadded;
 use hashbrown::HashTable;
 
 use tokio::sync::watch;
@@ -26,6 +27,9 @@ type Flight = watch::Sender<FlightState>;
 
 /// Shards of the flight table: every L2 read registers a flight, so one
 /// lock for all keys was contended by concurrent calls of different keys.
+/// Each shard has cache lines of its own: packed, two shards shared a line,
+/// and threads working on keys of neighbouring shards passed it between
+/// their cores.
 const SHARDS: usize = 16;
 
 /// A running flight. Its channel is made by the first caller that waits:
@@ -50,7 +54,7 @@ struct Table {
 }
 
 pub(crate) struct Flights {
-    shards: [Mutex<Table>; SHARDS],
+    shards: [CachePadded<Mutex<Table>>; SHARDS],
     /// Seeded per cache, so keys cannot be chosen to collide.
     hasher: foldhash::fast::RandomState,
 }
@@ -58,7 +62,7 @@ pub(crate) struct Flights {
 impl Default for Flights {
     fn default() -> Self {
         Self {
-            shards: std::array::from_fn(|_| Mutex::default()),
+            shards: std::array::from_fn(|_| CachePadded::default()),
             hasher: foldhash::fast::RandomState::default(),
         }
     }

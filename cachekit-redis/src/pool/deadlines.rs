@@ -10,15 +10,22 @@
 //! callgrind counts about 450 instructions for it on an L2 hit; a command
 //! here costs about 200.
 //!
-//! Here a waiting command is an entry in a slab under one mutex: its
-//! deadline and its task's waker. The watchdog thread sleeps until the
-//! earliest deadline it knows of, wakes the commands whose deadline has
-//! passed and sleeps again; a command whose deadline comes before the
-//! watchdog's next look by more than [`SLACK`] wakes it. Under steady
-//! traffic the watchdog looks about once per deadline length (every
-//! [`IDLE_LOOK`] when nothing happens to be waiting), and a command costs
-//! two short critical sections and one clone of its waker. A command whose
-//! reply is already there when first polled registers nothing.
+//! Here a waiting command is an entry in a slab: its deadline and its
+//! task's waker. The watchdog thread sleeps until the earliest deadline it
+//! knows of, wakes the commands whose deadline has passed and sleeps
+//! again; a command whose deadline comes before the watchdog's next look by
+//! more than [`SLACK`] wakes it. Under steady traffic the watchdog looks
+//! about once per deadline length (every [`IDLE_LOOK`] when nothing happens
+//! to be waiting), and a command costs two short critical sections and one
+//! clone of its waker. A command whose reply is already there when first
+//! polled registers nothing.
+//!
+//! The slab is split into [shards](Shard), each on cache lines of its own,
+//! and a thread always uses the same shard: a command enters and leaves
+//! the table on the thread its task runs on, so the workers of a runtime do
+//! not pass one lock's cache line between them for every command. Only the
+//! watchdog visits every shard. When it looks next is an atomic that
+//! commands read without a lock (see [`Shared::next_look`]).
 //!
 //! General timer crates do not fit: they wake their thread (or take the
 //! runtime's timer lock) for every new timer, since they are made for
@@ -31,11 +38,13 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::task::{Poll, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
+use crossbeam_utils::CachePadded;
 use slab::Slab;
 
 /// How much earlier than the watchdog's next look a new deadline must be
@@ -51,6 +60,20 @@ pub(crate) const SLACK: Duration = Duration::from_millis(1);
 /// deadline is nearer than this still wakes it.
 const IDLE_LOOK: Duration = Duration::from_millis(100);
 
+/// Shards per available core: threads get shards in turn, and a runtime's
+/// workers share one only if more threads than this use the table.
+const SHARDS_PER_CORE: usize = 4;
+
+/// The most shards: the watchdog locks each of them when it looks.
+const MAX_SHARDS: usize = 256;
+
+/// The flag of [`Shared::next_look`] set while the watchdog is looking.
+const LOOKING: u64 = 1 << 63;
+
+/// [`Shared::next_look`] while the watchdog sleeps until woken; the
+/// latest instant it can hold.
+const ASLEEP: u64 = LOOKING - 1;
+
 /// The deadline passed before the reply came.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Elapsed;
@@ -65,14 +88,39 @@ pub(crate) struct Deadlines {
 }
 
 struct Shared {
-    state: Mutex<State>,
+    shards: Box<[CachePadded<Shard>]>,
+    /// When the watchdog looks next, in nanoseconds since `epoch`
+    /// ([`ASLEEP`]: when woken). While it looks, [`LOOKING`] is set and the
+    /// rest is the earliest deadline of the commands that came meanwhile.
+    ///
+    /// The watchdog stores [`LOOKING`] before it visits the shards; after,
+    /// it replaces it with the nearer of its plan and what the commands
+    /// left, and sleeps until then. A command enters its shard first and
+    /// reads this after:
+    /// - a plan: the command wakes the watchdog if its deadline is nearer.
+    ///   Had the watchdog started looking since, the command's entry was in
+    ///   its shard before the visit (the visit is ordered after the store
+    ///   of [`LOOKING`], which came after the command's read), so the look
+    ///   sees it;
+    /// - [`LOOKING`]: the watchdog may have visited its shard already, so
+    ///   the command leaves its deadline here (an atomic minimum), which
+    ///   the watchdog takes into its plan. It need not wake the watchdog,
+    ///   and commands that come while the watchdog looks do not make it
+    ///   look again.
+    ///
+    /// So no deadline goes unseen, and no lock is shared by all commands.
+    next_look: AtomicU64,
+    epoch: Instant,
 }
 
+/// One part of the table.
+#[derive(Default)]
+struct Shard(Mutex<State>);
+
+#[derive(Default)]
 struct State {
     waiting: Slab<Waiting>,
-    /// When the watchdog looks next; `None` while it sleeps until woken.
-    next_look: Option<Instant>,
-    /// Commands registered since the watchdog last looked.
+    /// Commands registered here since the watchdog last looked.
     registered: u64,
 }
 
@@ -83,11 +131,45 @@ struct Waiting {
     woken: bool,
 }
 
-impl Shared {
+impl Shard {
     fn lock(&self) -> MutexGuard<'_, State> {
         // Nothing panics while the lock is held; were it poisoned, the slab
         // would still be whole.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Shared {
+    fn new() -> Self {
+        let cores = thread::available_parallelism().map_or(1, usize::from);
+        let shards = cores.saturating_mul(SHARDS_PER_CORE).clamp(1, MAX_SHARDS);
+        Self {
+            shards: (0..shards).map(|_| CachePadded::default()).collect(),
+            next_look: AtomicU64::new(ASLEEP),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// `at` as a [`next_look`](Self::next_look) value, earlier than
+    /// [`ASLEEP`].
+    fn encode(&self, at: Instant) -> u64 {
+        let nanos = at.saturating_duration_since(self.epoch).as_nanos();
+        u64::try_from(nanos).map_or(ASLEEP - 1, |nanos| nanos.min(ASLEEP - 1))
+    }
+
+    /// A [`next_look`](Self::next_look) value as an instant; `None` for
+    /// [`ASLEEP`].
+    fn decode(&self, next: u64) -> Option<Instant> {
+        (next < ASLEEP).then(|| self.epoch + Duration::from_nanos(next))
+    }
+
+    /// The shard of the calling thread.
+    fn own_shard(&self) -> usize {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local! {
+            static TURN: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+        }
+        TURN.with(|turn| turn % self.shards.len())
     }
 }
 
@@ -112,13 +194,7 @@ impl Deadlines {
 
     /// A watchdog with a thread of its own, which ends when this is dropped.
     pub(crate) fn start() -> std::io::Result<Self> {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                waiting: Slab::new(),
-                next_look: None,
-                registered: 0,
-            }),
-        });
+        let shared = Arc::new(Shared::new());
         let weak = Arc::downgrade(&shared);
         let handle = thread::Builder::new()
             .name("cachekit-deadlines".into())
@@ -140,21 +216,21 @@ impl Deadlines {
         let mut fut = pin!(fut);
         let mut entry = Entry {
             deadlines: self,
-            key: None,
+            at: None,
         };
         poll_fn(|cx| {
             if let Poll::Ready(out) = fut.as_mut().poll(cx) {
                 return Poll::Ready(Ok(out));
             }
-            match entry.key {
-                None => entry.key = Some(self.register(by, cx.waker())),
+            match entry.at {
+                None => entry.at = Some(self.register(by, cx.waker())),
                 // Polled again with no reply: woken by the watchdog, by
                 // something else `fut` waits on, or spuriously.
-                Some(key) => {
+                Some(at) => {
                     if Instant::now() >= by {
                         return Poll::Ready(Err(Elapsed));
                     }
-                    self.rewake(key, cx.waker());
+                    self.rewake(at, cx.waker());
                 }
             }
             Poll::Pending
@@ -162,30 +238,43 @@ impl Deadlines {
         .await
     }
 
-    fn register(&self, by: Instant, waker: &Waker) -> usize {
-        let mut state = self.shared.lock();
-        let key = state.waiting.insert(Waiting {
-            by,
-            waker: waker.clone(),
-            woken: false,
-        });
-        state.registered += 1;
-        let wake = state.next_look.is_none_or(|next| by + SLACK < next);
-        if wake {
+    /// Enters a waiting command: where its entry is (shard, key).
+    fn register(&self, by: Instant, waker: &Waker) -> (usize, usize) {
+        let shared = &*self.shared;
+        let shard = shared.own_shard();
+        let key = {
+            let mut state = shared.shards[shard].lock();
+            state.registered += 1;
+            state.waiting.insert(Waiting {
+                by,
+                waker: waker.clone(),
+                woken: false,
+            })
+        };
+        // After the entry is in: see `Shared::next_look`.
+        let by = shared.encode(by);
+        let mut next = shared.next_look.load(Ordering::SeqCst);
+        if next & LOOKING != 0 {
+            next = shared.next_look.fetch_min(LOOKING | by, Ordering::SeqCst);
+            if next & LOOKING != 0 {
+                // Left for the watchdog, which is still looking.
+                return (shard, key);
+            }
+            // The watchdog has planned meanwhile: as if read just now.
+        }
+        let slack = u64::try_from(SLACK.as_nanos()).unwrap_or(u64::MAX);
+        if by.saturating_add(slack) < next {
             // Later commands compare against this, so that a burst of them
             // wakes the watchdog once.
-            state.next_look = Some(by);
-        }
-        drop(state);
-        if wake {
+            shared.next_look.fetch_min(by, Ordering::SeqCst);
             self.watchdog.unpark();
         }
-        key
+        (shard, key)
     }
 
     /// Keeps the waker of the task polling now.
-    fn rewake(&self, key: usize, waker: &Waker) {
-        let mut state = self.shared.lock();
+    fn rewake(&self, (shard, key): (usize, usize), waker: &Waker) {
+        let mut state = self.shared.shards[shard].lock();
         if let Some(waiting) = state.waiting.get_mut(key) {
             if !waiting.waker.will_wake(waker) {
                 waiting.waker.clone_from(waker);
@@ -195,15 +284,25 @@ impl Deadlines {
 
     #[cfg(test)]
     fn waiting(&self) -> usize {
-        self.shared.lock().waiting.len()
+        self.shared
+            .shards
+            .iter()
+            .map(|s| s.lock().waiting.len())
+            .sum()
     }
 
     /// Something waits, and the watchdog has looked since the last command
-    /// came.
+    /// came and planned its next look.
     #[cfg(test)]
     fn settled(&self) -> bool {
-        let state = self.shared.lock();
-        !state.waiting.is_empty() && state.registered == 0 && state.next_look.is_some()
+        let (mut waiting, mut registered) = (0, 0);
+        for shard in &self.shared.shards {
+            let state = shard.lock();
+            waiting += state.waiting.len();
+            registered += state.registered;
+        }
+        let next = self.shared.next_look.load(Ordering::SeqCst);
+        waiting > 0 && registered == 0 && next & LOOKING == 0 && next != ASLEEP
     }
 }
 
@@ -214,17 +313,21 @@ impl Drop for Deadlines {
     }
 }
 
-/// A command's place in the slab, given back when the command is done.
+/// A command's place in the table, given back when the command is done.
 struct Entry<'a> {
     deadlines: &'a Deadlines,
-    key: Option<usize>,
+    /// Shard and key.
+    at: Option<(usize, usize)>,
 }
 
 impl Drop for Entry<'_> {
     fn drop(&mut self) {
-        if let Some(key) = self.key {
+        if let Some((shard, key)) = self.at {
             // The watchdog never removes an entry, so the key is still ours.
-            let _ = self.deadlines.shared.lock().waiting.try_remove(key);
+            let _ = self.deadlines.shared.shards[shard]
+                .lock()
+                .waiting
+                .try_remove(key);
         }
     }
 }
@@ -237,10 +340,30 @@ fn watch(shared: &Weak<Shared>) {
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        let sleep = {
-            let mut state = shared.lock();
-            let now = Instant::now();
-            let mut next: Option<Instant> = None;
+        let now = Instant::now();
+        let seen = shared.visit(now, &mut due);
+        let next = shared.plan(seen);
+        drop(shared);
+        // Outside the locks: waking a task can wake a runtime's thread.
+        due.drain(..).for_each(Waker::wake);
+        match next {
+            Some(next) => thread::park_timeout(next.saturating_duration_since(now)),
+            None => thread::park(),
+        }
+    }
+}
+
+impl Shared {
+    /// The first half of a look: collects the wakers of the commands whose
+    /// deadline is past and returns the earliest deadline still to come
+    /// (`now + IDLE_LOOK` if none but commands came since the last look).
+    fn visit(&self, now: Instant, due: &mut Vec<Waker>) -> Option<Instant> {
+        // Before any shard is visited: see `next_look`.
+        self.next_look.store(LOOKING | ASLEEP, Ordering::SeqCst);
+        let mut next: Option<Instant> = None;
+        let mut registered = 0;
+        for shard in &self.shards {
+            let mut state = shard.lock();
             for (_, waiting) in state.waiting.iter_mut().filter(|(_, w)| !w.woken) {
                 if waiting.by <= now {
                     waiting.woken = true;
@@ -249,171 +372,31 @@ fn watch(shared: &Weak<Shared>) {
                     next = Some(next.map_or(waiting.by, |next| next.min(waiting.by)));
                 }
             }
-            // Nothing waiting: keep looking while commands come, sleep
-            // until woken once they stop.
-            if next.is_none() && state.registered > 0 {
-                next = Some(now + IDLE_LOOK);
-            }
-            state.registered = 0;
-            state.next_look = next;
-            next.map(|next| next - now)
-        };
-        drop(shared);
-        // Outside the lock: waking a task can wake a runtime's thread.
-        due.drain(..).for_each(Waker::wake);
-        match sleep {
-            Some(sleep) => thread::park_timeout(sleep),
-            None => thread::park(),
+            registered += std::mem::take(&mut state.registered);
         }
+        // Nothing waiting: keep looking while commands come, sleep until
+        // woken once they stop.
+        if next.is_none() && registered > 0 {
+            next = Some(now + IDLE_LOOK);
+        }
+        next
+    }
+
+    /// The second half: when to look next, given what [`visit`](Self::visit)
+    /// saw and the deadlines of the commands that came meanwhile; `None`:
+    /// when woken.
+    fn plan(&self, seen: Option<Instant>) -> Option<Instant> {
+        let plan = seen.map_or(ASLEEP, |seen| self.encode(seen));
+        let left = match self
+            .next_look
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                Some(plan.min(left & !LOOKING))
+            }) {
+            Ok(left) | Err(left) => left,
+        };
+        self.decode(plan.min(left & !LOOKING))
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::{Context, Wake};
-
-    use super::*;
-
-    fn deadlines() -> Deadlines {
-        Deadlines::start().expect("start a watchdog thread")
-    }
-
-    /// Fails the test instead of hanging it when a deadline never fires.
-    /// (Not `tokio::time::timeout`: its last poll of `fut` would see the
-    /// deadline passed even if nothing had woken it.)
-    async fn bounded<F: Future>(fut: F) -> F::Output {
-        tokio::select! {
-            biased;
-            () = tokio::time::sleep(Duration::from_secs(10)) => panic!("the deadline never fired"),
-            out = fut => out,
-        }
-    }
-
-    #[tokio::test]
-    async fn a_reply_before_the_deadline_is_returned_and_leaves_nothing_behind() {
-        let deadlines = deadlines();
-        let by = Instant::now() + Duration::from_secs(5);
-        let got = deadlines
-            .timeout(by, async {
-                tokio::task::yield_now().await;
-                7
-            })
-            .await;
-        assert_eq!(got, Ok(7));
-        assert_eq!(deadlines.waiting(), 0);
-    }
-
-    #[tokio::test]
-    async fn a_missing_reply_ends_at_the_deadline_and_not_before() {
-        let deadlines = deadlines();
-        let by = Instant::now() + Duration::from_millis(50);
-        let got = bounded(deadlines.timeout(by, std::future::pending::<()>())).await;
-        assert_eq!(got, Err(Elapsed));
-        assert!(Instant::now() >= by);
-        assert_eq!(deadlines.waiting(), 0);
-    }
-
-    #[tokio::test]
-    async fn a_passed_deadline_ends_at_once() {
-        let deadlines = deadlines();
-        let got = bounded(deadlines.timeout(Instant::now(), std::future::pending::<()>())).await;
-        assert_eq!(got, Err(Elapsed));
-    }
-
-    #[tokio::test]
-    async fn a_nearer_deadline_wakes_a_watchdog_waiting_for_a_farther_one() {
-        let deadlines = Arc::new(deadlines());
-        let far = tokio::spawn({
-            let deadlines = deadlines.clone();
-            async move {
-                let by = Instant::now() + Duration::from_secs(60);
-                deadlines.timeout(by, std::future::pending::<()>()).await
-            }
-        });
-        // Until the watchdog has looked at the far deadline and planned
-        // to sleep until it.
-        while !deadlines.settled() {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        let by = Instant::now() + Duration::from_millis(30);
-        let near = bounded(deadlines.timeout(by, std::future::pending::<()>())).await;
-        assert_eq!(near, Err(Elapsed));
-        assert!(Instant::now() >= by);
-        far.abort();
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn every_one_of_many_deadlines_fires_none_early() {
-        let deadlines = Arc::new(deadlines());
-        let start = Instant::now();
-        let tasks: Vec<_> = (0..200u64)
-            .map(|i| {
-                let deadlines = deadlines.clone();
-                // Spread over 0-99 ms, out of order.
-                let by = start + Duration::from_millis((i * 37) % 100);
-                tokio::spawn(async move {
-                    let got = deadlines.timeout(by, std::future::pending::<()>()).await;
-                    (got, Instant::now() >= by)
-                })
-            })
-            .collect();
-        for task in tasks {
-            let (got, not_early) = bounded(task).await.expect("task");
-            assert_eq!(got, Err(Elapsed));
-            assert!(not_early);
-        }
-        assert_eq!(deadlines.waiting(), 0);
-    }
-
-    struct Count(AtomicUsize);
-
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    #[test]
-    fn the_waker_of_the_latest_poll_is_the_one_woken() {
-        let deadlines = deadlines();
-        let (first, second) = (
-            Arc::new(Count(AtomicUsize::new(0))),
-            Arc::new(Count(AtomicUsize::new(0))),
-        );
-        let by = Instant::now() + Duration::from_millis(30);
-        let mut fut = pin!(deadlines.timeout(by, std::future::pending::<()>()));
-        let waker = Waker::from(first.clone());
-        assert!(fut
-            .as_mut()
-            .poll(&mut Context::from_waker(&waker))
-            .is_pending());
-        let waker = Waker::from(second.clone());
-        assert!(fut
-            .as_mut()
-            .poll(&mut Context::from_waker(&waker))
-            .is_pending());
-        let give_up = Instant::now() + Duration::from_secs(10);
-        while second.0.load(Ordering::SeqCst) == 0 && Instant::now() < give_up {
-            thread::sleep(Duration::from_millis(5));
-        }
-        assert_eq!(second.0.load(Ordering::SeqCst), 1);
-        assert_eq!(first.0.load(Ordering::SeqCst), 0);
-        assert_eq!(
-            fut.as_mut().poll(&mut Context::from_waker(&waker)),
-            Poll::Ready(Err(Elapsed))
-        );
-    }
-
-    #[test]
-    fn the_watchdog_thread_ends_with_its_deadlines() {
-        let mut deadlines = deadlines();
-        let thread = deadlines.joined.take().expect("a thread");
-        drop(deadlines);
-        let give_up = Instant::now() + Duration::from_secs(10);
-        while !thread.is_finished() && Instant::now() < give_up {
-            thread::sleep(Duration::from_millis(5));
-        }
-        assert!(thread.is_finished());
-    }
-}
+mod tests;

@@ -9,11 +9,12 @@
 //!    the CPU time per operation of client and server together;
 //!
 //! then scenarios 2 and 3 once more with the libraries taking turns (see
-//! `peers/interleaved.rs`), L1 hits on 1-8 threads, L2 hits on 1-256 tasks, and the resident
-//! memory of 100k 1 KiB L1 entries against the configured budget.
+//! `peers/interleaved.rs`), the CPU time per read of uniformly drawn keys
+//! on 64 tasks, L1 hits on 1-8 threads, L2 hits on 1-256 tasks, and the
+//! resident memory of 100k 1 KiB L1 entries against the configured budget.
 //!
 //! `cargo bench --bench peers` (starts its own redis-server on loopback;
-//! about thirteen minutes on two cores). At the end it prints the README's
+//! about sixteen minutes on two cores). At the end it prints the README's
 //! tables from criterion's saved medians.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]

@@ -1,4 +1,5 @@
-//! CPU time per operation of scenario 4, client and Redis server together.
+//! CPU time per operation on 64 tasks (scenario 4, and uniform L2 reads),
+//! client and Redis server together.
 //!
 //! On a machine whose two cores the client and the server share, ops/s
 //! swing with whatever else the VM runs; the CPU time an operation costs
@@ -71,22 +72,27 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Prints, per library, the µs of CPU an operation of scenario 4 costs the
-/// bench process and `server_pid`, and its ops/s in the same rounds.
+/// bench process and `server_pid`, and its ops/s in the same rounds; then
+/// the same for reads of uniformly drawn keys, where single-flight joins
+/// few reads and every library sends about one command per read.
 pub fn report(rt: &Runtime, libs: &[(&'static str, Lib)], server_pid: u32) {
-    let mix = Mix::Zipf90(Arc::new(Zipf::new(10_000, 1.0)));
+    let zipf = Mix::Zipf90(Arc::new(Zipf::new(10_000, 1.0)));
+    report_mix(rt, libs, server_pid, "s4_cpu_per_op", &zipf);
+    report_mix(rt, libs, server_pid, "l2_uniform_cpu_per_op", &Mix::Uniform);
+}
+
+fn report_mix(rt: &Runtime, libs: &[(&'static str, Lib)], server_pid: u32, title: &str, mix: &Mix) {
     let mut rounds: BTreeMap<&str, Vec<(f64, f64, f64)>> = BTreeMap::new();
     for _ in 0..ROUNDS {
         for (name, lib) in libs {
             let before = Cpu::now(server_pid);
-            let wall = run_tasks(rt, OPS, 64, lib, &mix);
+            let wall = run_tasks(rt, OPS, 64, lib, mix);
             let (client, server) = before.per_op(server_pid, OPS);
             let ops = OPS as f64 / wall.as_secs_f64();
             rounds.entry(name).or_default().push((client, server, ops));
         }
     }
-    println!(
-        "\n### s4_cpu_per_op (64 tasks, {OPS} operations per round, median of {ROUNDS} rounds)\n"
-    );
+    println!("\n### {title} (64 tasks, {OPS} operations per round, median of {ROUNDS} rounds)\n");
     println!("| library | client µs/op | Redis µs/op | total µs/op | × cachekit total | ops/s in these rounds |");
     println!("|---|---|---|---|---|---|");
     let mut ours = None;

@@ -13,7 +13,8 @@ pub fn open(dir: &Path, tune: impl FnOnce(FileConfigBuilder) -> FileConfigBuilde
     FileBackend::open(tune(FileConfig::builder().dir(dir)).build().unwrap()).unwrap()
 }
 
-/// Entry files (32 lowercase hex names) with their lengths.
+/// Entry files (32 lowercase hex names) with their lengths; a file removed
+/// while the directory is read is left out.
 pub fn entry_files(dir: &Path) -> Vec<(String, u64)> {
     let mut out = Vec::new();
     for item in std::fs::read_dir(dir).unwrap() {
@@ -24,7 +25,13 @@ pub fn entry_files(dir: &Path) -> Vec<(String, u64)> {
                 .bytes()
                 .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
         {
-            out.push((name, item.metadata().unwrap().len()));
+            // A file removed since the listing (eviction running in the
+            // background) is not there any more: skip it.
+            match item.metadata() {
+                Ok(meta) => out.push((name, meta.len())),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => panic!("{name}: {err}"),
+            }
         }
     }
     out.sort();

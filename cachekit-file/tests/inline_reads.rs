@@ -214,7 +214,6 @@ async fn data_dropped_from_the_page_cache_is_read_by_the_blocking_pool() {
         if tmpfs || paths != (1, 0) {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     if tmpfs {
         assert_eq!(paths, (1, 0), "tmpfs data is always in memory");

@@ -53,6 +53,10 @@ use slab::Slab;
 /// than this.
 pub(crate) const SLACK: Duration = Duration::from_millis(1);
 
+/// [`SLACK`] in the nanoseconds of [`Shared::next_look`].
+#[allow(clippy::cast_possible_truncation)] // one millisecond
+const SLACK_NANOS: u64 = SLACK.as_nanos() as u64;
+
 /// How often the watchdog looks while nothing is waiting but commands came
 /// since its last look. A caller sending one command at a time leaves the
 /// slab empty between commands: were the watchdog to sleep until woken
@@ -262,8 +266,7 @@ impl Deadlines {
             }
             // The watchdog has planned meanwhile: as if read just now.
         }
-        let slack = u64::try_from(SLACK.as_nanos()).unwrap_or(u64::MAX);
-        if by.saturating_add(slack) < next {
+        if by.saturating_add(SLACK_NANOS) < next {
             // Later commands compare against this, so that a burst of them
             // wakes the watchdog once.
             shared.next_look.fetch_min(by, Ordering::SeqCst);

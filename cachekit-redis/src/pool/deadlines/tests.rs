@@ -145,6 +145,11 @@ fn detached() -> Deadlines {
     }
 }
 
+/// One look made by hand at `now`: when the next one is planned.
+fn look(shared: &Shared, now: Instant) -> Option<Instant> {
+    shared.plan(shared.visit(now, &mut Vec::new()))
+}
+
 #[test]
 fn a_command_that_comes_while_the_watchdog_looks_is_in_its_plan() {
     let deadlines = detached();
@@ -176,10 +181,7 @@ fn a_command_nearer_than_the_plan_moves_it_and_a_farther_one_does_not() {
     let now = Instant::now();
     let planned = now + Duration::from_secs(1);
     let _first = deadlines.register(planned, waker);
-    assert_eq!(
-        shared.plan(shared.visit(now, &mut Vec::new())),
-        Some(planned)
-    );
+    assert_eq!(look(shared, now), Some(planned));
     let _later = deadlines.register(planned + Duration::from_secs(1), waker);
     assert_eq!(
         shared.next_look.load(Ordering::SeqCst),
@@ -209,7 +211,7 @@ fn a_plan_replaces_the_last_one_and_an_empty_table_sleeps_until_woken() {
         deadlines: &deadlines,
         at: Some(deadlines.register(soon, Waker::noop())),
     };
-    assert_eq!(shared.plan(shared.visit(now, &mut Vec::new())), Some(soon));
+    assert_eq!(look(shared, now), Some(soon));
     drop(entry);
     // A command came and went since: the next look comes IDLE_LOOK
     // later; the one after that finds nothing new.
@@ -217,11 +219,8 @@ fn a_plan_replaces_the_last_one_and_an_empty_table_sleeps_until_woken() {
         deadlines: &deadlines,
         at: Some(deadlines.register(soon, Waker::noop())),
     });
-    assert_eq!(
-        shared.plan(shared.visit(now, &mut Vec::new())),
-        Some(now + IDLE_LOOK)
-    );
-    assert_eq!(shared.plan(shared.visit(now, &mut Vec::new())), None);
+    assert_eq!(look(shared, now), Some(now + IDLE_LOOK));
+    assert_eq!(look(shared, now), None);
     assert_eq!(shared.next_look.load(Ordering::SeqCst), ASLEEP);
 }
 

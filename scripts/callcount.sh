@@ -17,12 +17,16 @@ paths=("$@")
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 total() {
-  valgrind --tool=callgrind --callgrind-out-file="$out/cg" "$bin" "$1" "$2" >/dev/null 2>&1
+  if ! valgrind --tool=callgrind --callgrind-out-file="$out/cg" "$bin" "$1" "$2" >"$out/log" 2>&1; then
+    echo "callcount: $1 $2 failed:" >&2
+    grep -v '^==' "$out/log" >&2
+    return 1
+  fi
   callgrind_annotate "$out/cg" | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,
 }
 for path in "${paths[@]}"; do
   case "$path" in l1-*) low=100000 high=200000 ;; miss-*) low=1000 high=2000 ;; *) low=2000 high=4000 ;; esac
-  a=$(total "$path" "$low")
-  b=$(total "$path" "$high")
+  a=$(total "$path" "$low") || exit 1
+  b=$(total "$path" "$high") || exit 1
   echo "$path: $(( (b - a) / (high - low) )) instructions per call"
 done

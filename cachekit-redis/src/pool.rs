@@ -425,3 +425,6 @@ impl Pool {
             .map_err(|err| errors::command_error(err, &self.target, op))
     }
 }
+
+#[cfg(test)]
+mod tests;

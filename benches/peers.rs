@@ -10,8 +10,9 @@
 //!
 //! then scenarios 2 and 3 once more with the libraries taking turns (see
 //! `peers/interleaved.rs`), the CPU time per read of uniformly drawn keys
-//! on 64 tasks, L1 hits on 1-8 threads, L2 hits on 1-256 tasks, and the
-//! resident memory of 100k 1 KiB L1 entries against the configured budget.
+//! on 64 tasks (on two workers, and on one), L1 hits on 1-8 threads, L2
+//! hits on 1-256 tasks, and the resident memory of 100k 1 KiB L1 entries
+//! against the configured budget.
 //!
 //! `cargo bench --bench peers` (starts its own redis-server on loopback;
 //! about sixteen minutes on two cores). At the end it prints the README's
@@ -311,6 +312,7 @@ fn main() {
     mixed(&mut c, &f, &libs);
     ours_stats("s4", &libs);
     cpu::report(&f.rt, &libs, f.server.pid());
+    cpu::report_one_worker(&f.server.url(), f.server.pid());
     scaling::l1_threads(&mut c);
     scaling::l2_tasks(&mut c, &f.rt, &libs);
     ours_stats("s4 + L2 scaling", &libs);

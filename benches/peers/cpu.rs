@@ -1,5 +1,5 @@
-//! CPU time per operation on 64 tasks (scenario 4, and uniform L2 reads),
-//! client and Redis server together.
+//! CPU time per operation on 64 tasks (scenario 4, and uniform L2 reads on
+//! two workers and on one), client and Redis server together.
 //!
 //! On a machine whose two cores the client and the server share, ops/s
 //! swing with whatever else the VM runs; the CPU time an operation costs
@@ -79,6 +79,27 @@ pub fn report(rt: &Runtime, libs: &[(&'static str, Lib)], server_pid: u32) {
     let zipf = Mix::Zipf90(Arc::new(Zipf::new(10_000, 1.0)));
     report_mix(rt, libs, server_pid, "s4_cpu_per_op", &zipf);
     report_mix(rt, libs, server_pid, "l2_uniform_cpu_per_op", &Mix::Uniform);
+}
+
+/// The uniform reads once more on a runtime with one worker, with every
+/// library's connections opened on it, so that each connection's driver
+/// and the tasks it wakes share one thread. Set beside the two-worker
+/// table, it tells what a read costs from what passing its task, its
+/// future and its allocations between two cores costs.
+pub fn report_one_worker(url: &str, server_pid: u32) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("one-worker runtime");
+    let libs = rt.block_on(super::libs::libs(url));
+    report_mix(
+        &rt,
+        &libs,
+        server_pid,
+        "l2_uniform_cpu_per_op_one_worker",
+        &Mix::Uniform,
+    );
 }
 
 fn report_mix(rt: &Runtime, libs: &[(&'static str, Lib)], server_pid: u32, title: &str, mix: &Mix) {

@@ -15,7 +15,7 @@
 //! against the configured budget.
 //!
 //! `cargo bench --bench peers` (starts its own redis-server on loopback;
-//! about sixteen minutes on two cores). At the end it prints the README's
+//! 13-18 minutes on two cores). At the end it prints the README's
 //! tables from criterion's saved medians.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]

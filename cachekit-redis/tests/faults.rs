@@ -23,9 +23,7 @@ async fn paused_server_gives_a_response_timeout_then_recovers() {
     let backend = RedisBackend::new(config).await.unwrap();
     backend.set("k", "v".into(), None).await.unwrap();
 
-    server.pause();
-    let err = backend.get("k").await.unwrap_err();
-    server.resume();
+    let err = server.while_paused(backend.get("k")).await.unwrap_err();
 
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert!(err.is_transient());
@@ -189,14 +187,11 @@ async fn a_nearer_caller_deadline_ends_the_wait_and_keeps_the_connection() {
     backend.set("k", "v".into(), None).await.unwrap();
     let before = connections_received(&server);
 
-    server.pause();
     let started = Instant::now();
     let limit = Duration::from_millis(200);
-    let err = deadline::within(started + limit, backend.get("k"))
-        .await
-        .unwrap_err();
+    let within = deadline::within(started + limit, backend.get("k"));
+    let err = server.while_paused(within).await.unwrap_err();
     let waited = started.elapsed();
-    server.resume();
 
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert!(err.message().contains("caller's deadline"), "{err}");

@@ -325,6 +325,20 @@ impl RedisServer {
         self.await_stopped(pid, false);
     }
 
+    /// Runs `fut` while the server is paused: [`pause`](Self::pause)
+    /// before, [`resume`](Self::resume) after. For a client's wait on a
+    /// server that answers nothing.
+    ///
+    /// # Panics
+    ///
+    /// When the server is not running.
+    pub async fn while_paused<F: std::future::Future>(&self, fut: F) -> F::Output {
+        self.pause();
+        let out = fut.await;
+        self.resume();
+        out
+    }
+
     fn kill_locked(state: &mut State) {
         if let Some(mut child) = state.child.take() {
             if state.paused {

@@ -234,6 +234,20 @@ fn stop_then_restart() {
     assert_eq!(server.command(&["PING"]), "PONG");
 }
 
+#[tokio::test]
+async fn while_paused_runs_the_future_on_a_paused_server_then_resumes_it() {
+    let server = RedisServer::start();
+    let answered = server
+        .while_paused(async {
+            server
+                .try_command(&["PING"], Duration::from_millis(300))
+                .is_ok()
+        })
+        .await;
+    assert!(!answered, "the server answered while paused");
+    assert_eq!(server.command(&["PING"]), "PONG");
+}
+
 #[test]
 fn restart_of_a_paused_server() {
     let server = RedisServer::start();

@@ -56,11 +56,9 @@ async fn without_the_watchdog_a_paused_server_gives_a_response_timeout() {
     assert!(pool.deadlines.is_none());
     set(&pool).await;
 
-    server.pause();
     let started = Instant::now();
-    let err = bounded(get(&pool)).await.unwrap_err();
+    let err = server.while_paused(bounded(get(&pool))).await.unwrap_err();
     let waited = started.elapsed();
-    server.resume();
 
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert!(err.message().contains("response_timeout"), "{err}");
@@ -76,14 +74,11 @@ async fn without_the_watchdog_a_nearer_caller_deadline_ends_the_wait() {
     let pool = pool_without_watchdog(&server, Duration::from_secs(20));
     set(&pool).await;
 
-    server.pause();
     let started = Instant::now();
     let limit = Duration::from_millis(200);
-    let err = bounded(deadline::within(started + limit, get(&pool)))
-        .await
-        .unwrap_err();
+    let within = deadline::within(started + limit, get(&pool));
+    let err = server.while_paused(bounded(within)).await.unwrap_err();
     let waited = started.elapsed();
-    server.resume();
 
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert!(err.message().contains("caller's deadline"), "{err}");

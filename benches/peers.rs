@@ -59,15 +59,20 @@ pub struct Fixture {
     raw: redis::aio::MultiplexedConnection,
 }
 
+/// A multi-threaded runtime with `workers` workers and its drivers on.
+pub fn runtime(workers: usize) -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
 impl Fixture {
     fn start() -> Self {
         let server = RedisServer::start();
         URL.set(server.url()).unwrap();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = runtime(2);
         let rt1 = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

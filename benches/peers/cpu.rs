@@ -87,11 +87,7 @@ pub fn report(rt: &Runtime, libs: &[(&'static str, Lib)], server_pid: u32) {
 /// table, it tells what a read costs from what passing its task, its
 /// future and its allocations between two cores costs.
 pub fn report_one_worker(url: &str, server_pid: u32) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("one-worker runtime");
+    let rt = super::runtime(1);
     let libs = rt.block_on(super::libs::libs(url));
     report_mix(
         &rt,

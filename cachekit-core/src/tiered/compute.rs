@@ -280,7 +280,7 @@ impl TieredCache {
     }
 
     /// The miss path: single-flight, L2, stampede lock, compute, store.
-    async fn fill<T, E, F, Fut>(
+    pub(super) async fn fill<T, E, F, Fut>(
         &self,
         key: &str,
         shared: Option<&Arc<str>>,
@@ -296,7 +296,17 @@ impl TieredCache {
     {
         let leader = loop {
             match self.inner.flights.join(key, shared) {
-                Role::Leader(guard) => break Some(guard),
+                Role::Leader(guard) => match stale {
+                    // `read_through` looked for a recent failure before this
+                    // join: a refresh that failed in between left its failure
+                    // behind and its flight gone.
+                    Some(v) if self.inner.recent_failures.contains_key(key) => {
+                        self.inner.counters.stale_served();
+                        finish_with(Some(guard), &v, None);
+                        return Ok(v);
+                    }
+                    _ => break Some(guard),
+                },
                 Role::Follower(rx) => match flight::wait(rx).await {
                     FlightState::Done(shared) => match shared.downcast_ref::<T>() {
                         Some(v) => {

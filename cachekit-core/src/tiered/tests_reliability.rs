@@ -191,6 +191,37 @@ async fn wait_until_stale(cache: &TieredCache, key: &str) {
     }
 }
 
+/// `read_through` looks for a recent failure before it joins the key's
+/// flight, and another caller's failed refresh can end in between: it then
+/// leaves its failure behind and its flight gone. A caller that leads in
+/// that window must still see the failure, not refresh again.
+#[tokio::test]
+async fn a_failure_recorded_between_the_check_and_the_join_still_throttles() {
+    let l2 = Flaky::new();
+    let policy = Policy::new()
+        .ttl(Duration::from_millis(30))
+        .max_stale(Duration::from_secs(60))
+        .or(&Policy::default());
+    let cache = cache_with(&l2, |b| b.stale_retry_interval(Duration::from_secs(60)));
+    // The state that window leaves: a stale value in hand (what the
+    // caller's L1 read returned) and the other caller's failure recorded.
+    cache.inner.recent_failures.insert("k".to_owned(), ());
+    let attempts = AtomicUsize::new(0);
+    let v: Result<u32, &str> = cache
+        .fill("k", None, &policy, Some(1), None, || async {
+            attempts.fetch_add(1, SeqCst);
+            Err("source down")
+        })
+        .await;
+    assert_eq!(v, Ok(1), "the stale value is served");
+    assert_eq!(
+        attempts.load(SeqCst),
+        0,
+        "the failed key is not refreshed again"
+    );
+    assert_eq!(cache.stats().stale_served, 1);
+}
+
 #[tokio::test]
 async fn serve_stale_also_covers_a_slow_recomputation() {
     let l2 = Flaky::new();

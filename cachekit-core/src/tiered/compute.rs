@@ -266,9 +266,7 @@ impl TieredCache {
     {
         let stale = match self.l1_get::<T>(key, policy) {
             Found::Fresh(v, _) => return Ok(v),
-            Found::Stale(v)
-                if policy.max_stale.is_some() && self.inner.recent_failures.contains_key(key) =>
-            {
+            Found::Stale(v) if policy.max_stale.is_some() && self.failed_lately(key) => {
                 self.inner.counters.stale_served();
                 return Ok(v);
             }
@@ -296,17 +294,7 @@ impl TieredCache {
     {
         let leader = loop {
             match self.inner.flights.join(key, shared) {
-                Role::Leader(guard) => match stale {
-                    // `read_through` looked for a recent failure before this
-                    // join: a refresh that failed in between left its failure
-                    // behind and its flight gone.
-                    Some(v) if self.inner.recent_failures.contains_key(key) => {
-                        self.inner.counters.stale_served();
-                        finish_with(Some(guard), &v, None);
-                        return Ok(v);
-                    }
-                    _ => break Some(guard),
-                },
+                Role::Leader(guard) => break Some(guard),
                 Role::Follower(rx) => match flight::wait(rx).await {
                     FlightState::Done(shared) => match shared.downcast_ref::<T>() {
                         Some(v) => {
@@ -334,10 +322,20 @@ impl TieredCache {
                 },
             }
         };
+        let mut fallback = stale;
+        // `read_through` looked for a recent failure before this call
+        // joined the flight: a refresh that failed in between left its
+        // failure behind and its flight gone.
+        if fallback.is_some() && leader.is_some() && self.failed_lately(key) {
+            if let Some(v) = fallback.take() {
+                self.inner.counters.stale_served();
+                finish_with(leader, &v, None);
+                return Ok(v);
+            }
+        }
         // One L2 deadline for all of this call's L2 operations.
         let budget = self.inner.l2.as_ref().and_then(|l2| l2.budget());
         let budget = budget.as_ref();
-        let mut fallback = stale;
         if leader.is_some() {
             // The previous flight may have filled the cache after our L1 check.
             if let Found::Fresh(v, _) = self.l1_peek::<T>(key, policy) {
@@ -435,6 +433,14 @@ impl TieredCache {
                 Err(err)
             }
         }
+    }
+
+    /// Whether a recomputation of `key` failed within the stale retry
+    /// interval. Out of line: only a caller holding a stale value asks.
+    #[cold]
+    #[inline(never)]
+    fn failed_lately(&self, key: &str) -> bool {
+        self.inner.recent_failures.contains_key(key)
     }
 
     /// Returns a stale value, shares it with waiters, and holds off

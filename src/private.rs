@@ -279,6 +279,17 @@ mod tests {
         assert_eq!(op(Operation::Named("get_user"), Some(3)), "get_user.v3");
     }
 
+    /// Every call moves its `Found` through a few frames: it must stay the
+    /// size of the `Recall` it wraps, with no tag of its own (see
+    /// [`Found::Key`]).
+    #[test]
+    fn a_lookup_result_is_no_larger_than_the_lookup_it_wraps() {
+        use cachekit_core::keys::{CallKey, Recall};
+        use std::mem::size_of;
+        assert_eq!(size_of::<Found<'static>>(), size_of::<Recall<'static>>());
+        assert_eq!(size_of::<Option<CallKey>>(), size_of::<CallKey>());
+    }
+
     #[test]
     fn long_operations_keep_their_end_and_stay_apart() {
         let long_a = "app::".to_owned() + &"very_long_module_name::".repeat(4) + "a";

@@ -320,7 +320,7 @@ fn derive_key(config: &Config, private: &TokenStream) -> TokenStream {
             let #fits = true #(&& #pushes)*;
             if #fits {
                 if let ::core::option::Option::Some(found) = #want.lookup_encoded(#keys, &#direct) {
-                    return ::core::result::Result::Ok(found);
+                    return found;
                 }
             }
             #serde

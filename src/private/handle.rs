@@ -202,31 +202,24 @@ impl CachedFn {
     }
 
     /// The first step of a call: its remembered L1 entry (not for
-    /// `_refresh`), else its key; `Uncached` (logged) when the arguments
-    /// give no key or the function has no cache. `derive` is the
+    /// `_refresh`), else its key; `Key(None)` when the arguments give no
+    /// key (`derive` logs it) or the function has no cache. `derive` is the
     /// generated `keyN` call.
     #[doc(hidden)]
     #[inline(always)]
     pub fn lookup<'h>(
         &'h self,
         call: Call,
-        derive: impl FnOnce(&'h KeyCache, Want) -> Result<Recall<'h>>,
+        derive: impl FnOnce(&'h KeyCache, Want) -> Found<'h>,
     ) -> Found<'h> {
         let Some(active) = self.active.as_ref() else {
-            return Found::Uncached;
+            return Found::Key(None);
         };
         let want = match call {
             Call::Cached => Want::Entry,
             Call::Refresh => Want::Key,
         };
-        match derive(&active.keys, want) {
-            Ok(Recall::Entry(recalled)) => Found::Remembered(recalled),
-            Ok(Recall::Key(key)) => Found::Key(key),
-            Err(err) => {
-                no_key(&active.keys, &err);
-                Found::Uncached
-            }
-        }
+        derive(&active.keys, want)
     }
 
     /// The key of one call, for `_invalidate`; `None` (logged) when the
@@ -234,12 +227,12 @@ impl CachedFn {
     #[doc(hidden)]
     pub fn key<'h>(
         &'h self,
-        derive: impl FnOnce(&'h KeyCache, Want) -> Result<Recall<'h>>,
+        derive: impl FnOnce(&'h KeyCache, Want) -> Found<'h>,
     ) -> Option<CallKey> {
         match self.lookup(Call::Refresh, derive) {
-            Found::Key(key) => Some(key),
+            Found::Key(key) => key,
             // `_refresh` lookups ask for the key only.
-            Found::Remembered(_) | Found::Uncached => None,
+            Found::Remembered(_) => None,
         }
     }
 
@@ -344,12 +337,6 @@ impl CachedFn {
     }
 }
 
-/// Logs a call whose arguments give no key (it then runs uncached).
-#[cold]
-fn no_key(keys: &KeyCache, err: &cachekit_core::Error) {
-    tracing::warn!(target: LOG, prefix = keys.builder().prefix(), error = %err, "no cache key for these arguments; calling uncached");
-}
-
 /// A call's remembered hit: returns the value, cloned straight into the
 /// caller's return value (moving a just-written struct through a few frames
 /// cost more than the clone of a small one); else gives the key (`None`:
@@ -361,8 +348,7 @@ macro_rules! remembered_or_key {
                 Some(value) => return $wrap(Clone::clone(value)),
                 None => recalled.forget(),
             },
-            Found::Key(key) => Some(key),
-            Found::Uncached => None,
+            Found::Key(key) => key,
         }
     };
 }
@@ -531,10 +517,24 @@ fn lookup_blocking<T: Cacheable, E: Send>(
 pub enum Found<'h> {
     /// The remembered L1 entry, borrowed from this thread's table.
     Remembered(Recalled<'h>),
-    /// The key, for the cache's normal lookup.
-    Key(CallKey),
-    /// No key (or no cache): the body runs uncached.
-    Uncached,
+    /// The key, for the cache's normal lookup; `None`: no key (or no
+    /// cache), the body runs uncached.
+    ///
+    /// (Two variants, not a third for "uncached": with three, `Found` no
+    /// longer fits the one spare value of the table pointer and gets a tag
+    /// of its own, and the compiler moved it with the same partial stores
+    /// and wide loads as described at `Want::lookup`.)
+    Key(Option<CallKey>),
+}
+
+impl<'h> From<Recall<'h>> for Found<'h> {
+    #[inline(always)]
+    fn from(recall: Recall<'h>) -> Self {
+        match recall {
+            Recall::Entry(recalled) => Found::Remembered(recalled),
+            Recall::Key(key) => Found::Key(Some(key)),
+        }
+    }
 }
 
 /// The "error" that keeps a `None` out of the cache.

@@ -6,8 +6,10 @@
 //! largest tuple serde serializes).
 
 use cachekit_core::keys::{ArgBytes, DirectArg, KeyCache, Recall};
-use cachekit_core::Result;
 use serde::Serialize;
+
+use super::handle::Found;
+use super::LOG;
 
 /// What a lookup is for: the remembered L1 entry (a call), or only the
 /// key (`_refresh`, `_invalidate`).
@@ -20,24 +22,45 @@ pub enum Want {
 }
 
 impl Want {
-    #[inline(always)]
-    fn lookup<'k, A: Serialize + ?Sized>(self, keys: &'k KeyCache, args: &A) -> Result<Recall<'k>> {
-        match self {
+    /// The serde way; `Key(None)` (logged) when the arguments give no key.
+    ///
+    /// Out of line: inlined next to the path without serde, its `Result`
+    /// shared a stack slot with that path's lookup, and the compiler then
+    /// moved the entry's last word in pieces (a byte, then the rest) and
+    /// read it back whole, a load the CPU cannot forward from the stores.
+    /// With the tag `Found` once had (see [`Found::Key`]), such stalls cost
+    /// an L1 hit of a small value about a tenth of its time.
+    #[inline(never)]
+    fn lookup<'k, A: Serialize + ?Sized>(self, keys: &'k KeyCache, args: &A) -> Found<'k> {
+        let found = match self {
             Want::Entry => keys.recall(args),
             Want::Key => keys.call_key(args).map(Recall::Key),
+        };
+        match found {
+            Ok(recall) => recall.into(),
+            Err(err) => {
+                no_key(keys, &err);
+                Found::Key(None)
+            }
         }
     }
+}
+
+/// Logs a call whose arguments give no key (it then runs uncached).
+#[cold]
+fn no_key(keys: &KeyCache, err: &cachekit_core::Error) {
+    tracing::warn!(target: LOG, prefix = keys.builder().prefix(), error = %err, "no cache key for these arguments; calling uncached");
 }
 
 impl Want {
     /// The lookup of arguments encoded without serde; `None` if they did
     /// not fit [`ArgBytes`] (the caller then takes the serde path).
     #[inline(always)]
-    pub fn lookup_encoded<'k>(self, keys: &'k KeyCache, args: &ArgBytes) -> Option<Recall<'k>> {
+    pub fn lookup_encoded<'k>(self, keys: &'k KeyCache, args: &ArgBytes) -> Option<Found<'k>> {
         let bytes = args.bytes()?;
         Some(match self {
-            Want::Entry => keys.recall_encoded(bytes),
-            Want::Key => Recall::Key(keys.call_key_encoded(bytes)),
+            Want::Entry => keys.recall_encoded(bytes).into(),
+            Want::Key => Found::Key(Some(keys.call_key_encoded(bytes))),
         })
     }
 }
@@ -77,28 +100,23 @@ impl<T: ?Sized> ViaSerde for &Arg<'_, T> {}
 
 macro_rules! key_fns {
     ($($name:ident: $($arg:ident $ty:ident),+;)+) => {$(
-        /// The lookup of a call with this many key arguments.
-        ///
-        /// # Errors
-        /// As [`KeyCache::recall`].
+        /// The lookup of a call with this many key arguments; `Key(None)`
+        /// (logged) when they give no key (see [`KeyCache::recall`]).
         #[allow(clippy::too_many_arguments)]
         #[inline(always)]
         pub fn $name<'k, $($ty: Serialize + ?Sized),+>(
             keys: &'k KeyCache,
             want: Want,
             $($arg: &$ty),+
-        ) -> Result<Recall<'k>> {
+        ) -> Found<'k> {
             want.lookup(keys, &($($arg,)+))
         }
     )+};
 }
 
 /// The lookup of a call without key arguments.
-///
-/// # Errors
-/// As [`KeyCache::recall`].
 #[inline(always)]
-pub fn key0(keys: &KeyCache, want: Want) -> Result<Recall<'_>> {
+pub fn key0(keys: &KeyCache, want: Want) -> Found<'_> {
     want.lookup(keys, &())
 }
 

@@ -342,15 +342,20 @@ impl CachedFn {
 /// cost more than the clone of a small one); else gives the key (`None`:
 /// the call runs uncached).
 macro_rules! remembered_or_key {
-    ($handle:expr, $found:expr, $wrap:expr) => {
-        match $found {
-            Found::Remembered(recalled) => match $handle.remembered(&recalled) {
-                Some(value) => return $wrap(Clone::clone(value)),
-                None => recalled.forget(),
-            },
+    ($handle:expr, $found:expr, $wrap:expr) => {{
+        // Read in place: a hit moves nothing out of `found`, so there is no
+        // copy of it to make (see `Want::lookup` for what copies cost).
+        let found = $found;
+        if let Found::Remembered(recalled) = &found {
+            if let Some(value) = $handle.remembered(recalled) {
+                return $wrap(Clone::clone(value));
+            }
+        }
+        match found {
+            Found::Remembered(recalled) => recalled.forget(),
             Found::Key(key) => key,
         }
-    };
+    }};
 }
 
 /// The value of a call's remembered entry, cloned; else the call's key

@@ -133,7 +133,12 @@ pub enum Recall<'a> {
 /// `KeyCache` and thread derives its key afresh.
 pub struct Recalled<'a> {
     table: RefMut<'a, Table>,
-    index: u16,
+    /// A whole word, like [`CallKey`]'s `from`: the two share the bytes
+    /// after the table in [`Recall`]. With a `u16` here, the compiler
+    /// stored the index as two bytes and copied the `Recall` a word at a
+    /// time: a load the CPU cannot forward from the narrower store, a
+    /// stall of a dozen cycles on every remembered hit.
+    index: usize,
     /// The entry of a weakly held slot, upgraded for this read.
     upgraded: Option<L1Ref>,
 }
@@ -145,13 +150,7 @@ impl Recalled<'_> {
         if let Some(entry) = &self.upgraded {
             return Some(entry);
         }
-        match &self
-            .table
-            .slots
-            .get(usize::from(self.index))?
-            .as_ref()?
-            .entry
-        {
+        match &self.table.slots.get(self.index)?.as_ref()?.entry {
             Held::Strong(entry, _) => Some(entry),
             Held::Nothing | Held::Weak(_) => None,
         }
@@ -170,12 +169,11 @@ impl Recalled<'_> {
     /// the slot emptied under this borrow, which nothing can do.)
     pub fn forget(mut self) -> Option<CallKey> {
         let Table { slots, held, .. } = &mut *self.table;
-        let slot = slots.get_mut(usize::from(self.index))?.as_mut()?;
+        let slot = slots.get_mut(self.index)?.as_mut()?;
         *held -= slot.entry.release();
         Some(CallKey {
             key: slot.key.clone(),
-            slot: Some(self.index),
-            repeat: true,
+            from: Origin::table(self.index, true),
         })
     }
 }
@@ -223,11 +221,44 @@ impl fmt::Debug for Recalled<'_> {
 #[derive(Debug, Clone)]
 pub struct CallKey {
     key: Arc<str>,
-    /// The slot the key came from; `None` when it is not remembered. (A
-    /// `u16` keeps the whole key small: it is moved through every call.)
-    slot: Option<u16>,
-    /// The key was found in the table: these arguments were seen recently.
-    repeat: bool,
+    from: Origin,
+}
+
+/// Where a [`CallKey`] came from, in one word: the slot that keeps it, if
+/// any, and whether it was found there (these arguments were seen
+/// recently) rather than just put there. One field, not an `Option<u16>`
+/// and a `bool`, so that the key is small (it is moved through every call)
+/// and moves as whole words (see [`Recalled`]'s `index`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Origin(usize);
+
+impl Origin {
+    /// Not kept in any table.
+    const NOWHERE: Self = Self(0);
+    const KEPT: usize = 1 << 16;
+    const REPEAT: usize = 1 << 17;
+
+    /// Kept in the slot `index` (below `SLOTS`), found there if `repeat`.
+    fn table(index: usize, repeat: bool) -> Self {
+        Self(Self::KEPT | if repeat { Self::REPEAT } else { 0 } | index)
+    }
+
+    fn slot(self) -> Option<usize> {
+        (self.0 & Self::KEPT != 0).then_some(self.0 & 0xffff)
+    }
+
+    fn repeat(self) -> bool {
+        self.0 & Self::REPEAT != 0
+    }
+}
+
+impl fmt::Debug for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Origin")
+            .field("slot", &self.slot())
+            .field("repeat", &self.repeat())
+            .finish()
+    }
 }
 
 impl CallKey {
@@ -247,7 +278,7 @@ impl CallKey {
     /// would spend an extra L1 lookup per call on entries no later call
     /// reads.
     pub fn is_repeat(&self) -> bool {
-        self.repeat
+        self.from.repeat()
     }
 }
 
@@ -394,7 +425,7 @@ impl KeyCache {
     /// the key is not remembered here (long arguments, another thread's
     /// lookup, or its slot went to other arguments since).
     pub fn remember(&self, call: &CallKey, entry: &L1Ref) {
-        let Some(index) = call.slot else {
+        let Some(index) = call.from.slot() else {
             return;
         };
         let Ok(mut table) = self.threads.get_or_default().try_borrow_mut() else {
@@ -402,7 +433,7 @@ impl KeyCache {
         };
         let Table { slots, held, .. } = &mut *table;
         let Some(slot) = slots
-            .get_mut(usize::from(index))
+            .get_mut(index)
             .and_then(Option::as_mut)
             .filter(|s| Arc::ptr_eq(&s.key, &call.key))
         else {
@@ -440,8 +471,7 @@ impl KeyCache {
     fn unremembered_key(&self, args: &[u8]) -> CallKey {
         CallKey {
             key: self.derive(args),
-            slot: None,
-            repeat: false,
+            from: Origin::NOWHERE,
         }
     }
 
@@ -475,9 +505,9 @@ impl KeyCache {
         // SLOTS is a power of two no larger than 2^16; truncating the hash
         // is the point.
         #[allow(clippy::cast_possible_truncation)]
-        let index = (XxHash3_64::oneshot(args) as u16) & (SLOTS - 1) as u16;
+        let index = (XxHash3_64::oneshot(args) as usize) & (SLOTS - 1);
         let Table { slots, held, .. } = &mut *table;
-        let Some(slot) = slots.get_mut(usize::from(index)) else {
+        let Some(slot) = slots.get_mut(index) else {
             return self.unremembered(args);
         };
         if let Some(found) = slot.as_mut().filter(|s| same_bytes(&s.args, args)) {
@@ -500,8 +530,7 @@ impl KeyCache {
             }
             return Recall::Key(CallKey {
                 key: found.key.clone(),
-                slot: Some(index),
-                repeat: true,
+                from: Origin::table(index, true),
             });
         }
         let key = self.derive(args);
@@ -514,8 +543,7 @@ impl KeyCache {
         }
         Recall::Key(CallKey {
             key,
-            slot: Some(index),
-            repeat: false,
+            from: Origin::table(index, false),
         })
     }
 }

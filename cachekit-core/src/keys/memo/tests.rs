@@ -66,7 +66,7 @@ fn long_arguments_are_derived_not_remembered() {
     let want = builder().key(&(&long,)).unwrap();
     assert_eq!(&*keys.key(&(&long,)).unwrap(), want);
     let call = call_key(keys.lookup(&(&long,), |_| Some(0_u64)).unwrap());
-    assert!(!call.is_repeat() && call.slot.is_none());
+    assert!(!call.is_repeat() && call.from.slot().is_none());
     let untouched = keys
         .threads
         .get()
@@ -118,7 +118,7 @@ fn remembers_an_entry_for_its_own_arguments_only() {
     // Other arguments take over the slot: the old call's entry must not
     // be remembered for them.
     let other = (2..100_000_u64)
-        .find(|id| call_key(lookup(&keys, &cache, &(*id,))).slot == call.slot)
+        .find(|id| call_key(lookup(&keys, &cache, &(*id,))).from.slot() == call.from.slot())
         .expect("some argument shares the slot");
     keys.remember(&call, &entry);
     let taken = call_key(lookup(&keys, &cache, &(other,)));
@@ -190,7 +190,7 @@ fn a_read_that_calls_back_gets_a_derived_key() {
         // The table is in use: the inner lookup must not panic and must
         // still give the right key.
         let inner = call_key(lookup(&keys, &cache, &(3,)));
-        assert!(inner.slot.is_none());
+        assert!(inner.from.slot().is_none());
         assert_eq!(inner.key(), &*builder().key(&(3,)).unwrap());
         cache.get_ref::<u64>(entry)
     });

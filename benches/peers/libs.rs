@@ -34,23 +34,27 @@ pub fn compute_large(id: u64) -> Large {
 }
 
 // ---- scenario 1: in-process memoization ------------------------------------
+// An hour's TTL: the L1-threads scaling group reads the value filled in
+// scenario 1 nine to fifteen minutes later, and with 600 s a run crossed
+// the expiry inside that group (its assertion that every call was a hit
+// stopped the run).
 
-#[cached(backend = TieredCache::builder().build(), namespace = "peers", name = "small_l1", ttl = 600)]
+#[cached(backend = TieredCache::builder().build(), namespace = "peers", name = "small_l1", ttl = 3600)]
 pub fn ours_small_l1(id: u64) -> Small {
     small(id)
 }
 
-#[cached(backend = TieredCache::builder().build(), namespace = "peers", name = "large_l1", ttl = 600)]
+#[cached(backend = TieredCache::builder().build(), namespace = "peers", name = "large_l1", ttl = 3600)]
 pub fn ours_large_l1(id: u64) -> Large {
     compute_large(id)
 }
 
-#[cached::cached(max_size = 10_000, ttl = 600)]
+#[cached::cached(max_size = 10_000, ttl = 3600)]
 pub fn cached_small_l1(id: u64) -> Small {
     small(id)
 }
 
-#[cached::cached(max_size = 10_000, ttl = 600)]
+#[cached::cached(max_size = 10_000, ttl = 3600)]
 pub fn cached_large_l1(id: u64) -> Large {
     compute_large(id)
 }

@@ -404,13 +404,14 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
+    // The refresh and the uncached call are boxed: inline, their futures
+    // (the body's, and the store's of some 800 bytes) would be part of every
+    // call's future, which is moved whole (memcpy) on its way to the caller.
     if call == Call::Refresh {
-        let result = compute().await;
-        handle.store(key, result.as_ref().ok()).await;
-        return result;
+        return Box::pin(refresh(handle, key, compute)).await;
     }
     let Some((active, key)) = handle.target(key) else {
-        return compute().await;
+        return Box::pin(compute()).await;
     };
     let ran = AtomicBool::new(false);
     let result = active
@@ -422,6 +423,18 @@ where
         .await;
     handle.counters.call(ran.into_inner());
     active.remember(&key);
+    result
+}
+
+/// A `_refresh` call: runs the body and stores what it returns.
+async fn refresh<T, E, F, Fut>(handle: &CachedFn, key: Option<CallKey>, compute: F) -> Result<T, E>
+where
+    T: Cacheable,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let result = compute().await;
+    handle.store(key, result.as_ref().ok()).await;
     result
 }
 

@@ -19,6 +19,7 @@
 //! argument, and the run prints operations per second: a workload to
 //! profile with `perf record` (callgrind runs threads one at a time), e.g.
 //! `CALLCOUNT_TASKS=64 perf record -F 4999 <bench binary> hit-cachekit 400000`.
+//! `CALLCOUNT_WORKERS=w` runs those tasks on `w` workers instead of two.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -112,14 +113,20 @@ fn main() {
 /// The environment variable that splits the calls over tasks.
 const TASKS: &str = "CALLCOUNT_TASKS";
 
-/// `n` calls of `path` split over `tasks` tasks on two workers; task `t`
+/// The environment variable that sets the workers of the concurrent runs.
+const WORKERS: &str = "CALLCOUNT_WORKERS";
+
+/// `n` calls of `path` split over `tasks` tasks on two workers (or
+/// [`WORKERS`]); task `t`
 /// calls with argument `t + 1` (a hit after its first call), and all share
 /// one raw connection, as in the peers bench.
 fn concurrent(path: &str, tasks: u64, n: u64, server: &RedisServer) {
     assert!(PATHS.contains(&path), "unknown path {path}");
     assert!(tasks > 0, "{TASKS}: at least one task");
+    let workers =
+        std::env::var(WORKERS).map_or(2, |w| w.parse().expect("CALLCOUNT_WORKERS: a count"));
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers)
         .enable_all()
         .build()
         .unwrap();
@@ -140,7 +147,7 @@ fn concurrent(path: &str, tasks: u64, n: u64, server: &RedisServer) {
         while set.join_next().await.is_some() {}
         let calls = per_task * tasks;
         let per_second = calls as f64 / start.elapsed().as_secs_f64();
-        println!("{path}: {calls} calls over {tasks} tasks, {per_second:.0} per second");
+        println!("{path}: {calls} calls over {tasks} tasks on {workers} workers, {per_second:.0} per second");
     });
 }
 

@@ -175,8 +175,10 @@ fn in_a_task_of_a_current_thread_runtime() {
     let rt = current_thread();
     let server = Arc::new(server);
     let s = server.clone();
-    rt.block_on(async move { tokio::spawn(async move { scenario(&s, "ct-task", &f_ct_task::FN).await }).await })
-        .unwrap();
+    rt.block_on(async move {
+        tokio::spawn(async move { scenario(&s, "ct-task", &f_ct_task::FN).await }).await
+    })
+    .unwrap();
 }
 
 #[test]
@@ -219,7 +221,8 @@ fn run_refused(name: &'static str) {
             let server = Arc::new(server);
             let local = LocalSet::new();
             rt.block_on(local.run_until(async move {
-                tokio::task::spawn_local(async move { scenario(&server, name, &f_child::FN).await }).await
+                tokio::task::spawn_local(async move { scenario(&server, name, &f_child::FN).await })
+                    .await
             }))
             .unwrap();
         }

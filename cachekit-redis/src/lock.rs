@@ -204,7 +204,8 @@ impl Drop for LockGuard {
         if self.released {
             return;
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        // Not on a current-thread runtime, which a blocking call may block.
+        let Some(runtime) = cachekit_core::runtime::task_runtime() else {
             return;
         };
         let inner = self.inner.clone();

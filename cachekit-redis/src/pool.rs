@@ -222,6 +222,10 @@ impl Pool {
     pub(crate) fn new(manager: Manager, config: &crate::RedisConfig) -> Self {
         let target = manager.target();
         let failures = Arc::new(Failures::new());
+        // bb8's reaper and min_idle connects are spawned on the runtime
+        // entered here: not a current-thread one a blocking call may block.
+        let home = cachekit_core::runtime::task_runtime();
+        let _entered = home.as_ref().map(tokio::runtime::Handle::enter);
         let pool = bb8::Pool::builder()
             .max_size(config.pool_size)
             .min_idle(config.min_idle)
@@ -242,7 +246,7 @@ impl Pool {
             .error_sink(Box::new(Sink(failures.clone())))
             .build_unchecked(manager);
         Self {
-            lanes: Lanes::new(pool, config.pool_size),
+            lanes: Lanes::new(pool, target.clone(), config.pool_size),
             slots: tokio::sync::Semaphore::new(config.max_in_flight as usize),
             target,
             max_size: config.pool_size,

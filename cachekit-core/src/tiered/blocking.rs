@@ -2,14 +2,18 @@
 //!
 //! L1 hits are served on the calling thread. Everything else runs the async
 //! path to completion without nesting runtimes:
-//! - inside a multi-threaded tokio runtime, with `block_in_place` on the
-//!   caller's own runtime (connections owned by that runtime keep working);
+//! - on a multi-threaded tokio runtime's worker, with `block_in_place` on
+//!   the caller's own runtime (connections owned by that runtime keep
+//!   working);
 //! - outside any runtime, on a small runtime owned by cachekit, driven by
 //!   the calling thread;
-//! - inside a current-thread runtime, which must not be blocked, and where
-//!   Tokio refuses `block_in_place` (a `LocalSet`), on a short-lived helper
-//!   thread driving cachekit's runtime (the computation then runs on that
-//!   thread, so it must be `Send`).
+//! - everywhere else (a current-thread runtime, which must not be blocked,
+//!   a `LocalSet`, a multi-thread runtime's `block_on` thread), on a
+//!   short-lived helper thread driving cachekit's runtime (the computation
+//!   then runs on that thread, so it must be `Send`). The caller's thread is
+//!   blocked meanwhile, so nothing the call waits on may live on a
+//!   current-thread runtime: backends put their connections' tasks on
+//!   [`task_runtime`](crate::runtime::task_runtime).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -253,7 +257,7 @@ where
     let Ok(handle) = Handle::try_current() else {
         return crate::runtime::background().map(|rt| rt.block_on(fut));
     };
-    // A multi-thread runtime, unless Tokio refuses to block here (a LocalSet).
+    // A multi-thread runtime's worker.
     let fut = match crate::runtime::try_block_in_place(fut, |fut| handle.block_on(fut)) {
         Ok(output) => return Some(output),
         Err(fut) => fut,

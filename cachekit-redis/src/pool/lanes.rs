@@ -26,10 +26,12 @@ use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use bb8::{PooledConnection, RunError};
+use cachekit_core::runtime::{on_task_runtime, task_runtime};
 use cachekit_core::Error;
 use redis::aio::MultiplexedConnection;
 
 use super::{ConnState, Manager};
+use crate::errors::Target;
 
 /// Commands awaiting replies on one lane before the next lane is used.
 pub(crate) const LANE_DEPTH: u32 = 64;
@@ -78,6 +80,7 @@ pub(crate) enum OpenError {
 /// The lanes of one pool.
 pub(crate) struct Lanes {
     pool: bb8::Pool<Manager>,
+    target: Arc<Target>,
     max_lanes: usize,
     lanes: RwLock<Vec<Lane>>,
     /// One task at a time opens a lane when none is usable, so that a burst
@@ -90,15 +93,16 @@ pub(crate) struct Lanes {
 impl Lanes {
     /// Lanes over `pool`, with a background task that hands unused lanes
     /// back to it.
-    pub(crate) fn new(pool: bb8::Pool<Manager>, max_lanes: u32) -> Arc<Self> {
+    pub(crate) fn new(pool: bb8::Pool<Manager>, target: Arc<Target>, max_lanes: u32) -> Arc<Self> {
         let lanes = Arc::new(Self {
             pool,
+            target,
             max_lanes: usize::try_from(max_lanes).unwrap_or(usize::MAX),
             lanes: RwLock::new(Vec::new()),
             opening: tokio::sync::Mutex::new(()),
             growing: AtomicBool::new(false),
         });
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        if let Some(runtime) = task_runtime() {
             runtime.spawn(maintain(Arc::downgrade(&lanes)));
         }
         lanes
@@ -145,7 +149,26 @@ impl Lanes {
     ///
     /// The caller bounds the wait (and reports connection failures that
     /// another task met meanwhile).
+    ///
+    /// The opening runs on [`task_runtime`]: a task that holds `opening` must
+    /// not be left waiting on a current-thread runtime that a blocking call
+    /// then blocks.
     pub(crate) async fn open(self: &Arc<Self>) -> std::result::Result<Handle, OpenError> {
+        let lanes = self.clone();
+        on_task_runtime(async move { lanes.open_here().await })
+            .await
+            .unwrap_or_else(|join| {
+                Err(OpenError::Failed(Error::new(
+                    cachekit_core::ErrorKind::Connection,
+                    format!(
+                        "cannot connect to Redis at {}: the task opening the connection ended early ({join}); the next operation tries again",
+                        self.target
+                    ),
+                )))
+            })
+    }
+
+    async fn open_here(self: &Arc<Self>) -> std::result::Result<Handle, OpenError> {
         let _opening = self.opening.lock().await;
         if let Some(handle) = self.pick(1) {
             return Ok(handle);
@@ -180,7 +203,7 @@ impl Lanes {
 
     /// Opens one more lane in the background, unless one is being opened.
     fn grow(self: &Arc<Self>) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        let Some(runtime) = task_runtime() else {
             return;
         };
         if self.growing.swap(true, Ordering::AcqRel) {

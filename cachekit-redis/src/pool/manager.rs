@@ -32,6 +32,7 @@ use crate::errors::{self, Target};
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Opens connections to one server.
+#[derive(Clone)]
 pub(crate) struct Manager {
     client: Client,
     /// The same server without credentials: after an authentication failure
@@ -202,8 +203,14 @@ impl bb8::ManageConnection for Manager {
     type Connection = Conn;
     type Error = Error;
 
+    /// Opens the connection where its driver task and socket keep working
+    /// while a blocking call blocks the caller's thread (see
+    /// [`on_task_runtime`](cachekit_core::runtime::on_task_runtime)).
     async fn connect(&self) -> Result<Conn> {
-        self.open_connection().await
+        let manager = self.clone();
+        cachekit_core::runtime::on_task_runtime(async move { manager.open_connection().await })
+            .await
+            .unwrap_or_else(|join| Err(connect_task_failed(&self.target, &join)))
     }
 
     async fn is_valid(&self, conn: &mut Conn) -> Result<()> {
@@ -258,6 +265,17 @@ fn apply_tcp_settings(socket: &TcpStream, settings: &TcpSettings) -> std::io::Re
         SockRef::from(socket).set_tcp_keepalive(keepalive)?;
     }
     Ok(())
+}
+
+/// The task opening a connection on cachekit's runtime panicked or was
+/// cancelled (the process is shutting down).
+fn connect_task_failed(target: &Target, join: &tokio::task::JoinError) -> Error {
+    Error::new(
+        cachekit_core::ErrorKind::Connection,
+        format!(
+            "cannot connect to Redis at {target}: the task opening the connection ended early ({join}); the next operation tries again"
+        ),
+    )
 }
 
 fn client_config_error(target: &Target, err: RedisError) -> Error {

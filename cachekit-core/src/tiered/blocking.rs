@@ -258,7 +258,7 @@ where
         return crate::runtime::background().map(|rt| rt.block_on(fut));
     };
     // A multi-thread runtime's worker.
-    let fut = match crate::runtime::try_block_in_place(fut, |fut| handle.block_on(fut)) {
+    let fut = match crate::runtime::block_in_place_if_proven(fut, |fut| handle.block_on(fut)) {
         Ok(output) => return Some(output),
         Err(fut) => fut,
     };

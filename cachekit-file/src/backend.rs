@@ -57,7 +57,8 @@ impl FileBackend {
     ///
     /// # Errors
     /// [`ErrorKind::Config`](cachekit_core::ErrorKind::Config) if the
-    /// directory is owned by another user;
+    /// directory is owned by another user, or other users can write it and
+    /// it is not sticky (see [permissions](crate#permissions-and-the-directory));
     /// [`ErrorKind::Io`](cachekit_core::ErrorKind::Io) if it cannot be
     /// created, opened, listed or written (the message names the path and
     /// the fix; a full disk is transient).

@@ -313,6 +313,7 @@ impl Backend for FileBackend {
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+        cachekit_core::backend::check_prefix(prefix)?;
         let prefix = prefix.to_owned();
         self.blocking(move |s| s.delete_prefix(&prefix)).await
     }

@@ -29,10 +29,18 @@ fn is_root() -> bool {
 /// Every read of `key` is a miss, none an error.
 async fn assert_miss(cache: &FileBackend, key: &str, what: &str) {
     assert_eq!(cache.get(key).await.unwrap(), None, "get of {what}");
-    assert_eq!(cache.get_many(&[key]).await.unwrap(), vec![None], "get_many of {what}");
+    assert_eq!(
+        cache.get_many(&[key]).await.unwrap(),
+        vec![None],
+        "get_many of {what}"
+    );
     assert!(!cache.exists(key).await.unwrap(), "exists of {what}");
     assert_eq!(cache.ttl(key).await.unwrap(), Ttl::Missing, "ttl of {what}");
-    assert_eq!(cache.get_with_ttl(key).await.unwrap(), None, "get_with_ttl of {what}");
+    assert_eq!(
+        cache.get_with_ttl(key).await.unwrap(),
+        None,
+        "get_with_ttl of {what}"
+    );
 }
 
 fn is_gone(path: &Path) -> bool {
@@ -71,7 +79,10 @@ async fn an_entry_owned_by_another_user_is_a_miss_and_the_sweep_removes_it() {
     }
     // A second process's view: its index never saw the files.
     let other = open(dir.path(), |b| b);
-    assert!(is_gone(&cache.path_for("planted")), "open's sweep removes planted entries");
+    assert!(
+        is_gone(&cache.path_for("planted")),
+        "open's sweep removes planted entries"
+    );
     assert_eq!(other.get("mine").await.unwrap(), None);
 
     // Planted again: the periodic sweep removes it by name.
@@ -79,17 +90,29 @@ async fn an_entry_owned_by_another_user_is_a_miss_and_the_sweep_removes_it() {
     std::fs::write(&path, entry(b"again")).unwrap();
     std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
     let stats = cache.sweep().await.unwrap();
-    assert!(is_gone(&path), "the sweep removes planted entries: {stats:?}");
+    assert!(
+        is_gone(&path),
+        "the sweep removes planted entries: {stats:?}"
+    );
     assert_eq!(stats.untrusted_removed, 1, "{stats:?}");
     assert_eq!(stats.entries, 0, "{stats:?}");
 
     // A write of the key replaces a planted file.
     std::fs::write(&path, entry(b"once more")).unwrap();
     std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
-    assert!(cache.set_if_absent("planted", "ours".into(), None).await.unwrap());
-    assert_eq!(cache.get("planted").await.unwrap().as_deref(), Some(&b"ours"[..]));
+    assert!(cache
+        .set_if_absent("planted", "ours".into(), None)
+        .await
+        .unwrap());
+    assert_eq!(
+        cache.get("planted").await.unwrap().as_deref(),
+        Some(&b"ours"[..])
+    );
     std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
-    assert!(!cache.delete("planted").await.unwrap(), "a planted entry is not a live one");
+    assert!(
+        !cache.delete("planted").await.unwrap(),
+        "a planted entry is not a live one"
+    );
     assert!(is_gone(&path));
 }
 
@@ -106,7 +129,10 @@ fn a_directory_others_can_write_is_refused_unless_sticky() {
             message.contains(&format!("chmod 700 {}", dir.path().display())),
             "mode {mode:o}: {err}"
         );
-        assert!(message.contains(&format!("{mode:o}")), "mode {mode:o}: {err}");
+        assert!(
+            message.contains(&format!("{mode:o}")),
+            "mode {mode:o}: {err}"
+        );
     }
     // Sticky, like /tmp: others may add files (which are misses) but not
     // remove or rename ours.
@@ -149,18 +175,34 @@ async fn a_symlink_at_an_entry_name_is_a_miss_and_never_followed() {
     assert!(is_gone(&cache.path_for("to-outside")));
     assert!(is_gone(&cache.path_for("to-an-entry")));
     // set_if_absent replaces one.
-    assert!(cache.set_if_absent("dangling", "new".into(), None).await.unwrap());
+    assert!(cache
+        .set_if_absent("dangling", "new".into(), None)
+        .await
+        .unwrap());
     assert!(!is_gone(&cache.path_for("dangling")));
-    assert!(!outside.path().join("nothing").exists(), "nothing created through the link");
+    assert!(
+        !outside.path().join("nothing").exists(),
+        "nothing created through the link"
+    );
     // The sweep removes the rest, and only links.
     let stats = cache.sweep().await.unwrap();
     assert!(is_gone(&cache.path_for("to-a-dir")), "{stats:?}");
     assert_eq!(stats.untrusted_removed, 1, "{stats:?}");
 
-    assert_eq!(std::fs::read(&target).unwrap(), entry(b"secret"), "the target is intact");
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        entry(b"secret"),
+        "the target is intact"
+    );
     assert!(outside.path().is_dir());
-    assert_eq!(cache.get("inside").await.unwrap(), Some(Bytes::from("ours")));
-    assert_eq!(cache.get("dangling").await.unwrap(), Some(Bytes::from("new")));
+    assert_eq!(
+        cache.get("inside").await.unwrap(),
+        Some(Bytes::from("ours"))
+    );
+    assert_eq!(
+        cache.get("dangling").await.unwrap(),
+        Some(Bytes::from("new"))
+    );
 }
 
 #[tokio::test]

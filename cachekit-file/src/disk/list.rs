@@ -49,14 +49,18 @@ impl Disk {
             let name = item.file_name().to_bytes();
             if let Some(hash) = FileName::parse(name) {
                 let name = FileName::of(&hash);
-                let stat = match rustix::fs::statat(&self.dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
-                {
-                    Ok(stat) => stat,
-                    Err(Errno::NOENT) => continue,
-                    Err(e) => {
-                        return Err(errno_error("inspecting", &self.entry_path(name.as_str()), e))
-                    }
-                };
+                let stat =
+                    match rustix::fs::statat(&self.dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                        Ok(stat) => stat,
+                        Err(Errno::NOENT) => continue,
+                        Err(e) => {
+                            return Err(errno_error(
+                                "inspecting",
+                                &self.entry_path(name.as_str()),
+                                e,
+                            ))
+                        }
+                    };
                 match FileType::from_raw_mode(stat.st_mode) {
                     FileType::RegularFile if stat.st_uid == self.uid => out.push(Listed::Entry {
                         hash,

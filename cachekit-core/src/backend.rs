@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 
 /// How long a stored key has left to live.
 #[non_exhaustive]
@@ -171,7 +171,8 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// Implementations start with [`check_prefix`].
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidInput`] for an empty `prefix`; otherwise the
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for an
+    /// empty `prefix`; otherwise the
     /// backend's errors (after which some matching keys may remain).
     async fn delete_prefix(&self, prefix: &str) -> Result<u64>;
 
@@ -192,11 +193,12 @@ pub trait Backend: Send + Sync + fmt::Debug {
 /// ```
 ///
 /// # Errors
-/// [`ErrorKind::InvalidInput`] when `prefix` is empty.
+/// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when
+/// `prefix` is empty.
 pub fn check_prefix(prefix: &str) -> Result<()> {
     if prefix.is_empty() {
         return Err(Error::new(
-            ErrorKind::InvalidInput,
+            crate::error::ErrorKind::InvalidInput,
             "delete_prefix(\"\") refused: an empty prefix matches every key in the cache, \
              including keys cachekit did not write; pass the prefix of the keys to remove, \
              such as \"namespace:\" or \"namespace:operation:\"",

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// How long a stored key has left to live.
 #[non_exhaustive]
@@ -164,11 +164,47 @@ pub trait Backend: Send + Sync + fmt::Debug {
     async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool>;
 
     /// Removes every key that starts with `prefix`; returns how many were removed.
+    ///
+    /// An empty prefix is refused, before anything is removed: on a
+    /// backend without a key prefix of its own it would match every key
+    /// of the database or directory, including keys cachekit never wrote.
+    /// Implementations start with [`check_prefix`].
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for an
+    /// empty `prefix`; otherwise the
+    /// backend's errors (after which some matching keys may remain).
     async fn delete_prefix(&self, prefix: &str) -> Result<u64>;
 
     /// Probes the backend. Never fails: an unreachable backend is reported
     /// as unhealthy with the reason in `details["error"]`.
     async fn health(&self) -> Health;
+}
+
+/// Refuses the empty prefix that [`Backend::delete_prefix`] must not
+/// accept; every implementation calls it first.
+///
+/// ```
+/// use cachekit_core::backend::check_prefix;
+/// use cachekit_core::ErrorKind;
+///
+/// assert!(check_prefix("app:users:").is_ok());
+/// assert_eq!(check_prefix("").unwrap_err().kind(), ErrorKind::InvalidInput);
+/// ```
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when
+/// `prefix` is empty.
+pub fn check_prefix(prefix: &str) -> Result<()> {
+    if prefix.is_empty() {
+        return Err(Error::new(
+            crate::error::ErrorKind::InvalidInput,
+            "delete_prefix(\"\") refused: an empty prefix matches every key in the cache, \
+             including keys cachekit did not write; pass the prefix of the keys to remove, \
+             such as \"namespace:\" or \"namespace:operation:\"",
+        ));
+    }
+    Ok(())
 }
 
 /// Shared backends are backends: `Arc<RedisBackend>` or `Arc<dyn Backend>`

@@ -331,6 +331,7 @@ impl Backend for MemoryBackend {
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+        crate::backend::check_prefix(prefix)?;
         let mut removed = 0;
         let now = Instant::now();
         for (key, _) in self.cache.iter() {

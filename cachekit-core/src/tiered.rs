@@ -195,8 +195,12 @@ impl TieredCache {
     /// number removed from L2 (or from L1 when there is no L2).
     ///
     /// # Errors
-    /// L2 errors.
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for an
+    /// empty `prefix`, which would match every key of L2, including keys
+    /// cachekit did not write (nothing is removed from either tier); L2
+    /// errors.
     pub async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+        crate::backend::check_prefix(prefix)?;
         let mut removed = match &self.inner.l1 {
             Some(l1) => l1.delete_prefix(prefix).await?,
             None => 0,

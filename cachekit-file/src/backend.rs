@@ -57,7 +57,8 @@ impl FileBackend {
     ///
     /// # Errors
     /// [`ErrorKind::Config`](cachekit_core::ErrorKind::Config) if the
-    /// directory is owned by another user;
+    /// directory is owned by another user, or other users can write it and
+    /// it is not sticky (see [permissions](crate#permissions-and-the-directory));
     /// [`ErrorKind::Io`](cachekit_core::ErrorKind::Io) if it cannot be
     /// created, opened, listed or written (the message names the path and
     /// the fix; a full disk is transient).
@@ -312,6 +313,7 @@ impl Backend for FileBackend {
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+        cachekit_core::backend::check_prefix(prefix)?;
         let prefix = prefix.to_owned();
         self.blocking(move |s| s.delete_prefix(&prefix)).await
     }

@@ -52,6 +52,20 @@ enum Access {
 pub(crate) struct Disk {
     dir: File,
     path: PathBuf,
+    /// This process's effective uid: only files it owns are entries.
+    uid: u32,
+}
+
+/// What opening an entry name found.
+enum Opened {
+    /// No file under that name.
+    Missing,
+    /// Something this process must not read as an entry: a symlink, a
+    /// FIFO, device or directory, or a file another user owns (planted:
+    /// this process writes every entry it reads).
+    NotOurs,
+    /// A regular file of this user, and its length.
+    Ours(File, u64),
 }
 
 /// A file read from the directory.
@@ -157,6 +171,7 @@ impl Disk {
         Ok(Self {
             dir: File::from(fd),
             path: path.to_owned(),
+            uid: rustix::process::geteuid().as_raw(),
         })
     }
 
@@ -366,7 +381,7 @@ impl Disk {
         Ok(())
     }
 
-    fn open_entry(&self, name: &str, access: Access) -> Result<Option<File>> {
+    fn open_entry(&self, name: &str, access: Access) -> Result<Opened> {
         // O_NONBLOCK: opening or reading a FIFO planted under an entry name
         // must not hang the thread; regular files ignore it.
         let base = OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
@@ -382,27 +397,42 @@ impl Disk {
             }
             other => other,
         };
-        match opened {
-            Ok(fd) => Ok(Some(File::from(fd))),
-            Err(Errno::NOENT) => Ok(None),
-            Err(e) => Err(errno_error("opening", &self.entry_path(name), e)),
+        let file = match opened {
+            Ok(fd) => File::from(fd),
+            Err(Errno::NOENT) => return Ok(Opened::Missing),
+            // O_NOFOLLOW refuses a symlink as the last component with ELOOP.
+            Err(Errno::LOOP) => return Ok(Opened::NotOurs),
+            // A file this user may not open is not one it wrote.
+            Err(Errno::ACCESS) if self.owner_of(name) != Some(self.uid) => {
+                return Ok(Opened::NotOurs)
+            }
+            Err(e) => return Err(errno_error("opening", &self.entry_path(name), e)),
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| io_error("inspecting", &self.entry_path(name), e))?;
+        if !meta.is_file() || meta.uid() != self.uid {
+            return Ok(Opened::NotOurs);
         }
+        Ok(Opened::Ours(file, meta.len()))
+    }
+
+    /// The owner of the file at `name` (never following a symlink).
+    fn owner_of(&self, name: &str) -> Option<u32> {
+        rustix::fs::statat(&self.dir, name, AtFlags::SYMLINK_NOFOLLOW)
+            .ok()
+            .map(|stat| stat.st_uid)
     }
 
     /// Reads a whole entry. Files longer than `max_size` are [`ReadOutcome::Foreign`]:
     /// never allocate more than the configured budget for one value.
     pub(crate) fn read(&self, name: &FileName, max_size: u64) -> Result<ReadOutcome> {
-        let Some(file) = self.open_entry(name.as_str(), Access::Read)? else {
-            return Ok(ReadOutcome::Missing);
+        let (file, size) = match self.open_entry(name.as_str(), Access::Read)? {
+            Opened::Missing => return Ok(ReadOutcome::Missing),
+            Opened::NotOurs => return Ok(ReadOutcome::Foreign),
+            Opened::Ours(file, size) => (file, size),
         };
         let path = || self.entry_path(name.as_str());
-        let meta = file
-            .metadata()
-            .map_err(|e| io_error("inspecting", &path(), e))?;
-        if !meta.is_file() {
-            return Ok(ReadOutcome::Foreign);
-        }
-        let size = meta.len();
         if size > max_size {
             return Ok(ReadOutcome::Foreign);
         }
@@ -415,14 +445,14 @@ impl Disk {
         Ok(ReadOutcome::parse(buf, file))
     }
 
-    /// Reads only the header; `None` when there is no file.
+    /// Reads only the header; `None` when there is no file, `Foreign` for
+    /// one that is not this user's regular file.
     pub(crate) fn read_header(&self, name: &str) -> Result<Option<Header>> {
-        let Some(mut file) = self.open_entry(name, Access::Inspect)? else {
-            return Ok(None);
+        let mut file = match self.open_entry(name, Access::Inspect)? {
+            Opened::Missing => return Ok(None),
+            Opened::NotOurs => return Ok(Some(Header::Foreign)),
+            Opened::Ours(file, _) => file,
         };
-        if !is_regular(&file) {
-            return Ok(Some(Header::Foreign));
-        }
         let mut head = [0u8; HEADER_LEN];
         let mut filled = 0;
         while filled < HEADER_LEN {
@@ -448,12 +478,9 @@ impl Disk {
         now: Duration,
         durable: bool,
     ) -> Result<Option<u64>> {
-        let Some(mut file) = self.open_entry(name.as_str(), Access::Write)? else {
+        let Opened::Ours(mut file, _) = self.open_entry(name.as_str(), Access::Write)? else {
             return Ok(None);
         };
-        if !is_regular(&file) {
-            return Ok(None);
-        }
         let path = || self.entry_path(name.as_str());
         let mut head = [0u8; HEADER_LEN];
         if file.read_exact(&mut head).is_err() {
@@ -508,17 +535,28 @@ impl Disk {
     }
 
     /// The key stored with the entry at `name`, `None` for entries without
-    /// one (written by another implementation) or already gone.
+    /// one (written by another implementation), already gone, or not this
+    /// user's (see [`Opened::NotOurs`]).
+    ///
+    /// Read from the opened file: `fgetxattr` needs a real file descriptor
+    /// (an `O_PATH` one fails with `EBADF`), so the entry is opened as for
+    /// reading its header, which never follows a symlink.
     pub(crate) fn key_of(&self, name: &str) -> Result<Option<String>> {
+        let Opened::Ours(file, _) = self.open_entry(name, Access::Inspect)? else {
+            return Ok(None);
+        };
         let mut buf = [0u8; MAX_KEY_LEN];
-        let path = self.entry_path(name);
-        match rustix::fs::lgetxattr(&path, KEY_XATTR, &mut buf[..]) {
+        match rustix::fs::fgetxattr(&file, KEY_XATTR, &mut buf[..]) {
             Ok(len) => Ok(buf
                 .get(..len)
                 .and_then(|k| std::str::from_utf8(k).ok())
                 .map(str::to_owned)),
             Err(Errno::NOENT | Errno::NODATA | Errno::RANGE | Errno::NOTSUP) => Ok(None),
-            Err(e) => Err(errno_error("reading the key attribute of", &path, e)),
+            Err(e) => Err(errno_error(
+                "reading the key attribute of",
+                &self.entry_path(name),
+                e,
+            )),
         }
     }
 }
@@ -544,10 +582,4 @@ fn write_both(file: &mut File, header: &[u8], value: &[u8]) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Whether an opened entry is a regular file (not a FIFO, device or
-/// directory planted under an entry's name).
-fn is_regular(file: &File) -> bool {
-    file.metadata().is_ok_and(|m| m.is_file())
 }

@@ -172,16 +172,33 @@
 //! `writes_blocking` (write calls; a `set_many` is one).
 //!
 //! # Permissions and the directory
-//! The directory is created 0700 and files 0600; an existing directory
-//! that is looser is used with a warning (`chmod 700` fixes it). The path
-//! may be or contain a symlink (a home directory on another disk is
-//! common), but the directory it leads to must be owned by this user, or
-//! `open` fails with `Config`. The threat is a shared location such as
-//! `/tmp`: another user who creates the directory, or a symlink to a
-//! directory of theirs, first would otherwise receive every cached value
-//! and could plant entries that this process then trusts. All entry IO is
-//! relative to the directory handle opened at start, so the path being
-//! swapped later does not redirect it.
+//! The directory is created 0700 and files 0600. The path may be or
+//! contain a symlink (a home directory on another disk is common), but
+//! the directory it leads to must be owned by this user, or `open` fails
+//! with `Config`. The threat is a shared location such as `/tmp`: another
+//! user who creates the directory, or a symlink to a directory of theirs,
+//! first would otherwise receive every cached value and could plant
+//! entries that this process then trusts.
+//!
+//! An existing directory that other users can write (group or world
+//! writable) is refused with `Config` naming the path and the fix
+//! (`chmod 700`), unless it has the sticky bit, as `/tmp` has: without
+//! it, anyone who can write the directory can rename this user's entries
+//! and so serve one key's value under another key's name, which no check
+//! of a single file can detect. One that others can merely read is used
+//! with a warning.
+//!
+//! Whatever the directory's mode, only regular files owned by this
+//! process's effective uid are entries: a file of another user under an
+//! entry name (planted, in a sticky directory) or a symlink is a miss for
+//! every read, `expire` reports it missing, and `delete`, a write of the
+//! key and the sweep remove the name itself, never what a link points at.
+//! FIFOs, devices and directories under entry names are misses and are
+//! left alone. All entry IO, listing included, is relative to the
+//! directory handle opened at start (`openat` with `O_NOFOLLOW`,
+//! `fstatat` with `AT_SYMLINK_NOFOLLOW`, `unlinkat`, and the key attribute
+//! read from the opened file), so the path being swapped later does not
+//! redirect it.
 //!
 //! # Errors
 //! A full disk (or quota) is [`ErrorKind::Io`](cachekit_core::ErrorKind::Io)

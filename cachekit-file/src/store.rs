@@ -106,6 +106,19 @@ impl Store {
                 ),
             ));
         }
+        // Without the sticky bit, anyone who can write the directory can
+        // also rename this user's entries, so one key's value could be
+        // moved under another key's name: no per-file check catches that.
+        if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+            return Err(Error::config(
+                "dir",
+                format!(
+                    "cache directory {dir} has mode {mode:o}: other users can write it, so they \
+                     could remove, swap or plant entries; fix: chmod 700 {dir} (or use another \
+                     directory, set in the config or with CACHEKIT_FILE_DIR)"
+                ),
+            ));
+        }
         if mode & 0o077 != 0 {
             tracing::warn!(
                 dir = %dir,

@@ -260,9 +260,8 @@ async fn a_symlink_in_place_of_an_entry_is_never_followed() {
     std::fs::write(outside.path(), &planted).unwrap();
     std::os::unix::fs::symlink(outside.path(), cache.path_for("k")).unwrap();
 
-    let err = cache.get("k").await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Io);
-    assert!(err.message().contains("symbolic link"), "{err}");
+    // A miss, not the target's contents (tests/hostile.rs has the rest).
+    assert_eq!(cache.get("k").await.unwrap(), None);
     cache.set("k", "mine".into(), None).await.unwrap();
     assert_eq!(
         std::fs::read(outside.path()).unwrap(),

@@ -149,9 +149,74 @@ impl RedisBackend {
     pub fn pool_state(&self) -> PoolState {
         self.inner.pool.state()
     }
+
+    /// Removes every key under this backend's [`key_prefix`](Self::key_prefix),
+    /// whoever wrote it; returns how many were removed. This is what
+    /// `delete_prefix("")` would do, which [`Backend::delete_prefix`]
+    /// refuses so that no call clears a database by accident.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cachekit_core::Result<()> {
+    /// use cachekit_redis::{RedisBackend, RedisConfig};
+    ///
+    /// let config = RedisConfig::builder().key_prefix("myapp:").build()?;
+    /// let removed = RedisBackend::new(config).await?.clear_key_prefix().await?;
+    /// println!("removed {removed} keys under myapp:");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`] when the backend has no key prefix: it
+    /// would remove every key in the database. Otherwise the errors of
+    /// `SCAN` and `UNLINK`, after which some keys may remain.
+    pub async fn clear_key_prefix(&self) -> Result<u64> {
+        if self.inner.key_prefix.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "clear_key_prefix refused: the backend for {} has no key_prefix, so it would \
+                     remove every key in the database; set key_prefix (such as \"myapp:\") in \
+                     RedisConfig, or remove your keys with delete_prefix(\"namespace:\")",
+                    self.inner.shown
+                ),
+            ));
+        }
+        self.inner.unlink_matching("").await
+    }
 }
 
 impl Inner {
+    /// SCANs for the keys starting with the key prefix plus `prefix`
+    /// (glob characters escaped) and UNLINKs them; returns how many went.
+    async fn unlink_matching(&self, prefix: &str) -> Result<u64> {
+        let full = format!("{}{prefix}", self.key_prefix);
+        let pattern = format!("{}*", escape_glob(&full));
+        let scan_op = Op::new("SCAN", Some(prefix));
+        let unlink_op = Op::new("UNLINK (prefix)", Some(prefix));
+        let mut cursor: u64 = 0;
+        let mut removed: u64 = 0;
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(SCAN_COUNT);
+            let (next, keys): (u64, Vec<Vec<u8>>) = self.pool.query(&scan, scan_op).await?;
+            for batch in keys.chunks(SCAN_COUNT) {
+                let mut unlink = redis::cmd("UNLINK");
+                unlink.arg(batch);
+                let n: u64 = self.pool.query(&unlink, unlink_op).await?;
+                removed = removed.saturating_add(n);
+            }
+            if next == 0 {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
+    }
+
     /// `key` with the prefix, as one command argument written in place.
     pub(crate) fn prefixed<'a>(&'a self, key: &'a str) -> Prefixed<'a> {
         Prefixed {
@@ -423,31 +488,10 @@ impl Backend for RedisBackend {
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
-        let full = format!("{}{prefix}", self.inner.key_prefix);
-        let pattern = format!("{}*", escape_glob(&full));
-        let scan_op = Op::new("SCAN", Some(prefix));
-        let unlink_op = Op::new("UNLINK (prefix)", Some(prefix));
-        let mut cursor: u64 = 0;
-        let mut removed: u64 = 0;
-        loop {
-            let mut scan = redis::cmd("SCAN");
-            scan.arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(SCAN_COUNT);
-            let (next, keys): (u64, Vec<Vec<u8>>) = self.inner.pool.query(&scan, scan_op).await?;
-            for batch in keys.chunks(SCAN_COUNT) {
-                let mut unlink = redis::cmd("UNLINK");
-                unlink.arg(batch);
-                let n: u64 = self.inner.pool.query(&unlink, unlink_op).await?;
-                removed += n;
-            }
-            if next == 0 {
-                return Ok(removed);
-            }
-            cursor = next;
-        }
+        // With no key prefix configured, "" would SCAN and UNLINK the whole
+        // database, keys of other applications included.
+        cachekit_core::backend::check_prefix(prefix)?;
+        self.inner.unlink_matching(prefix).await
     }
 
     async fn health(&self) -> Health {

@@ -123,9 +123,16 @@ async fn prefixed_keys_never_collide_with_unprefixed_ones() {
     assert_eq!(server.command(&["GET", "app:k"]), "app");
     assert_eq!(server.command(&["GET", "other:k"]), "other");
 
-    // Everything under the app prefix, and nothing else.
+    // Everything under the app prefix, and nothing else; with no key
+    // prefix, that would be the whole database, which is refused.
     app.set("j", "app".into(), None).await.unwrap();
-    assert_eq!(app.delete_prefix("").await.unwrap(), 2);
+    let refused = bare.clear_key_prefix().await.unwrap_err();
+    assert_eq!(
+        refused.kind(),
+        cachekit_core::ErrorKind::InvalidInput,
+        "{refused}"
+    );
+    assert_eq!(app.clear_key_prefix().await.unwrap(), 2);
     assert_eq!(app.get("k").await.unwrap(), None);
     assert_eq!(bare.get("k").await.unwrap().as_deref(), Some(&b"bare"[..]));
     assert_eq!(

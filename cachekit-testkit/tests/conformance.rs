@@ -41,6 +41,8 @@ enum Fault {
     GetManyReversed,
     /// delete_prefix as `SCAN MATCH prefix*` would do it without escaping.
     GlobDeletePrefix,
+    /// delete_prefix("") removes every key instead of failing.
+    EmptyPrefixAccepted,
     EmptyValueIsMissing,
     SetKeepsOldTtl,
     UnhealthyName,
@@ -147,6 +149,9 @@ impl Backend for MapBackend {
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+        if self.fault != Some(Fault::EmptyPrefixAccepted) {
+            cachekit_core::backend::check_prefix(prefix)?;
+        }
         let mut map = self.live();
         let before = map.len();
         if self.fault == Some(Fault::GlobDeletePrefix) {
@@ -195,6 +200,10 @@ async fn violations_are_caught_with_precise_messages() {
         (
             Fault::GlobDeletePrefix,
             "glob characters must match literally",
+        ),
+        (
+            Fault::EmptyPrefixAccepted,
+            "delete_prefix(\"\") returned Ok(",
         ),
         (Fault::EmptyValueIsMissing, "empty value"),
         (Fault::SetKeepsOldTtl, "a plain set replaces the old expiry"),

@@ -1,15 +1,14 @@
 //! Listing the directory: entry files with their sizes and recency, and
 //! temp files whose writers are gone.
 
-use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
 use cachekit_core::Result;
+use rustix::fs::{AtFlags, FileType};
 use rustix::io::Errno;
 
 use super::{Disk, TEMP_PREFIX};
-use crate::error::{errno_error, io_error};
+use crate::error::errno_error;
 use crate::format::{FileName, KeyHash};
 
 /// Temp files of a live writer older than this are abandoned and removed.
@@ -25,13 +24,16 @@ pub(crate) enum Listed {
     },
     /// A temp file left by a writer that is gone.
     StaleTemp(String),
+    /// A symlink, or a file of another user, under an entry name: never
+    /// read, and removed by name (which never follows the link).
+    Untrusted(String),
 }
 
 impl Listed {
     pub(crate) fn entry_hash(&self) -> Option<KeyHash> {
         match self {
             Self::Entry { hash, .. } => Some(*hash),
-            Self::StaleTemp(_) => None,
+            Self::StaleTemp(_) | Self::Untrusted(_) => None,
         }
     }
 }
@@ -46,17 +48,31 @@ impl Disk {
             let item = item.map_err(|e| errno_error("listing", &self.path, e))?;
             let name = item.file_name().to_bytes();
             if let Some(hash) = FileName::parse(name) {
-                // Path-based lstat: std's metadata has stable field types.
-                let path = self.path.join(FileName::of(&hash).as_str());
-                match std::fs::symlink_metadata(&path) {
-                    Ok(meta) if meta.is_file() => out.push(Listed::Entry {
+                let name = FileName::of(&hash);
+                let stat =
+                    match rustix::fs::statat(&self.dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                        Ok(stat) => stat,
+                        Err(Errno::NOENT) => continue,
+                        Err(e) => {
+                            return Err(errno_error(
+                                "inspecting",
+                                &self.entry_path(name.as_str()),
+                                e,
+                            ))
+                        }
+                    };
+                match FileType::from_raw_mode(stat.st_mode) {
+                    FileType::RegularFile if stat.st_uid == self.uid => out.push(Listed::Entry {
                         hash,
-                        size: meta.len(),
-                        recency: recency(&meta),
+                        size: u64::try_from(stat.st_size).unwrap_or(0),
+                        recency: nanos(stat.st_atime, stat.st_atime_nsec)
+                            .max(nanos(stat.st_mtime, stat.st_mtime_nsec)),
                     }),
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(io_error("inspecting", &path, e)),
+                    FileType::RegularFile | FileType::Symlink => {
+                        out.push(Listed::Untrusted(name.as_str().to_owned()));
+                    }
+                    // A FIFO, device or directory: left alone, and never opened.
+                    _ => {}
                 }
             } else if let Some(name) = std::str::from_utf8(name)
                 .ok()
@@ -74,10 +90,10 @@ impl Disk {
     /// write could take. The pid is only meaningful in this PID namespace;
     /// see the crate docs.
     fn is_stale_temp(&self, name: &str, now: Duration) -> bool {
-        let Ok(meta) = std::fs::symlink_metadata(self.path.join(name)) else {
+        let Ok(stat) = rustix::fs::statat(&self.dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
             return false;
         };
-        let modified = Duration::from_secs(u64::try_from(meta.mtime()).unwrap_or(0));
+        let modified = Duration::from_nanos(nanos(stat.st_mtime, 0));
         if now.saturating_sub(modified) > STALE_TEMP_AGE {
             return true;
         }
@@ -93,13 +109,12 @@ impl Disk {
     }
 }
 
-/// The later of access and modification time, Unix nanoseconds.
-fn recency(meta: &std::fs::Metadata) -> u64 {
-    let nanos = |secs: i64, nsec: i64| {
-        u64::try_from(secs)
-            .unwrap_or(0)
-            .saturating_mul(1_000_000_000)
-            .saturating_add(u64::try_from(nsec).unwrap_or(0))
-    };
-    nanos(meta.atime(), meta.atime_nsec()).max(nanos(meta.mtime(), meta.mtime_nsec()))
+/// A `stat` timestamp as Unix nanoseconds (0 before 1970). The field
+/// types differ between platforms, hence the generic widening.
+fn nanos(secs: impl Into<i128>, nsec: impl Into<i128>) -> u64 {
+    let total = secs
+        .into()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(nsec.into());
+    u64::try_from(total.max(0)).unwrap_or(u64::MAX)
 }

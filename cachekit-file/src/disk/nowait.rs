@@ -125,7 +125,7 @@ impl Disk {
             Err(Errno::NOENT) => return NoWait::Read(ReadOutcome::Missing),
             Err(e) if unsupported(e) => return NoWait::Unsupported,
             // EAGAIN: not in the dentry cache. Anything else (a symlink,
-            // a file of another owner) the blocking path reports.
+            // a file of another owner) the blocking path answers.
             Err(_) => return NoWait::Blocked(None),
         };
         let Ok(stat) = rustix::fs::fstat(&file) else {
@@ -136,7 +136,10 @@ impl Disk {
             // again, and frees the old file there.
             return NoWait::Blocked(Some(file));
         }
-        if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
+        // Not a regular file, or planted by another user: not an entry.
+        if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile
+            || stat.st_uid != self.uid
+        {
             return NoWait::Read(ReadOutcome::Foreign);
         }
         let len = match u64::try_from(stat.st_size) {

@@ -1,5 +1,5 @@
 //! The sweep: list the directory, drop expired, corrupt and stale temp
-//! files, re-synchronise the index with what other processes did, and
+//! files, symlinks and other users' files under entry names, re-synchronise the index with what other processes did, and
 //! enforce the budgets. Runs at open and then every `sweep_interval`.
 
 use cachekit_core::Result;
@@ -21,6 +21,9 @@ pub struct SweepStats {
     pub expired_removed: u64,
     /// Files that were not cachekit entries (wrong magic, truncated) removed.
     pub corrupt_removed: u64,
+    /// Symlinks and files of other users under entry names removed (never
+    /// followed: the link itself goes).
+    pub untrusted_removed: u64,
     /// Temp files of dead or long-stalled writers removed.
     pub temp_files_removed: u64,
     /// Entries evicted to get under the budgets.
@@ -42,6 +45,10 @@ impl Store {
             let (hash, size, recency) = match item {
                 Listed::StaleTemp(name) => {
                     stats.temp_files_removed += u64::from(self.unlink_logged(&name));
+                    continue;
+                }
+                Listed::Untrusted(name) => {
+                    stats.untrusted_removed += u64::from(self.unlink_logged(&name));
                     continue;
                 }
                 Listed::Entry {

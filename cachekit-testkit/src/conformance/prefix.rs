@@ -1,11 +1,32 @@
 //! delete_prefix, and keys that look like globs, escapes or protocol framing.
 
 use super::Ctx;
-use cachekit_core::Ttl;
+use cachekit_core::{ErrorKind, Ttl};
 
 pub(super) async fn run(ctx: &Ctx<'_>) {
+    an_empty_prefix_is_refused(ctx).await;
     removes_exactly_the_prefix(ctx).await;
     glob_characters_are_literal(ctx).await;
+}
+
+/// `delete_prefix("")` would match every key, cachekit's or not: it must
+/// fail with `InvalidInput` and remove nothing.
+async fn an_empty_prefix_is_refused(ctx: &Ctx<'_>) {
+    let names = ["empty:kept", ""];
+    store(ctx, &names).await;
+    match ctx.backend.delete_prefix("").await {
+        Err(err) => ensure!(
+            ctx,
+            err.kind() == ErrorKind::InvalidInput,
+            "delete_prefix(\"\") failed with {:?} ({err}), expected InvalidInput",
+            err.kind()
+        ),
+        Ok(removed) => ctx.fail(format_args!(
+            "delete_prefix(\"\") returned Ok({removed}); an empty prefix matches every key \
+             and must be refused with InvalidInput"
+        )),
+    }
+    expect_present(ctx, &names, "the refused delete_prefix(\"\")").await;
 }
 
 /// Stores every name (value = the name) under `ctx`'s namespace.

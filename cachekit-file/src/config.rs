@@ -237,26 +237,23 @@ impl FileConfigBuilder {
     /// calling thread, the deadline cannot cut it short (the write runs
     /// inside the poll that the deadline's timer would have to interrupt):
     /// the calling task waits for the disk, however long, and then gets a
-    /// late result instead of a timeout. Its thread is blocked meanwhile,
-    /// but not the runtime: the write runs in
-    /// [`tokio::task::block_in_place`], so Tokio hands the worker's other
-    /// tasks to another thread, which keeps them running.
+    /// late result instead of a timeout. Its thread is blocked meanwhile;
+    /// on a multi-thread runtime's worker (other than the first) the write
+    /// runs in [`tokio::task::block_in_place`], so Tokio hands the worker's
+    /// other tasks to another thread, which keeps them running.
     ///
     /// Use it for a cache on a local SSD or a tmpfs, when write latency
     /// matters. Leave it off for NFS, SMB, FUSE and other network or slow
     /// disks, or if a stuck write must not hold up its caller.
     ///
     /// A write runs on the calling thread only inside a multi-thread Tokio
-    /// runtime (on a worker thread, or in the thread of its `block_on`);
-    /// elsewhere it takes the pool as if this were off: on a current-thread
-    /// runtime, where blocking would stop every task, and inside a
-    /// `LocalSet`, where Tokio refuses `block_in_place`. No Tokio API tells
-    /// a `LocalSet` apart, so the first write on such a thread finds out
-    /// from Tokio's panic, which is caught (its message is printed once)
-    /// and never reaches the caller; that thread's writes take the pool
-    /// from then on. A program built with `panic = "abort"` would abort
-    /// there instead: do not combine that, this option and a `LocalSet` on
-    /// a multi-thread runtime. Removing the file that a `set` replaced, and
+    /// runtime; on a current-thread runtime, where blocking would stop every
+    /// task, it takes the pool as if this were off. Where Tokio cannot be
+    /// shown to allow `block_in_place` (the runtime's first worker, the
+    /// thread of its `block_on`, a `LocalSet`), the write runs on the
+    /// calling thread without it, and the tasks that thread also runs wait
+    /// for it; Tokio is never asked where it would refuse with a panic.
+    /// Removing the file that a `set` replaced, and
     /// evicting when a write crossed the high watermark, are still left to
     /// the pool, after the call returns.
     /// [`Backend::health`](cachekit_core::Backend::health) reports

@@ -141,7 +141,8 @@
 //! At 64 KiB on ext4: 46 to 51, 125 to 145, and 65 to 77 µs.
 //! [`caller_writes`](FileConfigBuilder::caller_writes) opts into running
 //! `set`, `set_many`, `set_if_absent`, `delete` and `expire` on the
-//! calling thread instead, inside [`tokio::task::block_in_place`] (reads
+//! calling thread instead, inside [`tokio::task::block_in_place`] where
+//! Tokio provably allows it (reads
 //! of the directory, `delete_prefix`, `ttl`, sweeps and the health probe
 //! stay on the pool). Results, atomicity and crash safety are the same;
 //! what changes is what a slow disk does:
@@ -160,8 +161,8 @@
 //! matters, and leave it off for NFS, SMB, FUSE, network block devices and
 //! slow or shared disks. It applies only inside a multi-thread Tokio
 //! runtime: on a current-thread runtime, blocking would stop every task,
-//! so writes take the pool as without it (and in a `LocalSet`, where Tokio
-//! refuses `block_in_place`; see the option's docs). The file a `set`
+//! so writes take the pool as without it (see the option's docs for the
+//! threads where the write runs without `block_in_place`). The file a `set`
 //! replaced is removed by a blocking task after the call returns, as the
 //! pool thread does after answering: unlinking a file whose data has
 //! reached the disk costs 75 to 100 µs on ext4 (a file still in the page

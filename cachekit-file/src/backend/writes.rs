@@ -1,16 +1,19 @@
 //! Where a write runs: on Tokio's blocking pool, or, with
 //! [`caller_writes`](crate::FileConfigBuilder::caller_writes), on the
-//! calling thread in [`tokio::task::block_in_place`] where Tokio allows it.
+//! calling thread when the runtime is multi-thread.
 //!
-//! Whether Tokio allows `block_in_place` on a thread is
-//! [`cachekit_core::runtime::try_block_in_place`]'s to find out (on a
-//! multi-thread runtime's workers and `block_on` thread, not inside a
-//! `LocalSet`); where it does not, the write takes the pool.
+//! On the calling thread a write runs in [`tokio::task::block_in_place`]
+//! where Tokio provably allows it
+//! ([`cachekit_core::runtime::block_in_place_if_proven`]: a worker other
+//! than the first), else directly (a `block_on` thread, the blocking pool,
+//! worker 0, a `LocalSet`): a file write takes microseconds, and asking
+//! Tokio where it cannot answer would panic. A current-thread runtime,
+//! whose one thread runs every task, sends its writes to the pool.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use cachekit_core::runtime::try_block_in_place;
+use cachekit_core::runtime::block_in_place_if_proven;
 use cachekit_core::Result;
 
 use super::FileBackend;
@@ -120,30 +123,31 @@ impl FileBackend {
         self.after_io();
     }
 
-    /// Runs `run(job)` on this thread, in `block_in_place`, if caller
-    /// writes are on and Tokio allows blocking here; otherwise leaves `job`
-    /// in place for the pool. A panic in `run` becomes an error, as a
-    /// panic on the pool does.
+    /// Runs `run(job)` on this thread (in `block_in_place` where that is
+    /// proven allowed) if caller writes are on and the runtime is
+    /// multi-thread; otherwise leaves `job` in place for the pool. A panic
+    /// in `run` becomes an error, as a panic on the pool does.
     fn on_caller<F, R>(&self, job: &mut Option<F>, run: impl FnOnce(F) -> Result<R>) -> Ran<R> {
         if !self.store.config.caller_writes {
+            return Ran::NotHere;
+        }
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if !multi_thread {
             return Ran::NotHere;
         }
         let Some(f) = job.take() else {
             return Ran::NotHere;
         };
-        let ran = try_block_in_place(f, |f| catch_unwind(AssertUnwindSafe(|| run(f))));
-        match ran {
-            Ok(out) => {
-                self.store.count_write(true);
-                Ran::Done(out.unwrap_or_else(|panic| Err(crate::error::caller_panic(&*panic))))
-            }
-            // Not allowed here: the job is left for the pool.
-            Err(f) => {
-                *job = Some(f);
-                Ran::NotHere
-            }
-        }
+        let out = block_in_place_if_proven((f, run), run_caught).unwrap_or_else(run_caught);
+        self.store.count_write(true);
+        Ran::Done(out.unwrap_or_else(|panic| Err(crate::error::caller_panic(&*panic))))
     }
+}
+
+/// Runs a job, turning a panic into the `Err` of `catch_unwind`.
+fn run_caught<F, R>((f, run): (F, impl FnOnce(F) -> R)) -> std::thread::Result<R> {
+    catch_unwind(AssertUnwindSafe(|| run(f)))
 }
 
 /// Releases a deferred eviction when dropped, also if a shutting-down

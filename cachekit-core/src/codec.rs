@@ -102,6 +102,33 @@ impl CodecConfig {
     }
 }
 
+/// What a stored value is, judged by its first bytes alone: it decides what
+/// a read does with a value it cannot decode. The one place the codec tells
+/// its own values from others; a reader of other formats extends it here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Starts with the envelope magic and a version this build reads: a
+    /// cachekit value. If it does not decode, it is damaged (bad checksum,
+    /// cut short) or holds another type, and is deleted.
+    Envelope,
+    /// Anything else: another library's value, a Python cachekit frame,
+    /// plain text, fewer than two bytes, or an envelope of a version this
+    /// build does not read (a newer writer's). Left in place.
+    Foreign,
+}
+
+impl Origin {
+    /// The origin of `bytes`.
+    pub(crate) fn of(bytes: &[u8]) -> Self {
+        match bytes {
+            [m0, m1, version, ..] if [*m0, *m1] == MAGIC && *version == VERSION => Self::Envelope,
+            // Magic, then nothing: an envelope cut short.
+            [m0, m1] if [*m0, *m1] == MAGIC => Self::Envelope,
+            _ => Self::Foreign,
+        }
+    }
+}
+
 /// Encodes values into envelopes and back.
 ///
 /// ```

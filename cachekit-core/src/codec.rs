@@ -20,7 +20,10 @@
 //!
 //! Decoding checks every field before it allocates: the declared length must
 //! be within the configured maximum and within what LZ4 can expand the input
-//! to, and the checksum must match. Anything else is an
+//! to, and the checksum must match. The payload must then nest no deeper than
+//! [`CodecConfig::max_depth`], found by a scan without recursion before serde
+//! recurses into it; values deeper than that are refused when encoding too.
+//! Anything else is an
 //! [`ErrorKind::Serialization`] error, which the tiered cache turns into a miss
 //! that deletes the entry.
 
@@ -32,6 +35,10 @@ use serde::Serialize;
 use twox_hash::XxHash3_64;
 
 use crate::error::{Error, ErrorKind, Result};
+
+mod depth;
+
+use self::depth::Depth;
 
 const MAGIC: [u8; 2] = [0xC1, 0x4B];
 const VERSION: u8 = 1;
@@ -54,6 +61,12 @@ pub struct CodecConfig {
     /// The largest uncompressed payload accepted when encoding or decoding.
     /// Default 32 MiB.
     pub max_value_size: usize,
+    /// The most arrays and maps a value may nest inside one another (a
+    /// struct is a map, and so is an enum variant with data). Deeper values
+    /// are refused when encoding and when decoding, before serde recurses
+    /// into them. Default 64: a debug build spends up to about 20 KiB of
+    /// stack per level, and tokio's worker threads have 2 MiB.
+    pub max_depth: usize,
 }
 
 impl Default for CodecConfig {
@@ -61,6 +74,7 @@ impl Default for CodecConfig {
         Self {
             compress_threshold: 4 * 1024,
             max_value_size: 32 * 1024 * 1024,
+            max_depth: 64,
         }
     }
 }
@@ -73,11 +87,45 @@ impl CodecConfig {
         self
     }
 
+    /// Sets [`max_depth`](Self::max_depth).
+    #[must_use]
+    pub fn max_depth(mut self, levels: usize) -> Self {
+        self.max_depth = levels;
+        self
+    }
+
     /// Sets [`max_value_size`](Self::max_value_size).
     #[must_use]
     pub fn max_value_size(mut self, bytes: usize) -> Self {
         self.max_value_size = bytes;
         self
+    }
+}
+
+/// What a stored value is, judged by its first bytes alone: it decides what
+/// a read does with a value it cannot decode. The one place the codec tells
+/// its own values from others; a reader of other formats extends it here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Starts with the envelope magic and a version this build reads: a
+    /// cachekit value. If it does not decode, it is damaged (bad checksum,
+    /// cut short) or holds another type, and is deleted.
+    Envelope,
+    /// Anything else: another library's value, a Python cachekit frame,
+    /// plain text, fewer than two bytes, or an envelope of a version this
+    /// build does not read (a newer writer's). Left in place.
+    Foreign,
+}
+
+impl Origin {
+    /// The origin of `bytes`.
+    pub(crate) fn of(bytes: &[u8]) -> Self {
+        match bytes {
+            [m0, m1, version, ..] if [*m0, *m1] == MAGIC && *version == VERSION => Self::Envelope,
+            // Magic, then nothing: an envelope cut short.
+            [m0, m1] if [*m0, *m1] == MAGIC => Self::Envelope,
+            _ => Self::Foreign,
+        }
     }
 }
 
@@ -130,6 +178,16 @@ impl Codec {
         let raw = &payload[HEADER_LEN..];
         let len = raw.len();
         self.check_size(len)?;
+        if depth::scan(raw, self.config.max_depth) == Depth::Deeper {
+            return Err(Error::new(
+                ErrorKind::Serialization,
+                format!(
+                    "value nests arrays/maps more than max_depth ({}) deep, so it could not be read back; \
+                     raise it with CodecConfig::max_depth (on every reader too) or store a flatter value",
+                    self.config.max_depth
+                ),
+            ));
+        }
         let checksum = XxHash3_64::oneshot(raw);
         if len >= self.config.compress_threshold && lz4_may_pay(raw, packed) {
             grow(
@@ -155,6 +213,7 @@ impl Codec {
         let envelope = self.envelope(bytes)?;
         let deserialize = |payload: &[u8]| {
             envelope.verify(payload)?;
+            self.check_depth(payload)?;
             rmp_serde::from_slice(payload).map_err(|e| {
                 Error::new(
                     ErrorKind::Serialization,
@@ -185,6 +244,7 @@ impl Codec {
             std::borrow::Cow::Borrowed(envelope.body)
         };
         envelope.verify(&payload)?;
+        self.check_depth(&payload)?;
         Ok(payload)
     }
 
@@ -234,6 +294,25 @@ impl Codec {
             checksum,
             body,
         })
+    }
+
+    /// Refuses a payload that nests deeper than `max_depth` or is not one
+    /// whole MessagePack value, before serde recurses into it.
+    fn check_depth(&self, payload: &[u8]) -> Result<()> {
+        match depth::scan(payload, self.config.max_depth) {
+            Depth::Within => Ok(()),
+            Depth::Deeper => Err(Error::new(
+                ErrorKind::Serialization,
+                format!(
+                    "cached value nests arrays/maps more than max_depth ({}) deep; \
+                     raise it with CodecConfig::max_depth if such values are expected",
+                    self.config.max_depth
+                ),
+            )),
+            Depth::Malformed => Err(corrupt(
+                "payload is not a whole MessagePack value".to_string(),
+            )),
+        }
     }
 
     #[inline]
@@ -418,3 +497,5 @@ fn corrupt(reason: String) -> Error {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_depth;

@@ -330,3 +330,25 @@ fn checksums_are_the_xxh3_every_stored_envelope_carries() {
         );
     }
 }
+
+#[test]
+fn only_envelopes_of_this_version_are_cachekits_own() {
+    let codec = Codec::default();
+    let valid = codec.encode(&user()).unwrap();
+    assert_eq!(Origin::of(&valid), Origin::Envelope);
+    let mut flipped = valid.to_vec();
+    flipped[20] ^= 1;
+    assert_eq!(
+        Origin::of(&flipped),
+        Origin::Envelope,
+        "damaged: still ours"
+    );
+    assert_eq!(Origin::of(&valid[..2]), Origin::Envelope, "cut short");
+    let mut newer = valid.to_vec();
+    newer[2] = 2;
+    assert_eq!(Origin::of(&newer), Origin::Foreign, "a newer writer's");
+    let plain = rmp_serde::to_vec(&user()).unwrap();
+    for other in [&plain[..], b"", b"\xC1", b"hello", b"\xC1X\x01"] {
+        assert_eq!(Origin::of(other), Origin::Foreign, "{other:?}");
+    }
+}

@@ -1,6 +1,8 @@
 //! Counters per tier, readable at any time without locking.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use crate::breaker::BreakerState;
 use crate::counter::ThreadCounter;
@@ -13,6 +15,10 @@ pub(crate) struct TierCounters {
     errors: AtomicU64,
     sets: AtomicU64,
     corrupt: AtomicU64,
+    foreign: AtomicU64,
+    /// When a foreign value was last logged, in ms since [`log_epoch`] plus
+    /// one (0: never); see [`foreign`](Self::foreign).
+    foreign_logged: AtomicU64,
     timeouts: AtomicU64,
     skipped: AtomicU64,
 }
@@ -33,6 +39,26 @@ impl TierCounters {
     pub(crate) fn corrupt(&self) {
         self.corrupt.fetch_add(1, Relaxed);
     }
+    /// Counts a foreign value; `true` when it should be logged, at most
+    /// once per [`FOREIGN_LOG_EVERY`] (a key that another program writes
+    /// may be read on every call).
+    pub(crate) fn foreign(&self) -> bool {
+        let now = u64::try_from(log_epoch().elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.foreign_at(now)
+    }
+
+    /// [`foreign`](Self::foreign) at `now_ms` after [`log_epoch`].
+    fn foreign_at(&self, now_ms: u64) -> bool {
+        self.foreign.fetch_add(1, Relaxed);
+        let now = now_ms.saturating_add(1);
+        let last = self.foreign_logged.load(Relaxed);
+        let every = FOREIGN_LOG_EVERY.as_millis() as u64;
+        (last == 0 || now.saturating_sub(last) >= every)
+            && self
+                .foreign_logged
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_ok()
+    }
     pub(crate) fn timeout(&self) {
         self.timeouts.fetch_add(1, Relaxed);
     }
@@ -47,10 +73,20 @@ impl TierCounters {
             errors: self.errors.load(Relaxed),
             sets: self.sets.load(Relaxed),
             corrupt: self.corrupt.load(Relaxed),
+            foreign: self.foreign.load(Relaxed),
             timeouts: self.timeouts.load(Relaxed),
             skipped: self.skipped.load(Relaxed),
         }
     }
+}
+
+/// How often a tier logs the foreign values it reads, at most.
+pub(crate) const FOREIGN_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// The origin of the foreign-value log's clock.
+fn log_epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
 }
 
 #[derive(Debug, Default)]
@@ -112,8 +148,14 @@ pub struct TierStats {
     pub errors: u64,
     /// Values written.
     pub sets: u64,
-    /// Values that did not decode (garbage, foreign format, bad checksum) and were deleted.
+    /// cachekit envelopes that did not decode (bad checksum, cut short, or
+    /// holding another type, or nested deeper than the codec's `max_depth`)
+    /// and were deleted; each is a miss too.
     pub corrupt: u64,
+    /// Values read that are not cachekit envelopes (another library's value,
+    /// plain text, an envelope version this build does not read): misses,
+    /// left in place (a read-through's store then replaces them).
+    pub foreign: u64,
     /// Operations that missed their deadline (also counted in `errors`).
     pub timeouts: u64,
     /// Operations not attempted: circuit breaker open or too many in flight.
@@ -157,4 +199,22 @@ pub struct TieredStats {
     pub breaker: BreakerState,
     /// How often the circuit breaker has opened.
     pub breaker_opened: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn foreign_values_are_all_counted_but_logged_once_a_minute() {
+        let counters = TierCounters::default();
+        let minute = FOREIGN_LOG_EVERY.as_millis() as u64;
+        assert!(counters.foreign_at(5), "the first one is logged");
+        for ms in 5..5 + minute {
+            assert!(!counters.foreign_at(ms), "not again within a minute");
+        }
+        assert!(counters.foreign_at(5 + minute), "a minute later");
+        assert!(!counters.foreign_at(6 + minute));
+        assert_eq!(counters.snapshot().foreign, minute + 3);
+    }
 }

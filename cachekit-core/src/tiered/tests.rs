@@ -342,7 +342,9 @@ async fn undecodable_l2_values_are_deleted_counted_and_recomputed() {
     let l2 = Flaky::new();
     let cache = two_tier(&l2);
     l2.inner
-        .set("k", Bytes::from_static(b"\x00garbage from elsewhere"), None)
+        // A cachekit envelope cut short: deleted (another program's value
+        // would be left in place).
+        .set("k", Bytes::from_static(b"\xC1K\x01garbage"), None)
         .await
         .unwrap();
     let v = cache.get_or_compute("k", None, || async { 11u64 }).await;

@@ -11,6 +11,7 @@ use super::flight::Shared;
 use super::l2::Budget;
 use super::{Cacheable, Policy, TieredCache};
 use crate::backend::Ttl;
+use crate::codec::Origin;
 use crate::error::{ErrorKind, Result};
 use crate::memory::Stored;
 
@@ -92,7 +93,9 @@ impl TieredCache {
 
     /// Reads L2 through its guards and fills L1 on a hit.
     ///
-    /// An undecodable value is deleted, counted and read as a miss. With
+    /// A value that is not a cachekit envelope is a counted miss left in
+    /// place; a damaged envelope (or one of another type) is deleted,
+    /// counted and read as a miss. With
     /// serve-stale, an entry in its last `max_stale` of life is a stale hit.
     ///
     /// # Errors
@@ -135,8 +138,14 @@ impl TieredCache {
         let value = match self.inner.codec.decode::<T>(&bytes) {
             Ok(v) => v,
             Err(err) => {
-                counters.corrupt();
                 counters.miss();
+                if Origin::of(&bytes) == Origin::Foreign {
+                    if counters.foreign() {
+                        tracing::warn!(target: "cachekit", key, backend = l2.name(), error = %err, "L2 value is not a cachekit envelope: read as a miss and left in place (a cached call's store replaces it; give cachekit its own key prefix if another program writes these keys). Logged at most once a minute per tier");
+                    }
+                    return Ok(None);
+                }
+                counters.corrupt();
                 tracing::warn!(target: "cachekit", key, backend = l2.name(), error = %err, "deleting undecodable L2 entry");
                 if let Err(err) = l2.call("delete", counters, budget, |b| b.delete(key)).await {
                     tracing::warn!(target: "cachekit", key, error = %err, "could not delete undecodable L2 entry");

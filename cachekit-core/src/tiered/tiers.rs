@@ -12,7 +12,7 @@ use super::l2::Budget;
 use super::{Cacheable, Policy, TieredCache};
 use crate::backend::Ttl;
 use crate::error::{ErrorKind, Result};
-use crate::memory::Stored;
+use crate::memory::{expiry_at, Stored};
 
 /// What an L1 lookup found.
 pub(crate) enum Found<T> {
@@ -236,7 +236,7 @@ impl TieredCache {
         let l1 = self.inner.l1.as_ref()?;
         let value = Arc::new(value.clone());
         let now = Instant::now();
-        let at = |d: Option<Duration>| d.and_then(|d| now.checked_add(d));
+        let at = |d: Option<Duration>| d.and_then(|d| expiry_at(now, d));
         let l1_fresh = match (logical, self.inner.l1_max_ttl) {
             (Some(t), Some(cap)) => Some(t.min(cap)),
             (t, cap) => t.or(cap),

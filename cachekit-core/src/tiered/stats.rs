@@ -15,6 +15,7 @@ pub(crate) struct TierCounters {
     corrupt: AtomicU64,
     timeouts: AtomicU64,
     skipped: AtomicU64,
+    full: AtomicU64,
 }
 
 impl TierCounters {
@@ -39,6 +40,9 @@ impl TierCounters {
     pub(crate) fn skipped(&self) {
         self.skipped.fetch_add(1, Relaxed);
     }
+    pub(crate) fn full(&self) {
+        self.full.fetch_add(1, Relaxed);
+    }
 
     fn snapshot(&self) -> TierStats {
         TierStats {
@@ -49,6 +53,7 @@ impl TierCounters {
             corrupt: self.corrupt.load(Relaxed),
             timeouts: self.timeouts.load(Relaxed),
             skipped: self.skipped.load(Relaxed),
+            full: self.full.load(Relaxed),
         }
     }
 }
@@ -118,6 +123,10 @@ pub struct TierStats {
     pub timeouts: u64,
     /// Operations not attempted: circuit breaker open or too many in flight.
     pub skipped: u64,
+    /// Writes the backend refused for lack of memory (Redis `maxmemory`
+    /// under `noeviction`; also counted in `errors`). They never open the
+    /// circuit breaker: reads go on.
+    pub full: u64,
 }
 
 impl TierStats {

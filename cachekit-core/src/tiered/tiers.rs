@@ -11,7 +11,7 @@ use super::flight::Shared;
 use super::l2::Budget;
 use super::{Cacheable, Policy, TieredCache};
 use crate::backend::Ttl;
-use crate::error::{ErrorKind, Result};
+use crate::error::Result;
 use crate::memory::{expiry_at, Stored};
 
 /// What an L1 lookup found.
@@ -124,11 +124,8 @@ impl TieredCache {
                 return Ok(None);
             }
             Err(err) => {
-                if matches!(err.kind(), ErrorKind::CircuitOpen | ErrorKind::Overloaded) {
-                    tracing::debug!(target: "cachekit", key, error = %err, "L2 read skipped");
-                } else {
-                    tracing::warn!(target: "cachekit", key, backend = l2.name(), error = %err, "L2 read failed; treating as a miss");
-                }
+                // The L2 guard logs failures (rate-limited); per call, debug only.
+                tracing::debug!(target: "cachekit", key, error = %err, "L2 read failed or skipped; treating as a miss");
                 return Err(err);
             }
         };
@@ -139,7 +136,7 @@ impl TieredCache {
                 counters.miss();
                 tracing::warn!(target: "cachekit", key, backend = l2.name(), error = %err, "deleting undecodable L2 entry");
                 if let Err(err) = l2.call("delete", counters, budget, |b| b.delete(key)).await {
-                    tracing::warn!(target: "cachekit", key, error = %err, "could not delete undecodable L2 entry");
+                    tracing::debug!(target: "cachekit", key, error = %err, "could not delete undecodable L2 entry");
                 }
                 return Ok(None);
             }
@@ -212,7 +209,7 @@ impl TieredCache {
             {
                 Ok(()) => counters.set(),
                 Err(err) => {
-                    tracing::warn!(target: "cachekit", key, backend = l2.name(), error = %err, "L2 write failed; value kept in L1 only");
+                    tracing::debug!(target: "cachekit", key, error = %err, "L2 write failed or skipped; value kept in L1 only");
                     result = Err(err);
                 }
             }

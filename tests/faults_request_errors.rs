@@ -11,6 +11,8 @@
 #[path = "faults_support/common.rs"]
 #[allow(dead_code)]
 mod common;
+#[path = "faults_support/logs.rs"]
+mod logs;
 
 use std::time::Duration;
 
@@ -19,6 +21,7 @@ use cachekit::{
 };
 use cachekit_testkit::RedisServer;
 use common::redis;
+use logs::Captured;
 
 const TTL: Option<Duration> = Some(Duration::from_secs(60));
 /// More bad requests than the breaker's threshold.
@@ -89,6 +92,7 @@ async fn keys_an_acl_denies_do_not_open_the_breaker() {
     let url = format!("redis://limited:limited-pw@127.0.0.1:{}/0", server.port());
     let cache = cache_over(redis(&url).await);
     cache.set("ok:healthy", &7u64, TTL).await.unwrap();
+    let (logs, _guard) = Captured::start();
     for i in 0..BAD {
         assert_eq!(cache.get::<u64>("denied:k").await, None);
         let err = cache.set("denied:k", &1u64, TTL).await.unwrap_err();
@@ -98,6 +102,11 @@ async fn keys_an_acl_denies_do_not_open_the_breaker() {
         }
     }
     assert_backend_still_used(&cache, "after requests an ACL denies").await;
+    // Logged as refused requests of a healthy backend, once, not as an outage.
+    let lines = logs.lines();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(lines[0].contains("backend healthy"), "{lines:#?}");
+    assert!(!lines[0].contains("unavailable"), "{lines:#?}");
 }
 
 #[tokio::test]

@@ -321,17 +321,9 @@ fn open_error(retry_in: Duration) -> Error {
 }
 
 /// Whether an error says the backend is unhealthy (as opposed to a problem
-/// with one value or request).
+/// with one value or request): see [`Error::is_backend_failure`].
 pub(crate) fn counts_as_failure(err: &Error) -> bool {
-    matches!(
-        err.kind(),
-        ErrorKind::Connection
-            | ErrorKind::Timeout
-            | ErrorKind::PoolExhausted
-            | ErrorKind::Io
-            | ErrorKind::Auth
-            | ErrorKind::Protocol
-    )
+    err.is_backend_failure()
 }
 
 #[cfg(test)]

@@ -40,6 +40,16 @@ pub enum ErrorKind {
     Compute,
     /// Too many operations were already in flight; this one was skipped.
     Overloaded,
+    /// The backend denied this command or key to the client (Redis ACL
+    /// `NOPERM`); other keys and commands may work.
+    PermissionDenied,
+    /// The backend refused a write for lack of memory or space (Redis
+    /// `maxmemory` reached under `noeviction`); reads keep working.
+    StorageFull,
+    /// One stored entry cannot be used (a symbolic link or another foreign
+    /// object where the file backend expects its own file); other keys are
+    /// unaffected.
+    UnusableEntry,
 }
 
 impl ErrorKind {
@@ -62,6 +72,9 @@ impl ErrorKind {
             Self::Protocol => "protocol",
             Self::Compute => "compute",
             Self::Overloaded => "overloaded",
+            Self::PermissionDenied => "permission_denied",
+            Self::StorageFull => "storage_full",
+            Self::UnusableEntry => "unusable_entry",
         }
     }
 
@@ -73,6 +86,7 @@ impl ErrorKind {
                 | Self::PoolExhausted
                 | Self::CircuitOpen
                 | Self::Conflict
+                | Self::StorageFull
         )
     }
 }
@@ -151,6 +165,28 @@ impl Error {
         self.kind == ErrorKind::Connection
     }
 
+    /// Whether the error says the backend as a whole is unhealthy, as
+    /// opposed to a problem with one request (a key of another type, a key
+    /// an ACL denies, an argument the server refused, a full Redis refusing
+    /// one write): only these count towards the circuit breaker.
+    ///
+    /// Unhealthy: [`Connection`](ErrorKind::Connection),
+    /// [`Timeout`](ErrorKind::Timeout), [`PoolExhausted`](ErrorKind::PoolExhausted),
+    /// [`Io`](ErrorKind::Io), [`Auth`](ErrorKind::Auth) (the connection's
+    /// credentials) and [`Protocol`](ErrorKind::Protocol) (replies that are
+    /// not Redis).
+    pub fn is_backend_failure(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::Connection
+                | ErrorKind::Timeout
+                | ErrorKind::PoolExhausted
+                | ErrorKind::Io
+                | ErrorKind::Auth
+                | ErrorKind::Protocol
+        )
+    }
+
     /// Shorthand for a [`ErrorKind::Config`] error naming the offending field.
     pub fn config(field: &str, problem: impl fmt::Display) -> Self {
         Self::new(ErrorKind::Config, format!("invalid `{field}`: {problem}"))
@@ -214,6 +250,34 @@ mod tests {
         assert!(Error::new(ErrorKind::Io, "disk full")
             .with_transient(true)
             .is_transient());
+    }
+
+    #[test]
+    fn only_failures_of_the_backend_count_as_such() {
+        use ErrorKind::*;
+        for kind in [Connection, Timeout, PoolExhausted, Io, Auth, Protocol] {
+            assert!(Error::new(kind, "x").is_backend_failure(), "{kind}");
+        }
+        for kind in [
+            WrongType,
+            Serialization,
+            Config,
+            TooLarge,
+            CircuitOpen,
+            Conflict,
+            Unsupported,
+            InvalidInput,
+            Compute,
+            Overloaded,
+            PermissionDenied,
+            StorageFull,
+            UnusableEntry,
+        ] {
+            assert!(!Error::new(kind, "x").is_backend_failure(), "{kind}");
+        }
+        assert_eq!(StorageFull.as_str(), "storage_full");
+        assert_eq!(PermissionDenied.as_str(), "permission_denied");
+        assert_eq!(UnusableEntry.as_str(), "unusable_entry");
     }
 
     #[test]

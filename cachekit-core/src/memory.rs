@@ -59,7 +59,7 @@ impl Clone for Stored {
 
 impl Stored {
     pub(crate) fn new(bytes: Bytes, ttl: Option<Duration>) -> Self {
-        Self::typed(bytes, None, ttl.and_then(|t| Instant::now().checked_add(t)))
+        Self::typed(bytes, None, ttl.and_then(|t| expiry_at(Instant::now(), t)))
     }
 
     /// An entry that leaves the cache at `expires_at`, fresh until then.
@@ -107,6 +107,22 @@ impl Stored {
             Some(_) => Ttl::Missing,
         }
     }
+}
+
+/// The longest lifetime an entry gets, as on Redis (about 146 million
+/// years): a longer TTL, up to `Duration::MAX`, is clamped to it rather
+/// than refused or turned into "no expiry".
+const MAX_TTL: Duration = Duration::from_millis(i64::MAX as u64 / 2);
+
+/// Where the clock cannot reach `MAX_TTL` ahead (`Instant` is 64-bit
+/// nanoseconds on some platforms), a century is the clamp.
+const FALLBACK_MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// When an entry written at `now` with `ttl` expires, the TTL clamped to
+/// what the clock can represent. `None` only if not even a century fits.
+pub(crate) fn expiry_at(now: Instant, ttl: Duration) -> Option<Instant> {
+    now.checked_add(ttl.min(MAX_TTL))
+        .or_else(|| now.checked_add(ttl.min(FALLBACK_MAX_TTL)))
 }
 
 struct PerEntryExpiry;
@@ -300,7 +316,7 @@ impl Backend for MemoryBackend {
             .and_compute_with(|current| match current {
                 Some(entry) if entry.value().is_live(now) => {
                     let mut stored = Stored::clone(entry.value());
-                    stored.expires_at = ttl.and_then(|t| now.checked_add(t));
+                    stored.expires_at = ttl.and_then(|t| expiry_at(now, t));
                     Op::Put(Arc::new(stored))
                 }
                 _ => Op::Nop,

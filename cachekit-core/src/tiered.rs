@@ -13,6 +13,7 @@ mod builder;
 mod compute;
 mod flight;
 mod l2;
+mod outage;
 mod pinned;
 mod policy;
 mod stats;

@@ -36,13 +36,16 @@ pub(crate) fn io_error(what: &str, path: &Path, err: io::Error) -> Error {
             ),
             false,
         ),
-        Some(Errno::LOOP) => (
-            format!(
+        Some(Errno::LOOP) => {
+            // One entry is unusable; the backend and other keys are fine.
+            let message = format!(
                 "{path} is a symbolic link while {what} it: cache entries are never followed \
                  through links; remove the link"
-            ),
-            false,
-        ),
+            );
+            return Error::new(ErrorKind::UnusableEntry, message)
+                .with_transient(false)
+                .with_source(err);
+        }
         _ => (format!("{what} {path} failed: {err}"), false),
     };
     Error::new(ErrorKind::Io, message)
@@ -130,6 +133,9 @@ mod tests {
         assert!(err
             .message()
             .contains("read-only filesystem while writing /cache/abc"));
+        let link = classify(Errno::LOOP);
+        assert_eq!(link.kind(), ErrorKind::UnusableEntry);
+        assert!(link.message().contains("symbolic link"), "{link}");
         let other = classify(Errno::IO);
         assert_eq!(other.kind(), ErrorKind::Io);
         assert!(other.message().starts_with("writing /cache/abc failed"));

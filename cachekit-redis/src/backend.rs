@@ -20,11 +20,13 @@ const SCAN_COUNT: usize = 1000;
 
 /// Stores the value unless a string is there; a key of another type
 /// (hash, list...) counts as absent, as a cache read would have missed it,
-/// and SET replaces it. `KEYS[1]` key; `ARGV[1]` value; `ARGV[2]` PX milliseconds
-/// or ''.
+/// and SET replaces it. `KEYS[1]` key; `ARGV[1]` value; `ARGV[2]` PX milliseconds,
+/// '' (no expiry) or '0' (expired at once: the key is deleted, 1 returned).
 pub(crate) const SET_IF_ABSENT: &str = r"
 if redis.call('TYPE', KEYS[1])['ok'] == 'string' then return 0 end
-if ARGV[2] == '' then
+if ARGV[2] == '0' then
+  redis.call('DEL', KEYS[1])
+elseif ARGV[2] == '' then
   redis.call('SET', KEYS[1], ARGV[1])
 else
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -264,11 +266,29 @@ impl fmt::Debug for RedisBackend {
     }
 }
 
-/// Milliseconds for `PX`, rounded up so that a sub-millisecond lifetime
-/// still expires rather than being rejected by the server.
+/// The longest TTL sent to Redis, in milliseconds (about 146 million
+/// years). Redis refuses a `PX`/`PEXPIRE` whose `now + ttl` overflows a
+/// signed 64-bit millisecond count; longer TTLs are clamped to this, so the
+/// key keeps an expiry (and `volatile-*` eviction policies still see it).
+pub(crate) const MAX_PX: u64 = i64::MAX as u64 / 2;
+
+/// Milliseconds for `PX`: rounded up so that a sub-millisecond lifetime
+/// still expires rather than being rejected by the server, and clamped to
+/// [`MAX_PX`]. Never 0, which `SET ... PX` refuses: callers handle a zero
+/// TTL ("expired at once") before asking.
 pub(crate) fn px(ttl: Duration) -> u64 {
     let millis = ttl.as_nanos().div_ceil(1_000_000);
-    u64::try_from(millis).unwrap_or(u64::MAX).max(1)
+    u64::try_from(millis).unwrap_or(u64::MAX).clamp(1, MAX_PX)
+}
+
+/// `PX` argument for the scripts: '' for no expiry, '0' for a zero TTL
+/// (the script deletes the key instead of storing it).
+pub(crate) fn px_arg(ttl: Option<Duration>) -> String {
+    match ttl {
+        None => String::new(),
+        Some(ttl) if ttl.is_zero() => "0".to_owned(),
+        Some(ttl) => px(ttl).to_string(),
+    }
 }
 
 fn bytes_of(value: Value, target: &crate::errors::Target, op: Op<'_>) -> Result<Option<Bytes>> {
@@ -366,6 +386,10 @@ impl Backend for RedisBackend {
     }
 
     async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
+        if ttl.is_some_and(|t| t.is_zero()) {
+            // Stored and expired at once (`PX 0` is refused): the key is gone.
+            return self.delete(key).await.map(drop);
+        }
         // "PX" and up to 20 digits.
         let mut cmd = self.inner.command("SET", key, 3, value.len() + 22);
         cmd.arg(value.as_ref());
@@ -413,7 +437,8 @@ impl Backend for RedisBackend {
         match ttl {
             Some(ttl) => {
                 let mut cmd = self.inner.command("PEXPIRE", key, 1, 20);
-                cmd.arg(px(ttl));
+                // PEXPIRE 0 deletes the key (and says whether it existed).
+                cmd.arg(if ttl.is_zero() { 0 } else { px(ttl) });
                 let set: i64 = self
                     .inner
                     .pool
@@ -457,6 +482,17 @@ impl Backend for RedisBackend {
         if entries.is_empty() {
             return Ok(());
         }
+        if ttl.is_some_and(|t| t.is_zero()) {
+            let mut cmd = redis::cmd("UNLINK");
+            for (key, _) in entries {
+                cmd.arg(self.inner.prefixed(key));
+            }
+            return self
+                .inner
+                .pool
+                .query::<()>(&cmd, Op::new("UNLINK (zero TTL)", None))
+                .await;
+        }
         let mut pipe = redis::pipe();
         for (key, value) in entries {
             pipe.cmd("SET")
@@ -475,7 +511,7 @@ impl Backend for RedisBackend {
 
     async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool> {
         let full = self.inner.prefixed(key);
-        let px_arg = ttl.map(|t| px(t).to_string()).unwrap_or_default();
+        let px_arg = px_arg(ttl);
         let stored: i64 = self
             .inner
             .scripts
@@ -511,6 +547,11 @@ mod tests {
 
     #[test]
     fn px_rounds_up_and_is_never_zero() {
+        assert_eq!(px(Duration::MAX), MAX_PX);
+        assert_eq!(px(Duration::from_millis(MAX_PX + 1)), MAX_PX);
+        assert_eq!(px_arg(Some(Duration::ZERO)), "0");
+        assert_eq!(px_arg(None), "");
+        assert_eq!(px_arg(Some(Duration::MAX)), MAX_PX.to_string());
         assert_eq!(px(Duration::from_micros(1)), 1);
         assert_eq!(px(Duration::ZERO), 1);
         assert_eq!(px(Duration::from_millis(1500)), 1500);

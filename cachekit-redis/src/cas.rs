@@ -17,11 +17,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use cachekit_core::{Backend, Error, ErrorKind, Result};
 
-use crate::backend::{px, RedisBackend};
+use crate::backend::{px_arg, RedisBackend};
 use crate::errors::Op;
 
 /// `KEYS[1]` key; `ARGV[1]` 'absent' or 'value'; `ARGV[2]` expected value;
-/// `ARGV[3]` new value; `ARGV[4]` PX milliseconds or ''. A key of another type
+/// `ARGV[3]` new value; `ARGV[4]` PX milliseconds, '' (no expiry) or '0'
+/// (expired at once: deleted). A key of another type
 /// reads as absent, as it does for `get`; SET replaces it.
 pub(crate) const COMPARE_AND_SET: &str = r"
 local current = false
@@ -33,7 +34,9 @@ if ARGV[1] == 'absent' then
 elseif current ~= ARGV[2] then
   return 0
 end
-if ARGV[4] == '' then
+if ARGV[4] == '0' then
+  redis.call('DEL', KEYS[1])
+elseif ARGV[4] == '' then
   redis.call('SET', KEYS[1], ARGV[3])
 else
   redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
@@ -129,7 +132,7 @@ impl RedisBackend {
             Repr::Absent => ("absent", b""),
             Repr::Value(bytes) => ("value", bytes.as_ref()),
         };
-        let px_arg = ttl.map(|t| px(t).to_string()).unwrap_or_default();
+        let px_arg = px_arg(ttl);
         let op = Op::new("compare-and-set", Some(key));
         let stored: i64 = self
             .inner

@@ -272,7 +272,14 @@ pub(crate) fn command_error(err: RedisError, target: &Target, op: Op<'_>) -> Err
         (_, Some("WRONGPASS")) | (redis::ErrorKind::AuthenticationFailed, _) => {
             return wrongpass(target, None).with_source(err)
         }
-        (_, Some("NOPERM")) => return noperm(target, op).with_source(err),
+        // This command or key only: the connection and other keys still work.
+        (_, Some("NOPERM")) => (
+            ErrorKind::PermissionDenied,
+            format!(
+                "NOPERM: {} on {target} may not run {op}; grant the command and key pattern to the user (`ACL SETUSER`)",
+                target.user()
+            ),
+        ),
         (redis::ErrorKind::Server(ServerErrorKind::BusyLoading), _) => (
             ErrorKind::Connection,
             format!("{op} on {target}: the server is still loading its dataset into memory; retry shortly"),
@@ -282,12 +289,27 @@ pub(crate) fn command_error(err: RedisError, target: &Target, op: Op<'_>) -> Err
             format!("{op} on {target}: the server is a read-only replica; point the URL at the primary"),
         ),
         (_, Some("OOM")) => (
-            ErrorKind::Protocol,
-            format!("{op} on {target}: the server refused the write because it reached `maxmemory`; give it more memory or set `maxmemory-policy` to an eviction policy such as allkeys-lru"),
+            ErrorKind::StorageFull,
+            format!("{op} on {target}: write refused, the server reached `maxmemory`; raise maxmemory or set `maxmemory-policy` to an eviction policy such as allkeys-lru"),
         ),
         (_, Some("BUSY")) => (
             ErrorKind::Connection,
             format!("{op} on {target}: the server is busy running a script; wait for it or SCRIPT KILL it"),
+        ),
+        (_, Some("MISCONF")) => (
+            ErrorKind::Connection,
+            format!("{op} on {target}: the server refuses writes because it cannot save its snapshot (MISCONF); see the server log"),
+        ),
+        (
+            redis::ErrorKind::Server(
+                ServerErrorKind::ClusterDown
+                | ServerErrorKind::MasterDown
+                | ServerErrorKind::TryAgain,
+            ),
+            _,
+        ) => (
+            ErrorKind::Connection,
+            format!("{op} on {target}: the server cannot serve it now ({err}); retry shortly"),
         ),
         (redis::ErrorKind::Io, _) => (
             ErrorKind::Connection,
@@ -297,12 +319,21 @@ pub(crate) fn command_error(err: RedisError, target: &Target, op: Op<'_>) -> Err
             ErrorKind::Protocol,
             format!("{op} on {target}: unexpected reply ({err}); is this a Redis-compatible server?"),
         ),
+        // Any other error reply (`ERR ...`, EXECABORT, a script's error) is
+        // the server refusing this command's arguments, not a sick server.
+        (redis::ErrorKind::Server(_), _) | (_, Some(_)) => (
+            ErrorKind::InvalidInput,
+            format!("{op} on {target}: the server refused the command: {err}"),
+        ),
         _ => (
             ErrorKind::Protocol,
-            format!("{op} on {target}: the server answered with an error: {err}"),
+            format!("{op} on {target}: unexpected failure: {err}"),
         ),
     };
-    let transient = matches!(code.as_deref(), Some("OOM" | "BUSY" | "LOADING"));
+    let transient = matches!(
+        code.as_deref(),
+        Some("OOM" | "BUSY" | "LOADING" | "MISCONF" | "CLUSTERDOWN" | "MASTERDOWN" | "TRYAGAIN")
+    );
     let error = Error::new(kind, message).with_source(err);
     if transient {
         error.with_transient(true)

@@ -174,7 +174,10 @@ struct Sink(Arc<Failures>);
 
 impl bb8::ErrorSink<Error> for Sink {
     fn sink(&self, error: Error) {
-        tracing::warn!(error = %error, "cachekit-redis: opening a pooled connection failed");
+        // DEBUG: the operation that needed the connection returns this
+        // error, and TieredCache logs outages at a bounded rate; a WARN
+        // here was one long line per call while Redis was down.
+        tracing::debug!(error = %error, "cachekit-redis: opening a pooled connection failed");
         self.0.record(&error);
     }
 

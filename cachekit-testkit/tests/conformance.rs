@@ -77,8 +77,11 @@ impl MapBackend {
     }
 }
 
+/// TTLs are clamped to a thousand years, as a backend must clamp what it
+/// cannot store.
 fn deadline(ttl: Option<Duration>) -> Option<Instant> {
-    ttl.map(|ttl| Instant::now() + ttl)
+    const MAX: Duration = Duration::from_secs(1000 * 365 * 24 * 3600);
+    ttl.map(|ttl| Instant::now() + ttl.min(MAX))
 }
 
 #[async_trait]

@@ -489,7 +489,7 @@ impl TieredCache {
                 }
                 Ok(None) => {}
                 Err(err) => {
-                    tracing::warn!(target: "cachekit", key, error = %err, "stampede lock unavailable; computing without it");
+                    tracing::debug!(target: "cachekit", key, error = %err, "stampede lock unavailable; computing without it");
                     return Stampede::Compute(None);
                 }
             }
@@ -521,7 +521,7 @@ impl TieredCache {
             .call_other("unlock", counters, None, || lock.unlock(key, &token))
             .await
         {
-            tracing::warn!(target: "cachekit", key, error = %err, "could not release the stampede lock; it expires with its lease");
+            tracing::debug!(target: "cachekit", key, error = %err, "could not release the stampede lock; it expires with its lease");
         }
     }
 

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::outage::{L2Log, SUMMARY_INTERVAL};
 use super::stats::TierCounters;
 use crate::backend::Backend;
 use crate::breaker::{counts_as_failure, BreakerState, CircuitBreaker};
@@ -40,6 +41,7 @@ pub(crate) struct GuardedL2 {
     deadline: Option<Duration>,
     breaker: Option<CircuitBreaker>,
     in_flight: Option<InFlight>,
+    log: L2Log,
 }
 
 /// The bound on L2 calls in flight. Calls over it are refused, never
@@ -94,6 +96,7 @@ impl GuardedL2 {
                 now: AtomicUsize::new(0),
                 max,
             }),
+            log: L2Log::new(SUMMARY_INTERVAL),
         }
     }
 
@@ -191,6 +194,7 @@ impl GuardedL2 {
                 Ok(permit) => Some(permit),
                 Err(err) => {
                     counters.skipped();
+                    self.log.unavailable(self.name(), op, &err, Instant::now());
                     return Err(err);
                 }
             },
@@ -235,23 +239,46 @@ impl GuardedL2 {
             budget.spend(started.elapsed());
         }
         match &result {
-            Err(err) => {
-                counters.error();
-                if let Some(permit) = permit {
-                    if counts_as_failure(err) {
-                        permit.failure();
-                    } else {
-                        permit.success();
-                    }
-                }
-            }
+            Err(err) => self.failed(op, err, counters, permit),
             Ok(_) => {
                 if let Some(permit) = permit {
                     permit.success();
                 }
+                self.log.answered(self.name(), Instant::now);
             }
         }
         result
+    }
+
+    /// Counts and logs a failed call: only failures of the backend count
+    /// towards the breaker and make an outage; a full backend and an error
+    /// caused by the request mean the backend answered.
+    fn failed(
+        &self,
+        op: &str,
+        err: &Error,
+        counters: &TierCounters,
+        permit: Option<crate::breaker::Permit<'_>>,
+    ) {
+        counters.error();
+        let now = Instant::now();
+        if counts_as_failure(err) {
+            if let Some(permit) = permit {
+                permit.failure();
+            }
+            self.log.unavailable(self.name(), op, err, now);
+            return;
+        }
+        if let Some(permit) = permit {
+            permit.success();
+        }
+        self.log.answered(self.name(), || now);
+        if err.kind() == ErrorKind::StorageFull {
+            counters.full();
+            self.log.full(self.name(), op, now);
+        } else {
+            self.log.refused(self.name(), op, err, now);
+        }
     }
 
     fn timed_out(&self, op: &str, limit: Duration, counters: &TierCounters) -> Error {

@@ -21,6 +21,7 @@ pub(crate) struct TierCounters {
     foreign_logged: AtomicU64,
     timeouts: AtomicU64,
     skipped: AtomicU64,
+    full: AtomicU64,
 }
 
 impl TierCounters {
@@ -65,6 +66,9 @@ impl TierCounters {
     pub(crate) fn skipped(&self) {
         self.skipped.fetch_add(1, Relaxed);
     }
+    pub(crate) fn full(&self) {
+        self.full.fetch_add(1, Relaxed);
+    }
 
     fn snapshot(&self) -> TierStats {
         TierStats {
@@ -76,6 +80,7 @@ impl TierCounters {
             foreign: self.foreign.load(Relaxed),
             timeouts: self.timeouts.load(Relaxed),
             skipped: self.skipped.load(Relaxed),
+            full: self.full.load(Relaxed),
         }
     }
 }
@@ -160,6 +165,10 @@ pub struct TierStats {
     pub timeouts: u64,
     /// Operations not attempted: circuit breaker open or too many in flight.
     pub skipped: u64,
+    /// Writes the backend refused for lack of memory (Redis `maxmemory`
+    /// under `noeviction`; also counted in `errors`). They never open the
+    /// circuit breaker: reads go on.
+    pub full: u64,
 }
 
 impl TierStats {

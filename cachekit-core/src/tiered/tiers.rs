@@ -12,8 +12,8 @@ use super::l2::Budget;
 use super::{Cacheable, Policy, TieredCache};
 use crate::backend::Ttl;
 use crate::codec::Origin;
-use crate::error::{ErrorKind, Result};
-use crate::memory::Stored;
+use crate::error::Result;
+use crate::memory::{expiry_at, Stored};
 
 /// What an L1 lookup found.
 pub(crate) enum Found<T> {
@@ -127,11 +127,8 @@ impl TieredCache {
                 return Ok(None);
             }
             Err(err) => {
-                if matches!(err.kind(), ErrorKind::CircuitOpen | ErrorKind::Overloaded) {
-                    tracing::debug!(target: "cachekit", key, error = %err, "L2 read skipped");
-                } else {
-                    tracing::warn!(target: "cachekit", key, backend = l2.name(), error = %err, "L2 read failed; treating as a miss");
-                }
+                // The L2 guard logs failures (rate-limited); per call, debug only.
+                tracing::debug!(target: "cachekit", key, error = %err, "L2 read failed or skipped; treating as a miss");
                 return Err(err);
             }
         };
@@ -148,7 +145,7 @@ impl TieredCache {
                 counters.corrupt();
                 tracing::warn!(target: "cachekit", key, backend = l2.name(), error = %err, "deleting undecodable L2 entry");
                 if let Err(err) = l2.call("delete", counters, budget, |b| b.delete(key)).await {
-                    tracing::warn!(target: "cachekit", key, error = %err, "could not delete undecodable L2 entry");
+                    tracing::debug!(target: "cachekit", key, error = %err, "could not delete undecodable L2 entry");
                 }
                 return Ok(None);
             }
@@ -221,7 +218,7 @@ impl TieredCache {
             {
                 Ok(()) => counters.set(),
                 Err(err) => {
-                    tracing::warn!(target: "cachekit", key, backend = l2.name(), error = %err, "L2 write failed; value kept in L1 only");
+                    tracing::debug!(target: "cachekit", key, error = %err, "L2 write failed or skipped; value kept in L1 only");
                     result = Err(err);
                 }
             }
@@ -245,7 +242,7 @@ impl TieredCache {
         let l1 = self.inner.l1.as_ref()?;
         let value = Arc::new(value.clone());
         let now = Instant::now();
-        let at = |d: Option<Duration>| d.and_then(|d| now.checked_add(d));
+        let at = |d: Option<Duration>| d.and_then(|d| expiry_at(now, d));
         let l1_fresh = match (logical, self.inner.l1_max_ttl) {
             (Some(t), Some(cap)) => Some(t.min(cap)),
             (t, cap) => t.or(cap),

@@ -1,5 +1,7 @@
 //! Lifetimes: ttl, expire, get_with_ttl, and keys actually expiring.
 
+use std::time::Duration;
+
 use super::{Ctx, LONG_TTL, SHORT_TTL};
 use bytes::Bytes;
 use cachekit_core::Ttl;
@@ -9,6 +11,8 @@ pub(super) async fn run(ctx: &Ctx<'_>) {
     set_without_ttl_clears_expiry(ctx).await;
     expire_changes_lifetime(ctx).await;
     get_with_ttl_reports_both(ctx).await;
+    zero_ttl_expires_at_once(ctx).await;
+    huge_ttl_is_clamped(ctx).await;
 }
 
 async fn persistent_and_remaining(ctx: &Ctx<'_>) {
@@ -129,6 +133,129 @@ async fn get_with_ttl_reports_both(ctx: &Ctx<'_>) {
             "get_with_ttl({expiring:?}) of a stored key returned None"
         )),
     }
+}
+
+/// A zero TTL means "stored and expired at once" on every backend: the key
+/// reads as missing right away and any previous value is gone.
+async fn zero_ttl_expires_at_once(ctx: &Ctx<'_>) {
+    let key = ctx.key("zero-set");
+    ctx.set(&key, &b"old"[..], None).await;
+    ctx.set(&key, &b"new"[..], Some(Duration::ZERO)).await;
+    ctx.expect_value(&key, None, "set with a zero TTL over a stored value")
+        .await;
+    let ttl = ctx.ttl(&key).await;
+    ensure!(
+        ctx,
+        ttl == Ttl::Missing,
+        "ttl({key:?}) after set with a zero TTL is {ttl:?}, expected Missing"
+    );
+
+    let many = ctx.key("zero-set-many");
+    ctx.set(&many, &b"old"[..], None).await;
+    ctx.set_many(&[(&many, Bytes::from_static(b"new"))], Some(Duration::ZERO))
+        .await;
+    ctx.expect_value(&many, None, "set_many with a zero TTL")
+        .await;
+
+    let absent = ctx.key("zero-set-if-absent");
+    ensure!(
+        ctx,
+        ctx.set_if_absent(&absent, &b"v"[..], Some(Duration::ZERO))
+            .await,
+        "set_if_absent({absent:?}, zero TTL) on a missing key returned false; \
+         it stores the value, which expires at once"
+    );
+    ctx.expect_value(&absent, None, "set_if_absent with a zero TTL")
+        .await;
+    ctx.set(&absent, &b"kept"[..], None).await;
+    ensure!(
+        ctx,
+        !ctx.set_if_absent(&absent, &b"v"[..], Some(Duration::ZERO))
+            .await,
+        "set_if_absent({absent:?}, zero TTL) on a stored key returned true"
+    );
+    ctx.expect_value(
+        &absent,
+        Some(b"kept"),
+        "a refused set_if_absent with a zero TTL",
+    )
+    .await;
+
+    let expired = ctx.key("zero-expire");
+    ctx.set(&expired, &b"v"[..], None).await;
+    ensure!(
+        ctx,
+        ctx.expire(&expired, Some(Duration::ZERO)).await,
+        "expire({expired:?}, zero) on a stored key returned false"
+    );
+    ctx.expect_value(&expired, None, "expire with a zero TTL")
+        .await;
+    ensure!(
+        ctx,
+        !ctx.expire(&expired, Some(Duration::ZERO)).await,
+        "expire({expired:?}, zero) on a missing key returned true"
+    );
+}
+
+/// A TTL beyond what the backend can store (here `Duration::MAX`) is
+/// clamped to the backend's maximum: accepted, readable, and still an
+/// expiry rather than "persistent".
+async fn huge_ttl_is_clamped(ctx: &Ctx<'_>) {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let expect_far = |ttl: Ttl, what: &str| match ttl {
+        Ttl::Remaining(left) if left >= CENTURY => {}
+        other => ctx.fail(format_args!(
+            "{what}: ttl is {other:?}, expected a remaining lifetime of at least a century \
+             (a TTL of Duration::MAX is clamped to the backend's maximum, never dropped)"
+        )),
+    };
+    let key = ctx.key("max-set");
+    ctx.set(&key, &b"v"[..], Some(Duration::MAX)).await;
+    ctx.expect_value(&key, Some(b"v"), "set with Duration::MAX")
+        .await;
+    expect_far(
+        ctx.ttl(&key).await,
+        &format!("{key:?} after set(Duration::MAX)"),
+    );
+
+    let expired = ctx.key("max-expire");
+    ctx.set(&expired, &b"v"[..], Some(LONG_TTL)).await;
+    ensure!(
+        ctx,
+        ctx.expire(&expired, Some(Duration::MAX)).await,
+        "expire({expired:?}, Duration::MAX) on a stored key returned false"
+    );
+    expect_far(
+        ctx.ttl(&expired).await,
+        &format!("{expired:?} after expire(Duration::MAX)"),
+    );
+
+    let absent = ctx.key("max-set-if-absent");
+    ensure!(
+        ctx,
+        ctx.set_if_absent(&absent, &b"v"[..], Some(Duration::MAX))
+            .await,
+        "set_if_absent({absent:?}, Duration::MAX) on a missing key returned false"
+    );
+    expect_far(
+        ctx.ttl(&absent).await,
+        &format!("{absent:?} after set_if_absent(Duration::MAX)"),
+    );
+
+    let many = ctx.key("max-set-many");
+    ctx.set_many(&[(&many, Bytes::from_static(b"v"))], Some(Duration::MAX))
+        .await;
+    expect_far(
+        ctx.ttl(&many).await,
+        &format!("{many:?} after set_many(Duration::MAX)"),
+    );
+
+    // Just above zero: stored, then gone within a millisecond or so.
+    let tiny = ctx.key("tiny");
+    ctx.set(&tiny, &b"v"[..], Some(Duration::from_nanos(1)))
+        .await;
+    ctx.await_expiry(&tiny, Duration::from_nanos(1), "set with a 1 ns TTL")
+        .await;
 }
 
 /// Every way of giving a key a short lifetime must end with the key gone

@@ -77,6 +77,14 @@ impl Health {
 /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) rather than
 /// silently doing nothing.
 ///
+/// TTLs mean the same on every backend: `None` is no expiry; a zero TTL is
+/// "expired at once" (a `set` removes any previous value and the key reads
+/// as missing, `expire(key, Some(ZERO))` deletes the key); a TTL beyond what
+/// the backend can store is clamped to its maximum, never refused, and the
+/// key keeps an expiry (Redis and memory: `i64::MAX / 2` milliseconds, about
+/// 146 million years; file: `u64::MAX` seconds). The conformance suite in
+/// `cachekit-testkit` pins these.
+///
 /// The trait is object safe: `Arc<dyn Backend>` is the usual way to hold one.
 ///
 /// ```

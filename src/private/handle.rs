@@ -264,7 +264,8 @@ impl CachedFn {
         self.counters.computes.fetch_add(1, Relaxed);
         if let (Some(active), Some(key), Some(value)) = (&self.active, key, value) {
             if let Err(err) = active.cache.set_with(key.key(), value, &self.policy).await {
-                tracing::warn!(target: LOG, key = key.key(), error = %err, "refreshed value not stored");
+                // The L2 guard logs backend failures, rate-limited; per call, debug only.
+                tracing::debug!(target: LOG, key = key.key(), error = %err, "refreshed value not stored");
             }
         }
     }
@@ -276,7 +277,8 @@ impl CachedFn {
                 .cache
                 .set_with_blocking(key.key(), value, &self.policy)
             {
-                tracing::warn!(target: LOG, key = key.key(), error = %err, "refreshed value not stored");
+                // The L2 guard logs backend failures, rate-limited; per call, debug only.
+                tracing::debug!(target: LOG, key = key.key(), error = %err, "refreshed value not stored");
             }
         }
     }

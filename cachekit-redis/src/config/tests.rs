@@ -292,3 +292,31 @@ fn redact_url_keeps_everything_but_the_password() {
     assert_eq!(redact_url("redis://:pw@h:1/0"), "redis://:***@h:1/0");
     assert!(!redact_url("redis//:pw@h").contains("pw"));
 }
+
+#[test]
+fn malformed_urls_say_which_part_is_wrong() {
+    for (url, says) in [
+        ("redis://127.0.0.1:6390?password=pw", "query parameters"),
+        ("redis://u:1234/pw@host", "percent-encode `/` as %2F"),
+        ("redis:/:pw@host", "followed by `://`"),
+        ("redis://:pw@h:99999", "invalid port number"),
+        ("redis://h/one", "must be a database index"),
+        ("hunter2:pw@host", "unsupported scheme"),
+    ] {
+        let message = config_error_field(RedisConfig::builder().url(url).build());
+        assert!(message.contains(says), "{url}: {message}");
+        assert!(!message.contains("pw"), "{url}: {message}");
+        assert!(!message.contains("hunter2"), "{url}: {message}");
+    }
+    let message = config_error_field(
+        RedisConfig::builder()
+            .url("redis://127.0.0.1:6390?password=pw")
+            .build(),
+    );
+    assert!(message.contains("redis://127.0.0.1:6390"), "{message}");
+    assert_eq!(redact_url("redis://pw@h:1/2"), "redis://***@h:1/2");
+    assert_eq!(
+        redact_url("redis://h:1/x?y#z"),
+        "redis://h:1/<hidden>?<hidden>#<hidden>"
+    );
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cachekit_core::{Error, Result};
 
-use super::{redact_url, Protocol, RedisConfig};
+use super::{redact_url, Protocol, RedisConfig, MAX_TCP_KEEPALIVE, MAX_WAIT};
 
 /// Overlays `config` with whatever the environment sets.
 pub(crate) fn apply(
@@ -48,7 +48,17 @@ pub(crate) fn apply(
         config.lock_wait = millis("CACHEKIT_REDIS_LOCK_WAIT_MS", &v)?;
     }
     if let Some(v) = get("CACHEKIT_REDIS_TCP_KEEPALIVE_SECS") {
-        let secs: u64 = number("CACHEKIT_REDIS_TCP_KEEPALIVE_SECS", &v)?;
+        let name = "CACHEKIT_REDIS_TCP_KEEPALIVE_SECS";
+        let secs: u64 = number(name, &v)?;
+        if secs > MAX_TCP_KEEPALIVE.as_secs() {
+            return Err(Error::config(
+                name,
+                format!(
+                    "{secs} s is longer than the kernel accepts (TCP_KEEPIDLE: at most {} s); use at most that, or 0 to turn keepalive off",
+                    MAX_TCP_KEEPALIVE.as_secs()
+                ),
+            ));
+        }
         config.tcp_keepalive = (secs > 0).then(|| Duration::from_secs(secs));
     }
     if let Some(v) = get("CACHEKIT_REDIS_TCP_NODELAY") {
@@ -109,7 +119,18 @@ fn number<T: FromStr>(name: &str, value: &str) -> Result<T> {
 }
 
 fn millis(name: &str, value: &str) -> Result<Duration> {
-    number::<u64>(name, value).map(Duration::from_millis)
+    let duration = Duration::from_millis(number::<u64>(name, value)?);
+    if duration > MAX_WAIT {
+        return Err(Error::config(
+            name,
+            format!(
+                "{} ms is longer than the supported maximum of {} ms (24 h)",
+                duration.as_millis(),
+                MAX_WAIT.as_millis()
+            ),
+        ));
+    }
+    Ok(duration)
 }
 
 fn boolean(name: &str, value: &str) -> Result<bool> {

@@ -453,6 +453,9 @@ impl RedisConfigBuilder {
     /// [`ErrorKind::Config`](cachekit_core::ErrorKind::Config) naming the
     /// field (or environment variable) that is invalid. Nothing connects yet.
     pub fn build(self) -> Result<RedisConfig> {
+        if self.read_env {
+            env::warn_misspelled_once();
+        }
         self.build_with_env(|name| std::env::var(name).ok())
     }
 

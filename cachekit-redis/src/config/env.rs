@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Once;
 use std::time::Duration;
 
 use cachekit_core::{Error, Result};
@@ -107,6 +108,68 @@ pub(crate) fn apply(
         ));
     }
     Ok(())
+}
+
+/// Every `CACHEKIT_REDIS_*` variable [`apply`] reads.
+const KNOWN: &[&str] = &[
+    "CACHEKIT_REDIS_URL",
+    "CACHEKIT_REDIS_POOL_SIZE",
+    "CACHEKIT_REDIS_MAX_IN_FLIGHT",
+    "CACHEKIT_REDIS_MIN_IDLE",
+    "CACHEKIT_REDIS_CONNECT_TIMEOUT_MS",
+    "CACHEKIT_REDIS_RESPONSE_TIMEOUT_MS",
+    "CACHEKIT_REDIS_CHECKOUT_TIMEOUT_MS",
+    "CACHEKIT_REDIS_LOCK_WAIT_MS",
+    "CACHEKIT_REDIS_TCP_KEEPALIVE_SECS",
+    "CACHEKIT_REDIS_TCP_NODELAY",
+    "CACHEKIT_REDIS_COALESCE_WRITES",
+    "CACHEKIT_REDIS_PROTOCOL",
+    "CACHEKIT_REDIS_KEY_PREFIX",
+    "CACHEKIT_REDIS_TLS_CA_FILE",
+    "CACHEKIT_REDIS_TLS_CERT_FILE",
+    "CACHEKIT_REDIS_TLS_KEY_FILE",
+    "CACHEKIT_REDIS_TLS_INSECURE",
+];
+
+const PREFIX: &str = "CACHEKIT_REDIS_";
+
+/// The variables among `names` that carry our prefix but are not read,
+/// each with the known variable closest to it (edit distance).
+pub(crate) fn misspelled<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+) -> Vec<(&'a str, &'static str)> {
+    names
+        .into_iter()
+        .filter(|name| name.starts_with(PREFIX) && !KNOWN.contains(name))
+        .filter_map(|name| {
+            let closest = KNOWN
+                .iter()
+                .min_by_key(|known| strsim::levenshtein(name, known))?;
+            Some((name, *closest))
+        })
+        .collect()
+}
+
+/// Logs one WARN per unknown `CACHEKIT_REDIS_*` variable of the process
+/// environment, the first time the environment is read. Names only: a
+/// value may be a secret.
+pub(crate) fn warn_misspelled_once() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let names: Vec<String> = std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .collect();
+        for (name, closest) in misspelled(names.iter().map(String::as_str)) {
+            let password = if name.contains("PASSWORD") {
+                "; a password goes in CACHEKIT_REDIS_URL (redis://:PASSWORD@host) or REDIS_PASSWORD"
+            } else {
+                ""
+            };
+            tracing::warn!(
+                "cachekit-redis: the environment variable `{name}` is not a cachekit setting and is ignored; did you mean `{closest}`?{password}"
+            );
+        }
+    });
 }
 
 fn number<T: FromStr>(name: &str, value: &str) -> Result<T> {

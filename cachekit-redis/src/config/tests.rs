@@ -398,3 +398,22 @@ fn env_durations_out_of_range_name_the_variable() {
     assert_eq!(c.tcp_keepalive, Some(Duration::from_secs(32_767)));
     assert_eq!(c.response_timeout, Duration::from_secs(86_400));
 }
+
+#[test]
+fn misspelled_variables_find_their_closest_known_name() {
+    let found = env::misspelled([
+        "CACHEKIT_REDIS_POOLSIZE",
+        "CACHEKIT_REDIS_POOL_SIZE",
+        "CACHEKIT_REDIS_TLS_CA",
+        "CACHEKIT_REDISURL",
+        "REDIS_URL",
+        "HOME",
+    ]);
+    assert_eq!(
+        found,
+        vec![
+            ("CACHEKIT_REDIS_POOLSIZE", "CACHEKIT_REDIS_POOL_SIZE"),
+            ("CACHEKIT_REDIS_TLS_CA", "CACHEKIT_REDIS_TLS_CA_FILE"),
+        ]
+    );
+}

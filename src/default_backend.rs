@@ -9,6 +9,11 @@
 //!    environment (see `RedisConfig::from_env`), behind the default L1;
 //! 3. otherwise an in-process L1 only.
 //!
+//! A Redis URL whose configuration is unusable falls back to 3 (fail-open):
+//! [`default_backend_status`] then reports `Degraded` with the reason, and
+//! the ERROR is repeated once a minute. [`init_default_backend`] chooses
+//! the default at startup and returns that error instead of falling back.
+//!
 //! Every function without `backend` shares that one cache (one L1 budget,
 //! one Redis pool); functions with `l1 = false` or `l1_ttl` put their own
 //! L1 in front of its L2.
@@ -168,7 +173,7 @@ impl Resolved {
 /// ```
 ///
 /// # Errors
-/// [`ErrorKind::Config`](crate::ErrorKind::Config) if a default was already
+/// [`ErrorKind::Config`] if a default was already
 /// set, or already resolved by a cached function's first call.
 pub fn set_default_backend(cache: TieredCache) -> Result<()> {
     DEFAULT

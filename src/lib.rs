@@ -40,7 +40,11 @@ pub use cachekit_file::{FileBackend, FileConfig, FileConfigBuilder};
 pub use cachekit_redis::{RedisBackend, RedisConfig, RedisConfigBuilder};
 
 mod default_backend;
-pub use default_backend::set_default_backend;
+#[doc(hidden)]
+pub use default_backend::__set_degraded_reminder_interval;
+pub use default_backend::{
+    default_backend_status, init_default_backend, set_default_backend, DefaultBackendStatus,
+};
 
 #[cfg(feature = "macros")]
 pub use cachekit_macros::cached;

@@ -2,14 +2,16 @@
 
 mod env;
 mod url;
+mod validate;
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cachekit_core::{Error, Result};
+use cachekit_core::Result;
 
 pub(crate) use self::url::{parse_url, redact_url};
+pub(crate) use self::validate::{MAX_TCP_KEEPALIVE, MAX_WAIT};
 
 /// The URL used when neither the code nor the environment names one.
 pub const DEFAULT_URL: &str = "redis://localhost:6379";
@@ -100,18 +102,20 @@ pub struct RedisConfig {
     /// and those opened when concurrent operations find none free.
     pub min_idle: Option<u32>,
     /// How long opening one connection may take, TCP, TLS, authentication
-    /// and database selection included. Default 2 s.
+    /// and database selection included. Default 2 s; at most 24 h.
     pub connect_timeout: Duration,
-    /// How long one command or pipeline may wait for its reply. Default 1 s.
+    /// How long one command or pipeline may wait for its reply. Default 1 s;
+    /// at most 24 h.
     /// The deadlines of all commands are kept by one thread per process
     /// (`cachekit-deadlines`), which fires each at most about 1 ms late.
     pub response_timeout: Duration,
     /// How long an operation may wait for an in-flight slot and a pooled
-    /// connection. Default 1 s.
+    /// connection. Default 1 s; at most 24 h.
     pub checkout_timeout: Duration,
     /// TCP keepalive idle time set on every connection's socket (probes then
     /// follow every 10 s, or every `idle` if shorter); `None` turns keepalive
-    /// off. Default `Some(60 s)`.
+    /// off. Default `Some(60 s)`; from 1 s to 32,767 s (Linux's
+    /// `TCP_KEEPIDLE` limit).
     pub tcp_keepalive: Option<Duration>,
     /// Send every command at once (`TCP_NODELAY`). Default `true`.
     ///
@@ -147,7 +151,8 @@ pub struct RedisConfig {
     /// disables the protection TLS exists for. Default `false`.
     pub tls_insecure: bool,
     /// How long [`RedisBackend::lock`](crate::RedisBackend::lock) waits for a
-    /// lock held by someone else. Default 10 s.
+    /// lock held by someone else (zero: one attempt). Default 10 s; at most
+    /// 24 h.
     pub lock_wait: Duration,
 }
 
@@ -219,66 +224,7 @@ impl RedisConfig {
     /// [`ErrorKind::Config`](cachekit_core::ErrorKind::Config) naming the
     /// first invalid field.
     pub fn validate(&self) -> Result<()> {
-        let url = parse_url(&self.url)?;
-        if self.pool_size == 0 {
-            return Err(Error::config("pool_size", "must be at least 1"));
-        }
-        if self.max_in_flight == 0 {
-            return Err(Error::config("max_in_flight", "must be at least 1"));
-        }
-        if let Some(min_idle) = self.min_idle {
-            if min_idle > self.pool_size {
-                return Err(Error::config(
-                    "min_idle",
-                    format!(
-                        "{min_idle} is more than pool_size ({}); lower min_idle or raise pool_size",
-                        self.pool_size
-                    ),
-                ));
-            }
-        }
-        for (field, value) in [
-            ("connect_timeout", self.connect_timeout),
-            ("response_timeout", self.response_timeout),
-            ("checkout_timeout", self.checkout_timeout),
-        ] {
-            if value.is_zero() {
-                return Err(Error::config(field, "must be longer than zero"));
-            }
-        }
-        if let Some(idle) = self.tcp_keepalive {
-            if idle < Duration::from_secs(1) {
-                return Err(Error::config(
-                    "tcp_keepalive",
-                    "the kernel counts keepalive time in whole seconds: use at least 1 s, or None to turn keepalive off",
-                ));
-            }
-        }
-        let tls_field = [
-            ("tls_ca_file", self.tls_ca_file.is_some()),
-            ("tls_client_cert_file", self.tls_client_cert_file.is_some()),
-            ("tls_client_key_file", self.tls_client_key_file.is_some()),
-            ("tls_insecure", self.tls_insecure),
-        ]
-        .into_iter()
-        .find(|(_, set)| *set);
-        if let (Some((field, _)), false) = (tls_field, url.tls) {
-            return Err(Error::config(
-                field,
-                "TLS options need a `rediss://` URL; the configured URL uses `redis://`",
-            ));
-        }
-        match (&self.tls_client_cert_file, &self.tls_client_key_file) {
-            (Some(_), None) => Err(Error::config(
-                "tls_client_key_file",
-                "a client certificate needs its private key: set tls_client_key_file too",
-            )),
-            (None, Some(_)) => Err(Error::config(
-                "tls_client_cert_file",
-                "a client key needs its certificate: set tls_client_cert_file too",
-            )),
-            _ => Ok(()),
-        }
+        validate::validate(self)
     }
 
     /// `url` with any password replaced by `***`.
@@ -507,6 +453,9 @@ impl RedisConfigBuilder {
     /// [`ErrorKind::Config`](cachekit_core::ErrorKind::Config) naming the
     /// field (or environment variable) that is invalid. Nothing connects yet.
     pub fn build(self) -> Result<RedisConfig> {
+        if self.read_env {
+            env::warn_misspelled_once();
+        }
         self.build_with_env(|name| std::env::var(name).ok())
     }
 

@@ -184,7 +184,14 @@ fn connect_io_error(err: &RedisError, target: &Target) -> Error {
 /// What to do about a TLS failure, read from rustls's wording; `None` when
 /// the failure is not about TLS.
 fn tls_hint(err: &RedisError, target: &Target) -> Option<String> {
-    let text = err.to_string().to_ascii_lowercase();
+    // rustls's Display spells some causes in words ("not valid for name"),
+    // others by variant name (`CaUsedAsEndEntity`): compare both squashed.
+    let text: String = err
+        .to_string()
+        .to_ascii_lowercase()
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '_')
+        .collect();
     let hint = if text.contains("certificaterequired") {
         "The server requires a client certificate (mutual TLS): set `tls_client_cert_file` and `tls_client_key_file`".to_owned()
     } else if text.contains("alert")
@@ -192,8 +199,15 @@ fn tls_hint(err: &RedisError, target: &Target) -> Option<String> {
     {
         "The server rejected the client certificate: it must be signed by the CA in the server's `tls-ca-cert-file`".to_owned()
     } else if text.contains("notvalidforname") {
-        format!("The server's certificate does not name `{}`: connect with a host name the certificate lists, or reissue it", target.host)
-    } else if text.contains("unknownissuer") || text.contains("invalid peer certificate") {
+        format!(
+            "The server's certificate does not name `{}` (the host in the URL): connect with a host name or address the certificate lists, or reissue it with `{}` in its subjectAltName",
+            target.host, target.host
+        )
+    } else if text.contains("causedasendentity") {
+        "The server's certificate is a CA certificate (the CA itself, which `tls_ca_file` rightly trusts, rather than a server certificate it signed): configure the server's `tls-cert-file` with a server certificate signed by that CA (with its `tls-key-file`), not the CA certificate itself".to_owned()
+    } else if text.contains("expired") || text.contains("notvalidyet") {
+        "The server's certificate is outside its validity period (expired or not yet valid): renew it, or check the clocks of both machines".to_owned()
+    } else if text.contains("unknownissuer") {
         "The server's certificate is not signed by a trusted CA: set `tls_ca_file` to the CA that signed it (or tls_insecure, for tests only)".to_owned()
     } else if ["certificate", "tls", "handshake", "alert"]
         .iter()
@@ -206,12 +220,28 @@ fn tls_hint(err: &RedisError, target: &Target) -> Option<String> {
     Some(hint)
 }
 
-/// A connection attempt that did not finish within `connect_timeout`.
-pub(crate) fn connect_timeout(target: &Target, limit: Duration) -> Error {
+/// A `rediss://` connection to a server that answered a plain-text PING
+/// on the same port.
+pub(crate) fn tls_to_plain_text(target: &Target) -> Error {
     Error::new(
         ErrorKind::Connection,
         format!(
-            "cannot connect to Redis at {target}: the connection was not set up within connect_timeout ({limit:?}). The host may be unreachable (check `bind` and firewalls) or the server overloaded or stopped; raise connect_timeout if the network is slow"
+            "cannot connect to Redis at {target} over TLS: the server does not speak TLS on this port (it answers in plain text). Use a redis:// URL instead of rediss://, or connect to the server's `tls-port`"
+        ),
+    )
+}
+
+/// A connection attempt that did not finish within `connect_timeout`.
+pub(crate) fn connect_timeout(target: &Target, limit: Duration) -> Error {
+    let tls = if target.tls {
+        "; the server may not speak TLS on this port (then use redis:// instead of rediss://)"
+    } else {
+        ""
+    };
+    Error::new(
+        ErrorKind::Connection,
+        format!(
+            "cannot connect to Redis at {target}: the connection was not set up within connect_timeout ({limit:?}). The host may be unreachable (check `bind` and firewalls) or the server overloaded or stopped; raise connect_timeout if the network is slow{tls}"
         ),
     )
 }

@@ -5,11 +5,12 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Once;
 use std::time::Duration;
 
 use cachekit_core::{Error, Result};
 
-use super::{redact_url, Protocol, RedisConfig};
+use super::{redact_url, Protocol, RedisConfig, MAX_TCP_KEEPALIVE, MAX_WAIT};
 
 /// Overlays `config` with whatever the environment sets.
 pub(crate) fn apply(
@@ -48,7 +49,17 @@ pub(crate) fn apply(
         config.lock_wait = millis("CACHEKIT_REDIS_LOCK_WAIT_MS", &v)?;
     }
     if let Some(v) = get("CACHEKIT_REDIS_TCP_KEEPALIVE_SECS") {
-        let secs: u64 = number("CACHEKIT_REDIS_TCP_KEEPALIVE_SECS", &v)?;
+        let name = "CACHEKIT_REDIS_TCP_KEEPALIVE_SECS";
+        let secs: u64 = number(name, &v)?;
+        if secs > MAX_TCP_KEEPALIVE.as_secs() {
+            return Err(Error::config(
+                name,
+                format!(
+                    "{secs} s is longer than the kernel accepts (TCP_KEEPIDLE: at most {} s); use at most that, or 0 to turn keepalive off",
+                    MAX_TCP_KEEPALIVE.as_secs()
+                ),
+            ));
+        }
         config.tcp_keepalive = (secs > 0).then(|| Duration::from_secs(secs));
     }
     if let Some(v) = get("CACHEKIT_REDIS_TCP_NODELAY") {
@@ -99,6 +110,68 @@ pub(crate) fn apply(
     Ok(())
 }
 
+/// Every `CACHEKIT_REDIS_*` variable [`apply`] reads.
+const KNOWN: &[&str] = &[
+    "CACHEKIT_REDIS_URL",
+    "CACHEKIT_REDIS_POOL_SIZE",
+    "CACHEKIT_REDIS_MAX_IN_FLIGHT",
+    "CACHEKIT_REDIS_MIN_IDLE",
+    "CACHEKIT_REDIS_CONNECT_TIMEOUT_MS",
+    "CACHEKIT_REDIS_RESPONSE_TIMEOUT_MS",
+    "CACHEKIT_REDIS_CHECKOUT_TIMEOUT_MS",
+    "CACHEKIT_REDIS_LOCK_WAIT_MS",
+    "CACHEKIT_REDIS_TCP_KEEPALIVE_SECS",
+    "CACHEKIT_REDIS_TCP_NODELAY",
+    "CACHEKIT_REDIS_COALESCE_WRITES",
+    "CACHEKIT_REDIS_PROTOCOL",
+    "CACHEKIT_REDIS_KEY_PREFIX",
+    "CACHEKIT_REDIS_TLS_CA_FILE",
+    "CACHEKIT_REDIS_TLS_CERT_FILE",
+    "CACHEKIT_REDIS_TLS_KEY_FILE",
+    "CACHEKIT_REDIS_TLS_INSECURE",
+];
+
+const PREFIX: &str = "CACHEKIT_REDIS_";
+
+/// The variables among `names` that carry our prefix but are not read,
+/// each with the known variable closest to it (edit distance).
+pub(crate) fn misspelled<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+) -> Vec<(&'a str, &'static str)> {
+    names
+        .into_iter()
+        .filter(|name| name.starts_with(PREFIX) && !KNOWN.contains(name))
+        .filter_map(|name| {
+            let closest = KNOWN
+                .iter()
+                .min_by_key(|known| strsim::levenshtein(name, known))?;
+            Some((name, *closest))
+        })
+        .collect()
+}
+
+/// Logs one WARN per unknown `CACHEKIT_REDIS_*` variable of the process
+/// environment, the first time the environment is read. Names only: a
+/// value may be a secret.
+pub(crate) fn warn_misspelled_once() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let names: Vec<String> = std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .collect();
+        for (name, closest) in misspelled(names.iter().map(String::as_str)) {
+            let password = if name.contains("PASSWORD") {
+                "; a password goes in CACHEKIT_REDIS_URL (redis://:PASSWORD@host) or REDIS_PASSWORD"
+            } else {
+                ""
+            };
+            tracing::warn!(
+                "cachekit-redis: the environment variable `{name}` is not a cachekit setting and is ignored; did you mean `{closest}`?{password}"
+            );
+        }
+    });
+}
+
 fn number<T: FromStr>(name: &str, value: &str) -> Result<T> {
     value.trim().parse().map_err(|_| {
         Error::config(
@@ -109,7 +182,18 @@ fn number<T: FromStr>(name: &str, value: &str) -> Result<T> {
 }
 
 fn millis(name: &str, value: &str) -> Result<Duration> {
-    number::<u64>(name, value).map(Duration::from_millis)
+    let duration = Duration::from_millis(number::<u64>(name, value)?);
+    if duration > MAX_WAIT {
+        return Err(Error::config(
+            name,
+            format!(
+                "{} ms is longer than the supported maximum of {} ms (24 h)",
+                duration.as_millis(),
+                MAX_WAIT.as_millis()
+            ),
+        ));
+    }
+    Ok(duration)
 }
 
 fn boolean(name: &str, value: &str) -> Result<bool> {

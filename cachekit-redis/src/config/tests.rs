@@ -292,3 +292,128 @@ fn redact_url_keeps_everything_but_the_password() {
     assert_eq!(redact_url("redis://:pw@h:1/0"), "redis://:***@h:1/0");
     assert!(!redact_url("redis//:pw@h").contains("pw"));
 }
+
+#[test]
+fn malformed_urls_say_which_part_is_wrong() {
+    for (url, says) in [
+        ("redis://127.0.0.1:6390?password=pw", "query parameters"),
+        ("redis://u:1234/pw@host", "percent-encode `/` as %2F"),
+        ("redis:/:pw@host", "followed by `://`"),
+        ("redis://:pw@h:99999", "invalid port number"),
+        ("redis://h/one", "must be a database index"),
+        ("hunter2:pw@host", "unsupported scheme"),
+    ] {
+        let message = config_error_field(RedisConfig::builder().url(url).build());
+        assert!(message.contains(says), "{url}: {message}");
+        assert!(!message.contains("pw"), "{url}: {message}");
+        assert!(!message.contains("hunter2"), "{url}: {message}");
+    }
+    let message = config_error_field(
+        RedisConfig::builder()
+            .url("redis://127.0.0.1:6390?password=pw")
+            .build(),
+    );
+    assert!(message.contains("redis://127.0.0.1:6390"), "{message}");
+    assert_eq!(redact_url("redis://pw@h:1/2"), "redis://***@h:1/2");
+    assert_eq!(
+        redact_url("redis://h:1/x?y#z"),
+        "redis://h:1/<hidden>?<hidden>#<hidden>"
+    );
+}
+
+#[test]
+fn every_duration_field_rejects_what_it_cannot_honour() {
+    let day = Duration::from_secs(24 * 3600);
+    let over = day + Duration::from_millis(1);
+    let cases: Vec<(RedisConfigBuilder, &str)> = vec![
+        (
+            RedisConfig::builder().connect_timeout(Duration::MAX),
+            "`connect_timeout`",
+        ),
+        (
+            RedisConfig::builder().response_timeout(Duration::MAX),
+            "`response_timeout`",
+        ),
+        (
+            RedisConfig::builder().checkout_timeout(Duration::MAX),
+            "`checkout_timeout`",
+        ),
+        (
+            RedisConfig::builder().lock_wait(Duration::MAX),
+            "`lock_wait`",
+        ),
+        (
+            RedisConfig::builder().connect_timeout(over),
+            "`connect_timeout`",
+        ),
+        (
+            RedisConfig::builder().tcp_keepalive(Some(Duration::MAX)),
+            "`tcp_keepalive`",
+        ),
+        (
+            RedisConfig::builder().tcp_keepalive(Some(Duration::from_secs(32_768))),
+            "`tcp_keepalive`",
+        ),
+    ];
+    for (builder, field) in cases {
+        let message = config_error_field(builder.build());
+        assert!(message.contains(field), "{field}: {message}");
+    }
+    // The bounds themselves are accepted.
+    let c = RedisConfig::builder()
+        .connect_timeout(day)
+        .response_timeout(day)
+        .checkout_timeout(day)
+        .lock_wait(day)
+        .tcp_keepalive(Some(Duration::from_secs(32_767)))
+        .build()
+        .unwrap();
+    assert_eq!(c.tcp_keepalive, Some(Duration::from_secs(32_767)));
+}
+
+#[test]
+fn env_durations_out_of_range_name_the_variable() {
+    for (name, value) in [
+        ("CACHEKIT_REDIS_CONNECT_TIMEOUT_MS", "18446744073709551615"),
+        ("CACHEKIT_REDIS_RESPONSE_TIMEOUT_MS", "86400001"),
+        ("CACHEKIT_REDIS_CHECKOUT_TIMEOUT_MS", "86400001"),
+        ("CACHEKIT_REDIS_LOCK_WAIT_MS", "18446744073709551615"),
+        ("CACHEKIT_REDIS_TCP_KEEPALIVE_SECS", "32768"),
+        ("CACHEKIT_REDIS_TCP_KEEPALIVE_SECS", "18446744073709551615"),
+    ] {
+        let message = config_error_field(
+            RedisConfig::builder()
+                .env()
+                .build_with_env(env(&[(name, value)])),
+        );
+        assert!(message.contains(name), "{name}: {message}");
+    }
+    let c = RedisConfig::builder()
+        .env()
+        .build_with_env(env(&[
+            ("CACHEKIT_REDIS_TCP_KEEPALIVE_SECS", "32767"),
+            ("CACHEKIT_REDIS_RESPONSE_TIMEOUT_MS", "86400000"),
+        ]))
+        .unwrap();
+    assert_eq!(c.tcp_keepalive, Some(Duration::from_secs(32_767)));
+    assert_eq!(c.response_timeout, Duration::from_secs(86_400));
+}
+
+#[test]
+fn misspelled_variables_find_their_closest_known_name() {
+    let found = env::misspelled([
+        "CACHEKIT_REDIS_POOLSIZE",
+        "CACHEKIT_REDIS_POOL_SIZE",
+        "CACHEKIT_REDIS_TLS_CA",
+        "CACHEKIT_REDISURL",
+        "REDIS_URL",
+        "HOME",
+    ]);
+    assert_eq!(
+        found,
+        vec![
+            ("CACHEKIT_REDIS_POOLSIZE", "CACHEKIT_REDIS_POOL_SIZE"),
+            ("CACHEKIT_REDIS_TLS_CA", "CACHEKIT_REDIS_TLS_CA_FILE"),
+        ]
+    );
+}

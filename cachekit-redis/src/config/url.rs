@@ -3,6 +3,13 @@
 //! Parsed here rather than by redis-rs so that every mistake becomes a
 //! config error naming the field, and so that no parser's message can echo
 //! the password back.
+//!
+//! The rule for everything shown about a URL: never a part that could hold
+//! a secret. A malformed URL may carry its password anywhere (after an
+//! unencoded `/` it lands in the path, after `?` in the query, with one
+//! slash in the path), so only the scheme (when it is one we know), host
+//! and port are shown, and only when they parse unambiguously; otherwise
+//! the message says which part is wrong without quoting it.
 
 use cachekit_core::{Error, Result};
 
@@ -21,24 +28,51 @@ pub(crate) struct ParsedUrl {
 
 const DEFAULT_PORT: u16 = 6379;
 
-/// Parses `url`, naming the `url` field (and never the password) on error.
+const EXPECTED: &str =
+    "expected redis://[user][:password@]host[:port][/db], or rediss://... for TLS";
+
+/// Schemes that may be named in messages: anything else could be a
+/// password typed where the scheme belongs.
+const KNOWN_SCHEMES: &[&str] = &[
+    "redis",
+    "rediss",
+    "valkey",
+    "valkeys",
+    "redis+unix",
+    "unix",
+    "http",
+    "https",
+    "tcp",
+];
+
+/// Parses `text`, naming the `url` field (and never a secret) on error.
 pub(crate) fn parse_url(text: &str) -> Result<ParsedUrl> {
     let shown = redact_url(text);
-    let bad = |problem: &str| {
-        Error::config(
-            "url",
-            format!(
-                "{problem} in {shown}; expected redis://[user][:password@]host[:port][/db] or rediss://... for TLS"
-            ),
-        )
-    };
-    let url =
-        ::url::Url::parse(text).map_err(|err| bad(&format!("the URL does not parse ({err})")))?;
+    let bad = |problem: &str| Error::config("url", format!("{problem} in {shown}; {EXPECTED}"));
+    let url = ::url::Url::parse(text).map_err(|err| {
+        // ParseError's Display names the part ("invalid port number"),
+        // never the input.
+        bad(&format!("the URL does not parse ({err})"))
+    })?;
     let tls = match url.scheme() {
         "redis" | "valkey" => false,
         "rediss" | "valkeys" => true,
-        other => return Err(bad(&format!("unsupported scheme `{other}`"))),
+        other if KNOWN_SCHEMES.contains(&other) => {
+            return Err(bad(&format!("unsupported scheme `{other}`")))
+        }
+        _ => return Err(bad("unsupported scheme")),
     };
+    if !text
+        .split_once(':')
+        .is_some_and(|(_, rest)| rest.starts_with("//"))
+    {
+        return Err(bad("no host name: the scheme must be followed by `://`"));
+    }
+    if credentials_misplaced(&url) {
+        return Err(bad(
+            "an `@` after a `/`, `?` or `#`: percent-encode `/` as %2F, `?` as %3F and `#` as %23 in the user name and password",
+        ));
+    }
     let host = match url.host() {
         Some(::url::Host::Domain(domain)) if !domain.is_empty() => domain.to_owned(),
         Some(::url::Host::Ipv4(ip)) => ip.to_string(),
@@ -49,13 +83,13 @@ pub(crate) fn parse_url(text: &str) -> Result<ParsedUrl> {
     let port = url.port().unwrap_or(DEFAULT_PORT);
     let db = match url.path().trim_matches('/') {
         "" => 0,
-        path => match path.parse::<i64>() {
-            Ok(db) if db >= 0 => db,
-            _ => {
+        path => match database(path) {
+            Some(db) => db,
+            None => {
                 return Err(Error::config(
                     "db",
                     format!(
-                        "the path of {shown} must be a database index (0, 1, 2, ...), got `/{path}`"
+                        "the path of {shown} must be a database index (0, 1, 2, ...), not text or several segments"
                     ),
                 ))
             }
@@ -100,23 +134,72 @@ pub(crate) fn parse_url(text: &str) -> Result<ParsedUrl> {
     })
 }
 
-/// `text` with the password (if any) replaced by `***`.
+/// A database index: digits only (no sign, no second segment).
+fn database(path: &str) -> Option<i64> {
+    if path.is_empty() || !path.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    path.parse().ok()
+}
+
+/// Whether an `@` sits after the authority: then the "host" the parser
+/// found is really part of the credentials (`redis://u:12/34@host`).
+fn credentials_misplaced(url: &::url::Url) -> bool {
+    url.path().contains('@')
+        || url.query().is_some_and(|q| q.contains('@'))
+        || url.fragment().is_some_and(|f| f.contains('@'))
+}
+
+/// `text` as messages and `Debug` may show it: scheme, host, port and
+/// database, user name only beside a password, the password as `***`, and
+/// never a path, query or fragment (shown as `<hidden>`).
 ///
-/// A URL that does not parse is shown only by its scheme, since where its
-/// password starts cannot be known.
+/// A URL that does not parse, or whose host may be part of its credentials,
+/// is shown by its scheme alone (when it is a known one).
 pub(crate) fn redact_url(text: &str) -> String {
-    match ::url::Url::parse(text) {
-        Ok(mut url) => {
-            if url.password().is_some() {
-                // Cannot fail for URLs that already carry a password.
-                let _ = url.set_password(Some("***"));
-            }
-            url.to_string()
+    let Ok(url) = ::url::Url::parse(text) else {
+        return unparsable(text);
+    };
+    let host = match url.host_str() {
+        Some(host) if !host.is_empty() && !credentials_misplaced(&url) => host,
+        _ => return unparsable(text),
+    };
+    let mut shown = format!("{}://", url.scheme());
+    match (url.username(), url.password()) {
+        ("", None) => {}
+        // A lone user-info part is as likely a password missing its `:`.
+        (_, None) => shown.push_str("***@"),
+        (user, Some(_)) => {
+            shown.push_str(user);
+            shown.push_str(":***@");
         }
-        Err(_) => match text.split_once("://") {
-            Some((_, rest)) if !rest.contains('@') => text.to_owned(),
-            Some((scheme, _)) => format!("{scheme}://<hidden: unparsable URL with credentials>"),
-            None => "<hidden: unparsable URL>".to_owned(),
-        },
+    }
+    shown.push_str(host);
+    if let Some(port) = url.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    match url.path() {
+        "" | "/" => shown.push_str(url.path()),
+        path if database(path.trim_start_matches('/')).is_some() => shown.push_str(path),
+        _ => shown.push_str("/<hidden>"),
+    }
+    if url.query().is_some() {
+        shown.push_str("?<hidden>");
+    }
+    if url.fragment().is_some() {
+        shown.push_str("#<hidden>");
+    }
+    shown
+}
+
+/// A URL that does not parse: only a known scheme is shown.
+fn unparsable(text: &str) -> String {
+    let scheme = text
+        .split_once(':')
+        .map(|(scheme, _)| scheme.to_ascii_lowercase())
+        .filter(|scheme| KNOWN_SCHEMES.contains(&scheme.as_str()));
+    match scheme {
+        Some(scheme) => format!("a {scheme}: URL (the rest hidden: it may hold a password)"),
+        None => "a URL (hidden: it may hold a password)".to_owned(),
     }
 }

@@ -70,6 +70,13 @@ impl Manager {
         }
         let addr = if url.tls {
             install_crypto_provider();
+            if config.tls_insecure {
+                // Once per backend: its connections all share this manager.
+                tracing::warn!(
+                    server = %target,
+                    "cachekit-redis: tls_insecure is set: the server's certificate and host name are not verified, so anyone on the network path can impersonate it; use it only in tests"
+                );
+            }
             ConnectionAddr::TcpTls {
                 host: url.host.clone(),
                 port: url.port,
@@ -178,7 +185,27 @@ impl Manager {
 
     /// Opens one connection within `connect_timeout`, explaining failures.
     pub(crate) async fn open_connection(&self) -> Result<Conn> {
-        match tokio::time::timeout(self.connect_timeout, self.open(&self.client)).await {
+        let attempt = tokio::time::timeout(self.connect_timeout, self.open(&self.client));
+        let outcome = if self.target.tls && self.connect_timeout > PLAIN_TEXT_PROBE_AFTER {
+            // A plain-text server reads a TLS ClientHello as the start of
+            // a command and waits for the rest: the handshake would hang
+            // until connect_timeout. A handshake still running after a
+            // moment is checked with a plain-text PING on the same port.
+            tokio::pin!(attempt);
+            tokio::select! {
+                outcome = &mut attempt => outcome,
+                () = tokio::time::sleep(PLAIN_TEXT_PROBE_AFTER) => {
+                    let probe = speaks_plain_text(&self.target.host, self.target.port);
+                    tokio::select! {
+                        outcome = &mut attempt => outcome,
+                        true = probe => return Err(errors::tls_to_plain_text(&self.target)),
+                    }
+                }
+            }
+        } else {
+            attempt.await
+        };
+        match outcome {
             Err(_elapsed) => Err(errors::connect_timeout(&self.target, self.connect_timeout)),
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(err)) => Err(self.explain(err).await),
@@ -222,6 +249,30 @@ impl bb8::ManageConnection for Manager {
 
     fn has_broken(&self, conn: &mut Conn) -> bool {
         conn.state.is_broken()
+    }
+}
+
+/// How long a TLS handshake may run before the port is checked for a
+/// plain-text server; handshakes on loopback and LANs take milliseconds.
+const PLAIN_TEXT_PROBE_AFTER: Duration = Duration::from_millis(500);
+
+/// Whether the server at `host:port` answers a plain-text `PING` with a
+/// RESP reply (`+PONG`, `-NOAUTH ...`); a TLS server answers with an alert
+/// or closes. Pends forever when it cannot tell, so that the caller's
+/// connect attempt decides.
+async fn speaks_plain_text(host: &str, port: u16) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let answered = async {
+        let mut socket = connect_any(host, port).await.ok()?;
+        socket.write_all(b"PING\r\n").await.ok()?;
+        let mut first = [0u8; 1];
+        let read = socket.read(&mut first).await.ok()?;
+        Some(read == 1 && matches!(first[0], b'+' | b'-'))
+    };
+    match tokio::time::timeout(PLAIN_TEXT_PROBE_AFTER * 2, answered).await {
+        Ok(Some(true)) => true,
+        _ => std::future::pending().await,
     }
 }
 

@@ -11,15 +11,13 @@
 #[path = "faults_support/common.rs"]
 #[allow(dead_code)]
 mod common;
-#[path = "faults_support/logs.rs"]
-mod logs;
 
 use std::time::Duration;
 
 use cachekit::{BreakerState, ErrorKind, TieredCache};
+use cachekit_testkit::logs::Logs;
 use cachekit_testkit::RedisServer;
 use common::redis;
-use logs::Captured;
 
 const TTL: Option<Duration> = Some(Duration::from_secs(600));
 
@@ -36,7 +34,7 @@ async fn a_full_redis_refuses_writes_but_reads_keep_hitting() {
         .build()
         .unwrap();
     cache.set("full:kept", &42u64, TTL).await.unwrap();
-    let (logs, _guard) = Captured::start();
+    let (logs, _guard) = Logs::start();
 
     let mut refused = 0;
     for i in 0..200u64 {

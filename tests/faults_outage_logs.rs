@@ -10,15 +10,13 @@
 #[path = "faults_support/common.rs"]
 #[allow(dead_code)]
 mod common;
-#[path = "faults_support/logs.rs"]
-mod logs;
 
 use std::time::{Duration, Instant};
 
 use cachekit::{BreakerConfig, TieredCache};
+use cachekit_testkit::logs::Logs;
 use cachekit_testkit::RedisServer;
 use common::lazy_redis;
-use logs::Captured;
 
 const TTL: Option<Duration> = Some(Duration::from_secs(60));
 
@@ -37,7 +35,7 @@ async fn an_outage_logs_a_handful_of_lines_and_its_recovery() {
         .build()
         .unwrap();
     cache.set("outage:warm", &1u64, TTL).await.unwrap();
-    let (logs, _guard) = Captured::start();
+    let (logs, _guard) = Logs::start();
     server.stop();
 
     for i in 0..300u64 {

@@ -11,17 +11,15 @@
 #[path = "faults_support/common.rs"]
 #[allow(dead_code)]
 mod common;
-#[path = "faults_support/logs.rs"]
-mod logs;
 
 use std::time::Duration;
 
 use cachekit::{
     BreakerConfig, BreakerState, FileBackend, FileConfig, RedisBackend, RedisConfig, TieredCache,
 };
+use cachekit_testkit::logs::Logs;
 use cachekit_testkit::RedisServer;
 use common::redis;
-use logs::Captured;
 
 const TTL: Option<Duration> = Some(Duration::from_secs(60));
 /// More bad requests than the breaker's threshold.
@@ -92,7 +90,7 @@ async fn keys_an_acl_denies_do_not_open_the_breaker() {
     let url = format!("redis://limited:limited-pw@127.0.0.1:{}/0", server.port());
     let cache = cache_over(redis(&url).await);
     cache.set("ok:healthy", &7u64, TTL).await.unwrap();
-    let (logs, _guard) = Captured::start();
+    let (logs, _guard) = Logs::start();
     for i in 0..BAD {
         assert_eq!(cache.get::<u64>("denied:k").await, None);
         let err = cache.set("denied:k", &1u64, TTL).await.unwrap_err();

@@ -5,8 +5,7 @@
 #![cfg(feature = "redis")]
 #![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 
-#[path = "support/logs.rs"]
-mod logs;
+use cachekit_testkit::logs;
 
 use std::time::{Duration, Instant};
 

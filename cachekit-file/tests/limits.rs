@@ -5,9 +5,7 @@
 #[path = "support/fs.rs"]
 mod support;
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use cachekit_core::{Backend, ErrorKind};
@@ -140,26 +138,9 @@ async fn files_are_0600_and_a_created_directory_0700() {
 
 /// Collects what `tracing` logs while `f` runs.
 fn logs_of<T>(f: impl FnOnce() -> T) -> (T, String) {
-    #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-    impl Write for Sink {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let sink = Sink::default();
-    let writer = sink.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
+    let (subscriber, logs) = cachekit_testkit::logs::capture();
     let out = tracing::subscriber::with_default(subscriber, f);
-    let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
-    (out, text)
+    (out, logs.text())
 }
 
 #[test]

@@ -4,8 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 
-#[path = "support/logs.rs"]
-mod logs;
+use cachekit_testkit::logs;
 
 use cachekit_redis::RedisConfig;
 

@@ -3,8 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 
-#[path = "support/logs.rs"]
-mod logs;
+use cachekit_testkit::logs;
 
 use cachekit_core::Backend;
 use cachekit_redis::{RedisBackend, RedisConfig};

@@ -8,6 +8,7 @@
 //! - [`run_conformance`]: the behavioural suite every
 //!   [`Backend`](cachekit_core::Backend) must pass.
 //! - [`eventually`]: wait for a condition instead of sleeping a guess.
+//! - [`logs`]: capture what `tracing` logs, for assertions on log lines.
 //!
 //! Everything here panics on setup failure with a message that includes
 //! the server's log: it is meant for tests, where a panic is a clear failure.
@@ -16,6 +17,7 @@
 //! (`sudo apt-get install -y redis-server openssl`).
 
 mod conformance;
+pub mod logs;
 mod proxy;
 mod redis_server;
 mod wait;

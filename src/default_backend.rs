@@ -219,7 +219,13 @@ fn resolve() -> Resolved {
             }
         }
     }
-    match (TieredCache::builder().build(), degraded) {
+    let builder = TieredCache::builder();
+    let builder = if degraded.is_some() {
+        builder.l2_unavailable()
+    } else {
+        builder
+    };
+    match (builder.build(), degraded) {
         (Ok(cache), None) => Resolved::ok(Some(cache), DefaultBackendStatus::Memory),
         (Ok(cache), Some((error_kind, reason))) => Resolved {
             cache: Some(cache),

@@ -46,6 +46,10 @@ fn a_bad_url_degrades_visibly_and_never_logs_the_password() {
     let cache = lookup_cache().cache().unwrap();
     assert!(cache.l2().is_none());
     assert_eq!(cache.stats().l1.hits, 1);
+    assert!(
+        cache.stats().l2_unavailable,
+        "the stats say Redis is unused"
+    );
 
     let status = cachekit::default_backend_status();
     assert!(status.is_degraded(), "{status:?}");

@@ -31,6 +31,7 @@ async fn the_default_is_one_shared_l1() {
     assert!(shared.l1().is_some() && shared.l2().is_none());
     // Both functions stored into the same cache.
     assert_eq!(shared.stats().l1.sets, 2);
+    assert!(!shared.stats().l2_unavailable, "no L2 was configured");
     assert_eq!(second_cache().cache().unwrap().stats().l1.sets, 2);
 
     // `l1_ttl` gives the function an L1 of its own.

@@ -82,6 +82,8 @@ struct Inner {
     recent_failures: moka::sync::Cache<String, ()>,
     flights: Flights,
     counters: Counters,
+    /// Built without the L2 it was configured for (see [`TieredStats::l2_unavailable`]).
+    l2_unavailable: bool,
 }
 
 impl std::fmt::Debug for TieredCache {
@@ -119,6 +121,7 @@ impl TieredCache {
     /// A snapshot of the counters.
     pub fn stats(&self) -> TieredStats {
         let mut stats = self.inner.counters.snapshot();
+        stats.l2_unavailable = self.inner.l2_unavailable;
         if let Some(l2) = &self.inner.l2 {
             stats.breaker = l2.breaker_state();
             stats.breaker_opened = l2.breaker_opened();
@@ -251,6 +254,7 @@ impl TieredCache {
                 recent_failures: inner.recent_failures.clone(),
                 flights: Flights::default(),
                 counters: Counters::default(),
+                l2_unavailable: inner.l2_unavailable,
             }),
         })
     }

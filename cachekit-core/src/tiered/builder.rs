@@ -54,6 +54,7 @@ pub struct TieredCacheBuilder {
     stale_retry_interval: Duration,
     stampede: Option<(Arc<dyn DistributedLock>, StampedeConfig)>,
     codec: CodecConfig,
+    l2_unavailable: bool,
 }
 
 impl Default for TieredCacheBuilder {
@@ -69,11 +70,23 @@ impl Default for TieredCacheBuilder {
             stale_retry_interval: DEFAULT_STALE_RETRY_INTERVAL,
             stampede: None,
             codec: CodecConfig::default(),
+            l2_unavailable: false,
         }
     }
 }
 
 impl TieredCacheBuilder {
+    /// Marks a cache built without the L2 it was configured for (the
+    /// default `#[cached]` cache when its Redis configuration is
+    /// unusable): [`TieredStats::l2_unavailable`](crate::TieredStats::l2_unavailable)
+    /// then says so.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn l2_unavailable(mut self) -> Self {
+        self.l2_unavailable = true;
+        self
+    }
+
     /// Uses this memory backend as L1 (by default a 64 MiB [`MemoryBackend`]).
     pub fn l1(mut self, l1: MemoryBackend) -> Self {
         self.l1 = L1Choice::Given(l1);
@@ -242,6 +255,7 @@ impl TieredCacheBuilder {
                     .build(),
                 flights: Default::default(),
                 counters: Default::default(),
+                l2_unavailable: self.l2_unavailable,
             }),
         })
     }

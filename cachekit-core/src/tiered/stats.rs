@@ -137,6 +137,7 @@ impl Counters {
             lock_waits: self.lock_waits.load(Relaxed),
             breaker: BreakerState::Closed,
             breaker_opened: 0,
+            l2_unavailable: false,
         }
     }
 }
@@ -208,6 +209,11 @@ pub struct TieredStats {
     pub breaker: BreakerState,
     /// How often the circuit breaker has opened.
     pub breaker_opened: u64,
+    /// The cache runs without the L2 it was configured with: the default
+    /// `#[cached]` cache whose Redis configuration is unusable, caching in
+    /// this process's memory only (`cachekit::default_backend_status()`
+    /// says why).
+    pub l2_unavailable: bool,
 }
 
 #[cfg(test)]

@@ -41,6 +41,9 @@ return 0
 ";
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(2);
+/// The longest lease sent to Redis: a century, as good as forever. Redis
+/// refuses a `PX` whose expiry time overflows (`Duration::MAX` would).
+const MAX_LEASE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 const MAX_BACKOFF: Duration = Duration::from_millis(50);
 
 impl RedisBackend {
@@ -57,7 +60,11 @@ impl RedisBackend {
         let key = lock_key(&self.inner, name);
         let token = new_token()?;
         let mut cmd = redis::cmd("SET");
-        cmd.arg(&key).arg(&token).arg("NX").arg("PX").arg(px(lease));
+        cmd.arg(&key)
+            .arg(&token)
+            .arg("NX")
+            .arg("PX")
+            .arg(px(lease.min(MAX_LEASE)));
         let op = Op::new("lock", Some(name));
         // Not resent: a first SET that landed would make the second fail and
         // the lock would sit unused until its lease ran out.
@@ -96,7 +103,11 @@ impl RedisBackend {
     /// [`ErrorKind::Timeout`] when the lock stayed taken for `lock_wait`;
     /// otherwise as [`try_lock`](Self::try_lock).
     pub async fn lock(&self, name: &str, lease: Duration) -> Result<LockGuard> {
-        let deadline = Instant::now() + self.inner.lock_wait;
+        // `Duration::MAX` waits a century, without overflowing.
+        let deadline = Instant::from_std(cachekit_core::deadline::later(
+            std::time::Instant::now(),
+            self.inner.lock_wait,
+        ));
         let mut backoff = FIRST_BACKOFF;
         loop {
             if let Some(guard) = self.try_lock(name, lease).await? {
@@ -150,7 +161,9 @@ impl LockGuard {
             .scripts
             .extend_lock
             .run(&self.inner.pool, op, 1, |cmd| {
-                cmd.arg(&self.key).arg(&self.token).arg(px(lease));
+                cmd.arg(&self.key)
+                    .arg(&self.token)
+                    .arg(px(lease.min(MAX_LEASE)));
             })
             .await?;
         if extended == 1 {

@@ -104,8 +104,34 @@ impl Policy {
     pub(crate) fn write_ttl(&self) -> Option<Duration> {
         let ttl = self.ttl?;
         match self.ttl_jitter {
-            Some(j) if j > 0.0 => Some(ttl.mul_f64(1.0 - j * fastrand::f64())),
+            // `mul_f64` panics past `Duration::MAX`, which the rounding of
+            // a TTL near it to `f64` can reach; such a TTL stays as it is.
+            Some(j) if j > 0.0 => Some(
+                Duration::try_from_secs_f64(ttl.as_secs_f64() * (1.0 - j * fastrand::f64()))
+                    .map_or(ttl, |jittered| jittered.min(ttl)),
+            ),
             _ => Some(ttl),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_of_the_longest_ttl_does_not_overflow() {
+        for jitter in [1e-20, 0.5, 0.999] {
+            let policy = Policy::new().ttl(Duration::MAX).ttl_jitter(jitter);
+            for _ in 0..1000 {
+                let ttl = policy.write_ttl().unwrap();
+                assert!(ttl <= Duration::MAX);
+            }
+        }
+        let policy = Policy::new().ttl(Duration::from_secs(100)).ttl_jitter(0.5);
+        for _ in 0..1000 {
+            let ttl = policy.write_ttl().unwrap();
+            assert!(ttl <= Duration::from_secs(100) && ttl >= Duration::from_secs(50));
         }
     }
 }

@@ -260,7 +260,8 @@ impl TieredCacheBuilder {
                 l1_max_ttl,
                 l2,
                 codec: Codec::new(self.codec),
-                defaults: self.defaults,
+                // Resolved once, so that TTLs past a century are shortened.
+                defaults: self.defaults.or(&Policy::default()),
                 stampede: self.stampede,
                 recent_failures: moka::sync::Cache::builder()
                     .max_capacity(100_000)

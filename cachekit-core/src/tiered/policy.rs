@@ -2,8 +2,15 @@
 
 use std::time::Duration;
 
+/// The longest TTL or stale window a policy keeps: a century, as good as
+/// forever. Longer ones (`Duration::MAX`) are shortened to it, so that a
+/// value's life in L2 (its TTL plus its stale window) stays a time every
+/// backend can store and freshness can be told from.
+const LONGEST: Duration = crate::deadline::FAR;
+
 /// How one call (or one `#[cached]` function) uses the cache. Every field
 /// left `None` takes the cache's default from [`TieredCacheBuilder`](super::TieredCacheBuilder).
+/// A `ttl` or `max_stale` longer than a century counts as a century.
 ///
 /// ```
 /// use std::time::Duration;
@@ -70,11 +77,13 @@ impl Policy {
         self
     }
 
-    /// This policy's fields, with `defaults` filling the gaps.
+    /// This policy's fields, with `defaults` filling the gaps, and a TTL or
+    /// stale window beyond [`LONGEST`] shortened to it.
     pub(crate) fn or(&self, defaults: &Policy) -> Policy {
+        let longest = |d: Duration| d.min(LONGEST);
         Policy {
-            ttl: self.ttl.or(defaults.ttl),
-            max_stale: self.max_stale.or(defaults.max_stale),
+            ttl: self.ttl.or(defaults.ttl).map(longest),
+            max_stale: self.max_stale.or(defaults.max_stale).map(longest),
             refresh_ahead: self.refresh_ahead.or(defaults.refresh_ahead),
             ttl_jitter: self.ttl_jitter.or(defaults.ttl_jitter),
             compute_timeout: self.compute_timeout.or(defaults.compute_timeout),

@@ -47,11 +47,11 @@ async fn cache_with_keys(server: &RedisServer, n: usize) -> TieredCache {
             w.await.unwrap().unwrap();
         }
     }
-    let mut b = TieredCache::builder()
+    TieredCache::builder()
         .without_l1()
-        .l2(redis(&server.url()).await);
-    if let Ok(m) = std::env::var("BURST_MAX") { b = b.max_l2_in_flight(m.parse().unwrap()); }
-    b.build().unwrap()
+        .l2(redis(&server.url()).await)
+        .build()
+        .unwrap()
 }
 
 async fn burst_of_get_or_compute(n: usize) {

@@ -230,7 +230,7 @@ async fn success_threshold_successful_probes_close_the_breaker() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_a_queue_calls_beyond_max_l2_in_flight_skip_a_hung_redis_at_once() {
+async fn beyond_max_l2_in_flight_calls_skip_a_hung_redis_at_once() {
     const SLOW_DEADLINE: Duration = Duration::from_millis(500);
     let server = Arc::new(RedisServer::start());
     let cache = TieredCache::builder()

@@ -180,7 +180,10 @@ async fn waiters_skip_l2_when_their_deadline_passes_on_a_hung_redis() {
     // timed out instead of skipping).
     assert_eq!(s.l2.timeouts + s.l2.skipped, 20, "{s:?}");
     assert!(s.l2.timeouts >= 4, "{s:?}");
-    let summary = latencies.report_and_check("waiters beyond max_l2_in_flight on a hung Redis", CALL_BOUND);
+    let summary = latencies.report_and_check(
+        "waiters beyond max_l2_in_flight on a hung Redis",
+        CALL_BOUND,
+    );
     assert!(
         summary.p50 >= DEADLINE,
         "calls beyond the bound skipped before their deadline: {summary}"

@@ -47,10 +47,14 @@ async fn the_cache_builder_durations_work_at_their_maximum() {
         cache.set(&key("a"), &1u64, TTL).await.unwrap();
         cache.invalidate_local(&key("a"));
         assert_eq!(cache.get::<u64>(&key("a")).await, Some(1));
-        let v = cache.get_or_compute(&key("b"), TTL, || async { 2u64 }).await;
+        let v = cache
+            .get_or_compute(&key("b"), TTL, || async { 2u64 })
+            .await;
         assert_eq!(v, 2);
         cache.invalidate_local(&key("b"));
-        let v = cache.get_or_compute(&key("b"), TTL, || async { 0u64 }).await;
+        let v = cache
+            .get_or_compute(&key("b"), TTL, || async { 0u64 })
+            .await;
         assert_eq!(v, 2, "read back from L2");
         let s = cache.stats();
         assert_eq!((s.l2.errors, s.l2.skipped), (0, 0), "{s:?}");
@@ -86,7 +90,9 @@ async fn policy_durations_work_at_their_maximum() {
             let cache = cache.default_ttl(longest).build().unwrap();
             let key = |k: &str| format!("max:policy:{n}:{k}");
             let stored = cache.set(&key("a"), &1u64, None).await;
-            let v = cache.get_or_compute(&key("b"), None, || async { 2u64 }).await;
+            let v = cache
+                .get_or_compute(&key("b"), None, || async { 2u64 })
+                .await;
             assert_eq!(v, 2);
             let v: Result<u64, ()> = cache
                 .try_get_or_compute_policy(&key("c"), &policy, || async { Ok(3) })
@@ -101,7 +107,9 @@ async fn policy_durations_work_at_their_maximum() {
                 cache.invalidate_local(&key(k));
             }
             assert_eq!(cache.get::<u64>(&key("a")).await, Some(1));
-            let v = cache.get_or_compute(&key("b"), None, || async { 0u64 }).await;
+            let v = cache
+                .get_or_compute(&key("b"), None, || async { 0u64 })
+                .await;
             assert_eq!(v, 2, "read back from L2");
             let s = cache.stats();
             assert_eq!((s.l2.errors, s.l2.skipped), (0, 0), "{s:?}");
@@ -132,7 +140,11 @@ async fn a_breaker_with_the_longest_recovery_opens_and_stays_open() {
         assert_eq!(cache.stats().breaker, BreakerState::Open);
         assert_eq!(cache.get::<u64>(&format!("max:breaker:{n}:b")).await, None);
         let s = cache.stats();
-        assert_eq!((s.l2.errors, s.l2.skipped, s.breaker_opened), (1, 1, 1), "{s:?}");
+        assert_eq!(
+            (s.l2.errors, s.l2.skipped, s.breaker_opened),
+            (1, 1, 1),
+            "{s:?}"
+        );
     }
 }
 
@@ -230,6 +242,11 @@ async fn the_file_backend_sweep_interval_works_at_its_maximum() {
             .unwrap();
         cache.set("max:file", &5u64, TTL).await.unwrap();
         assert_eq!(cache.get::<u64>("max:file").await, Some(5));
-        assert_eq!(cache.get_or_compute("max:file", TTL, || async { 6u64 }).await, 5);
+        assert_eq!(
+            cache
+                .get_or_compute("max:file", TTL, || async { 6u64 })
+                .await,
+            5
+        );
     }
 }

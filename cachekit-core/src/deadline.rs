@@ -154,7 +154,10 @@ mod tests {
     #[test]
     fn later_saturates_at_a_century() {
         let now = Instant::now();
-        assert_eq!(later(now, Duration::from_secs(1)), now + Duration::from_secs(1));
+        assert_eq!(
+            later(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
         assert_eq!(later(now, Duration::MAX), now + FAR);
         assert_eq!(later(now, FAR * 2), now + FAR);
         assert!(far_from(now) > now);

@@ -30,8 +30,8 @@ use crate::error::Result;
 use crate::lock::{DistributedLock, StampedeConfig};
 use crate::memory::MemoryBackend;
 pub use builder::{
-    TieredCacheBuilder, DEFAULT_L1_MAX_TTL, DEFAULT_L2_TIMEOUT, DEFAULT_MAX_L2_IN_FLIGHT, DEFAULT_MAX_L2_QUEUED,
-    DEFAULT_STALE_RETRY_INTERVAL,
+    TieredCacheBuilder, DEFAULT_L1_MAX_TTL, DEFAULT_L2_TIMEOUT, DEFAULT_MAX_L2_IN_FLIGHT,
+    DEFAULT_MAX_L2_QUEUED, DEFAULT_STALE_RETRY_INTERVAL,
 };
 use flight::Flights;
 use l2::GuardedL2;

@@ -195,13 +195,15 @@ impl GuardedL2 {
         let fut = f();
         let started = Instant::now();
         let result = match deadline {
-            Some(limit) if enforced => match deadline::within(deadline::later(started, limit), fut).await {
-                // The backend's own, shorter, timeout is its error to report.
-                Err(err) if err.kind() == ErrorKind::Timeout && started.elapsed() >= limit => {
-                    Err(self.timed_out(op, limit, counters))
+            Some(limit) if enforced => {
+                match deadline::within(deadline::later(started, limit), fut).await {
+                    // The backend's own, shorter, timeout is its error to report.
+                    Err(err) if err.kind() == ErrorKind::Timeout && started.elapsed() >= limit => {
+                        Err(self.timed_out(op, limit, counters))
+                    }
+                    result => result,
                 }
-                result => result,
-            },
+            }
             // Boxed: inline, the timer would add a quarter to the future of
             // every L2 call, and the backends that need it are not the ones
             // a hot path calls.

@@ -3,6 +3,11 @@
 //! calls over the bound wait in line for a place within their L2 deadline,
 //! so nothing that Redis holds is recomputed or read as a miss. Against a
 //! hung (SIGSTOPped) server, the waiters skip L2 when their deadline passes.
+//!
+//! The 20,000-call bursts run in release builds only (`cargo test --release
+//! --test burst`): a debug build of the client serves about 23,000 reads a
+//! second on a 2-core VM, so 20,000 calls cannot all fit in one deadline
+//! there; a release build serves them in about 250 ms.
 #![cfg(feature = "redis")]
 #![allow(
     clippy::unwrap_used,
@@ -14,7 +19,7 @@
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use cachekit::TieredCache;
@@ -22,6 +27,14 @@ use cachekit_testkit::RedisServer;
 use common::{fault, redis, Latencies, CALL_BOUND};
 
 const TTL: Option<Duration> = Some(Duration::from_secs(600));
+
+/// One burst at a time: two at once on a 2-core machine measure each
+/// other, not the cache.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn alone() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 fn key(i: usize) -> String {
     format!("burst:{i}")
@@ -55,6 +68,7 @@ async fn cache_with_keys(server: &RedisServer, n: usize) -> TieredCache {
 }
 
 async fn burst_of_get_or_compute(n: usize) {
+    let _alone = alone();
     let server = RedisServer::start();
     let cache = cache_with_keys(&server, n).await;
     let computed = Arc::new(AtomicUsize::new(0));
@@ -94,6 +108,7 @@ async fn burst_of_get_or_compute(n: usize) {
 }
 
 async fn burst_of_gets(n: usize) {
+    let _alone = alone();
     let server = RedisServer::start();
     let cache = cache_with_keys(&server, n).await;
     let started = Instant::now();
@@ -128,6 +143,10 @@ async fn a_burst_of_5000_get_or_compute_computes_nothing_redis_holds() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "needs --release: a debug build reads about 23,000 values a second from Redis on a 2-core VM, too few for 20,000 calls in one 250 ms deadline"
+)]
 async fn a_burst_of_20000_get_or_compute_computes_nothing_redis_holds() {
     burst_of_get_or_compute(20_000).await;
 }
@@ -138,6 +157,10 @@ async fn a_burst_of_5000_gets_misses_nothing_redis_holds() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "needs --release: a debug build reads about 23,000 values a second from Redis on a 2-core VM, too few for 20,000 calls in one 250 ms deadline"
+)]
 async fn a_burst_of_20000_gets_misses_nothing_redis_holds() {
     burst_of_gets(20_000).await;
 }
@@ -148,6 +171,7 @@ async fn a_burst_of_20000_gets_misses_nothing_redis_holds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiters_skip_l2_when_their_deadline_passes_on_a_hung_redis() {
     const DEADLINE: Duration = Duration::from_millis(300);
+    let _alone = alone();
     let server = Arc::new(RedisServer::start());
     let cache = TieredCache::builder()
         .without_l1()

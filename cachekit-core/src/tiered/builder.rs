@@ -31,9 +31,7 @@ pub const DEFAULT_MAX_L2_IN_FLIGHT: usize = 512;
 /// [`DEFAULT_MAX_L2_IN_FLIGHT`].
 ///
 /// The deadline is what keeps a wait short; this bounds the waiters'
-/// memory (about 100 bytes each) when a burst outruns the backend. A
-/// healthy Redis on a 2-core VM serves a 20,000-call burst within the
-/// default deadline, so the default leaves room for three times that.
+/// memory (about 100 bytes each) when a burst outruns the backend.
 pub const DEFAULT_MAX_L2_QUEUED: usize = 65_536;
 
 /// Default pause before a key whose recomputation failed is retried while

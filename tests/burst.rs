@@ -19,7 +19,7 @@
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cachekit::TieredCache;
@@ -30,11 +30,9 @@ const TTL: Option<Duration> = Some(Duration::from_secs(600));
 
 /// One burst at a time: two at once on a 2-core machine measure each
 /// other, not the cache.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn alone() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
-}
+/// (A tokio mutex: it is held across awaits, and works across the tests'
+/// runtimes.)
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn key(i: usize) -> String {
     format!("burst:{i}")
@@ -68,7 +66,7 @@ async fn cache_with_keys(server: &RedisServer, n: usize) -> TieredCache {
 }
 
 async fn burst_of_get_or_compute(n: usize) {
-    let _alone = alone();
+    let _alone = SERIAL.lock().await;
     let server = RedisServer::start();
     let cache = cache_with_keys(&server, n).await;
     let computed = Arc::new(AtomicUsize::new(0));
@@ -108,7 +106,7 @@ async fn burst_of_get_or_compute(n: usize) {
 }
 
 async fn burst_of_gets(n: usize) {
-    let _alone = alone();
+    let _alone = SERIAL.lock().await;
     let server = RedisServer::start();
     let cache = cache_with_keys(&server, n).await;
     let started = Instant::now();
@@ -171,7 +169,7 @@ async fn a_burst_of_20000_gets_misses_nothing_redis_holds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiters_skip_l2_when_their_deadline_passes_on_a_hung_redis() {
     const DEADLINE: Duration = Duration::from_millis(300);
-    let _alone = alone();
+    let _alone = SERIAL.lock().await;
     let server = Arc::new(RedisServer::start());
     let cache = TieredCache::builder()
         .without_l1()

@@ -31,7 +31,8 @@ pub use cachekit_core::lock::{DistributedLock, StampedeConfig};
 pub use cachekit_core::memory::{MemoryBackend, MemoryBackendBuilder};
 pub use cachekit_core::tiered::{
     Cacheable, L1Ref, Policy, TierStats, TieredCache, TieredCacheBuilder, TieredStats, WeakL1Ref,
-    DEFAULT_L1_MAX_TTL, DEFAULT_L2_TIMEOUT, DEFAULT_MAX_L2_IN_FLIGHT, DEFAULT_STALE_RETRY_INTERVAL,
+    DEFAULT_L1_MAX_TTL, DEFAULT_L2_TIMEOUT, DEFAULT_MAX_L2_IN_FLIGHT, DEFAULT_MAX_L2_QUEUED,
+    DEFAULT_STALE_RETRY_INTERVAL,
 };
 
 #[cfg(feature = "file")]

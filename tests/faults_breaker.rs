@@ -238,6 +238,7 @@ async fn beyond_max_l2_in_flight_calls_skip_a_hung_redis_at_once() {
         .l2_timeout(SLOW_DEADLINE)
         .without_breaker()
         .max_l2_in_flight(4)
+        .max_l2_queued(0)
         .build()
         .unwrap();
     let paused = server.clone();

@@ -236,7 +236,8 @@ impl CircuitBreaker {
 
     fn open(&self, state: &mut State, now: Instant) {
         *state = State::Open {
-            until: now + self.config.recovery_timeout,
+            // `Duration::MAX` keeps it open for a century.
+            until: crate::deadline::later(now, self.config.recovery_timeout),
         };
         self.publish(state);
         self.opened.fetch_add(1, Relaxed);

@@ -63,15 +63,47 @@ pub fn bound(own: Duration) -> (Duration, bool) {
 /// deadline is what bounds it. An `own` too long to add to the clock ends
 /// a century from `now`.
 pub fn bound_at(now: Instant, own: Duration) -> (Instant, bool) {
-    let own = now.checked_add(own).unwrap_or(now + FAR);
+    let own = later(now, own);
     match current() {
         Some(deadline) if deadline < own => (deadline, true),
         _ => (own, false),
     }
 }
 
+/// The instant `after` past `now`, or a century from `now` if that is
+/// sooner: `Duration::MAX` (beyond what an `Instant` can hold) means "as good
+/// as never" instead of an overflow.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use cachekit_core::deadline;
+///
+/// let now = Instant::now();
+/// assert_eq!(deadline::later(now, Duration::from_secs(1)), now + Duration::from_secs(1));
+/// assert!(deadline::later(now, Duration::MAX) > now + Duration::from_secs(3_000_000_000));
+/// ```
+pub fn later(now: Instant, after: Duration) -> Instant {
+    now.checked_add(after.min(FAR))
+        .unwrap_or_else(|| far_from(now))
+}
+
+/// A century from `now`, or the farthest the clock can go from there.
+#[cold]
+fn far_from(now: Instant) -> Instant {
+    // Halving converges on what the platform's `Instant` can hold.
+    let mut step = FAR;
+    let mut at = now;
+    while !step.is_zero() {
+        if let Some(next) = at.checked_add(step) {
+            at = next;
+        }
+        step /= 2;
+    }
+    at
+}
+
 /// As good as no bound at all.
-const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+pub(crate) const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 #[cfg(test)]
 mod tests {
@@ -117,6 +149,18 @@ mod tests {
             (now + second, false)
         );
         assert_eq!(bound_at(now, Duration::MAX), (now + FAR, false));
+    }
+
+    #[test]
+    fn later_saturates_at_a_century() {
+        let now = Instant::now();
+        assert_eq!(
+            later(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
+        assert_eq!(later(now, Duration::MAX), now + FAR);
+        assert_eq!(later(now, FAR * 2), now + FAR);
+        assert!(far_from(now) > now);
     }
 
     #[tokio::test]

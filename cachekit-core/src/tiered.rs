@@ -32,7 +32,7 @@ use crate::lock::{DistributedLock, StampedeConfig};
 use crate::memory::MemoryBackend;
 pub use builder::{
     TieredCacheBuilder, DEFAULT_L1_MAX_TTL, DEFAULT_L2_TIMEOUT, DEFAULT_MAX_L2_IN_FLIGHT,
-    DEFAULT_STALE_RETRY_INTERVAL,
+    DEFAULT_MAX_L2_QUEUED, DEFAULT_STALE_RETRY_INTERVAL,
 };
 use flight::Flights;
 use l2::GuardedL2;

@@ -57,7 +57,11 @@ impl RedisBackend {
         let key = lock_key(&self.inner, name);
         let token = new_token()?;
         let mut cmd = redis::cmd("SET");
-        cmd.arg(&key).arg(&token).arg("NX").arg("PX").arg(px(lease));
+        cmd.arg(&key)
+            .arg(&token)
+            .arg("NX")
+            .arg("PX")
+            .arg(px(lease));
         let op = Op::new("lock", Some(name));
         // Not resent: a first SET that landed would make the second fail and
         // the lock would sit unused until its lease ran out.
@@ -96,7 +100,11 @@ impl RedisBackend {
     /// [`ErrorKind::Timeout`] when the lock stayed taken for `lock_wait`;
     /// otherwise as [`try_lock`](Self::try_lock).
     pub async fn lock(&self, name: &str, lease: Duration) -> Result<LockGuard> {
-        let deadline = Instant::now() + self.inner.lock_wait;
+        // `Duration::MAX` waits a century, without overflowing.
+        let deadline = Instant::from_std(cachekit_core::deadline::later(
+            std::time::Instant::now(),
+            self.inner.lock_wait,
+        ));
         let mut backoff = FIRST_BACKOFF;
         loop {
             if let Some(guard) = self.try_lock(name, lease).await? {
@@ -150,7 +158,9 @@ impl LockGuard {
             .scripts
             .extend_lock
             .run(&self.inner.pool, op, 1, |cmd| {
-                cmd.arg(&self.key).arg(&self.token).arg(px(lease));
+                cmd.arg(&self.key)
+                    .arg(&self.token)
+                    .arg(px(lease));
             })
             .await?;
         if extended == 1 {

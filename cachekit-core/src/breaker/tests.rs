@@ -178,3 +178,20 @@ fn the_lock_free_path_follows_every_transition() {
     assert_eq!(b.state(), BreakerState::Closed);
     assert!(!b.try_acquire().unwrap().probe);
 }
+
+#[test]
+fn duration_max_recovery_and_window_open_it_without_overflow() {
+    let b = breaker(
+        BreakerConfig::default()
+            .failure_threshold(2)
+            .window(Duration::MAX)
+            .recovery_timeout(Duration::MAX),
+    );
+    let t0 = Instant::now();
+    fail(&b, t0);
+    fail(&b, t0 + ms(1));
+    assert_eq!(b.state_at(t0 + ms(2)), BreakerState::Open);
+    let later = t0 + Duration::from_secs(50 * 365 * 24 * 3600);
+    assert_eq!(b.state_at(later), BreakerState::Open);
+    assert!(b.try_acquire_at(later).is_err());
+}

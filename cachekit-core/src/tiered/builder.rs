@@ -27,6 +27,13 @@ pub const DEFAULT_L2_TIMEOUT: Duration = Duration::from_millis(250);
 /// Default bound on L2 operations in flight at once.
 pub const DEFAULT_MAX_L2_IN_FLIGHT: usize = 512;
 
+/// Default bound on calls waiting for a place under
+/// [`DEFAULT_MAX_L2_IN_FLIGHT`].
+///
+/// The deadline is what keeps a wait short; this bounds the waiters'
+/// memory (about 100 bytes each) when a burst outruns the backend.
+pub const DEFAULT_MAX_L2_QUEUED: usize = 65_536;
+
 /// Default pause before a key whose recomputation failed is retried while
 /// its stale value is served.
 pub const DEFAULT_STALE_RETRY_INTERVAL: Duration = Duration::from_secs(1);
@@ -50,6 +57,7 @@ pub struct TieredCacheBuilder {
     l2_timeout: Option<Duration>,
     breaker: Option<BreakerConfig>,
     max_l2_in_flight: Option<usize>,
+    max_l2_queued: usize,
     defaults: Policy,
     stale_retry_interval: Duration,
     stampede: Option<(Arc<dyn DistributedLock>, StampedeConfig)>,
@@ -66,6 +74,7 @@ impl Default for TieredCacheBuilder {
             l2_timeout: Some(DEFAULT_L2_TIMEOUT),
             breaker: Some(BreakerConfig::default()),
             max_l2_in_flight: Some(DEFAULT_MAX_L2_IN_FLIGHT),
+            max_l2_queued: DEFAULT_MAX_L2_QUEUED,
             defaults: Policy::default(),
             stale_retry_interval: DEFAULT_STALE_RETRY_INTERVAL,
             stampede: None,
@@ -152,10 +161,24 @@ impl TieredCacheBuilder {
         self
     }
 
-    /// Bounds L2 operations in flight (default [`DEFAULT_MAX_L2_IN_FLIGHT`]);
-    /// beyond it calls skip L2 instead of queueing.
+    /// Bounds L2 operations in flight (default [`DEFAULT_MAX_L2_IN_FLIGHT`]).
+    ///
+    /// A call beyond the bound waits for a place, first come first served,
+    /// for at most what is left of its L2 deadline ([`l2_timeout`](Self::l2_timeout)),
+    /// and skips L2 (a miss; counted in `skipped`) only when that passes.
+    /// At most [`max_l2_queued`](Self::max_l2_queued) calls wait.
     pub fn max_l2_in_flight(mut self, max: usize) -> Self {
         self.max_l2_in_flight = Some(max);
+        self
+    }
+
+    /// Bounds the calls waiting for a place under
+    /// [`max_l2_in_flight`](Self::max_l2_in_flight) (default
+    /// [`DEFAULT_MAX_L2_QUEUED`]). A call that finds this many waiting skips
+    /// L2 at once (counted in `skipped`); `0` makes every call beyond the
+    /// bound skip at once.
+    pub fn max_l2_queued(mut self, max: usize) -> Self {
+        self.max_l2_queued = max;
         self
     }
 
@@ -239,6 +262,7 @@ impl TieredCacheBuilder {
                 self.l2_timeout,
                 self.breaker.map(CircuitBreaker::new),
                 self.max_l2_in_flight,
+                self.max_l2_queued,
             ))
         });
         Ok(TieredCache {
@@ -247,11 +271,14 @@ impl TieredCacheBuilder {
                 l1_max_ttl,
                 l2,
                 codec: Codec::new(self.codec),
-                defaults: self.defaults,
+                // Resolved once, so that TTLs past a century are shortened.
+                defaults: self.defaults.or(&Policy::default()),
                 stampede: self.stampede,
                 recent_failures: moka::sync::Cache::builder()
                     .max_capacity(100_000)
-                    .time_to_live(self.stale_retry_interval)
+                    // moka refuses lifetimes past 1,000 years; a century
+                    // is as good as never.
+                    .time_to_live(self.stale_retry_interval.min(crate::deadline::FAR))
                     .build(),
                 flights: Default::default(),
                 counters: Default::default(),

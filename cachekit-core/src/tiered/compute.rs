@@ -465,7 +465,7 @@ impl TieredCache {
             return Stampede::Compute(None);
         };
         let counters = &self.inner.counters.l2;
-        let give_up = Instant::now() + config.max_wait;
+        let give_up = crate::deadline::later(Instant::now(), config.max_wait);
         let mut waited = false;
         loop {
             match l2
@@ -493,13 +493,16 @@ impl TieredCache {
                     return Stampede::Compute(None);
                 }
             }
-            if Instant::now() >= give_up {
+            let now = Instant::now();
+            if now >= give_up {
                 tracing::warn!(target: "cachekit", key, max_wait = ?config.max_wait, "gave up waiting for another process's computation");
                 return Stampede::Compute(None);
             }
             self.inner.counters.lock_wait();
             waited = true;
-            tokio::time::sleep(config.poll_interval).await;
+            // A poll interval longer than what is left of max_wait must
+            // not hold the wait past it.
+            tokio::time::sleep(config.poll_interval.min(give_up - now)).await;
             // Waiting here is deliberate (bounded by max_wait), so these
             // reads get a deadline each rather than the call's budget.
             if let Ok(Some(hit)) = self.l2_read::<T>(key, policy, None).await {

@@ -2,7 +2,7 @@
 //! bound), a deadline, and the bookkeeping of the outcome.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,10 @@ use crate::backend::Backend;
 use crate::breaker::{counts_as_failure, BreakerState, CircuitBreaker};
 use crate::deadline;
 use crate::error::{Error, ErrorKind, Result};
+
+mod admission;
+
+use admission::{InFlight, Refused, Slot};
 
 /// How long one user call may still wait on L2, shared by all the L2
 /// operations it makes (read, lock, write): a call never waits on a hung
@@ -44,32 +48,6 @@ pub(crate) struct GuardedL2 {
     log: L2Log,
 }
 
-/// The bound on L2 calls in flight. Calls over it are refused, never
-/// queued, so a counter is all it takes (a semaphore locked its waiter
-/// list on every release). At the bound, a call racing with one that is
-/// leaving may be refused; it is never admitted beyond the bound.
-struct InFlight {
-    now: AtomicUsize,
-    max: usize,
-}
-
-/// One admitted call; gives its place back when dropped.
-struct Slot<'a>(&'a AtomicUsize);
-
-impl InFlight {
-    fn enter(&self) -> Option<Slot<'_>> {
-        let before = self.now.fetch_add(1, Relaxed);
-        let slot = Slot(&self.now);
-        (before < self.max).then_some(slot)
-    }
-}
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Relaxed);
-    }
-}
-
 impl std::fmt::Debug for GuardedL2 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("L2")
@@ -86,16 +64,14 @@ impl GuardedL2 {
         deadline: Option<Duration>,
         breaker: Option<CircuitBreaker>,
         max_in_flight: Option<usize>,
+        max_queued: usize,
     ) -> Self {
         Self {
             enforces_deadline: backend.enforces_deadline(),
             backend,
             deadline,
             breaker,
-            in_flight: max_in_flight.map(|max| InFlight {
-                now: AtomicUsize::new(0),
-                max,
-            }),
+            in_flight: max_in_flight.map(|max| InFlight::new(max, max_queued)),
             log: L2Log::new(SUMMARY_INTERVAL),
         }
     }
@@ -200,32 +176,40 @@ impl GuardedL2 {
             },
             None => None,
         };
-        let _slot = match &self.in_flight {
-            Some(in_flight) => match in_flight.enter() {
-                Some(slot) => Some(slot),
-                None => {
-                    counters.skipped();
-                    return Err(Error::new(
-                        ErrorKind::Overloaded,
-                        format!(
-                            "L2 {op} skipped: {} L2 operations already in flight (max_l2_in_flight)",
-                            in_flight.max
-                        ),
-                    ));
+        let mut slot = None;
+        let mut deadline = deadline;
+        let mut queued = false;
+        if let Some(in_flight) = &self.in_flight {
+            slot = in_flight.try_enter();
+            if slot.is_none() {
+                queued = true;
+                // Boxed: the wait is the rare path, and its timer would
+                // grow every L2 call's future.
+                match Box::pin(self.wait_for_place(in_flight, op, budget, deadline)).await {
+                    Ok((admitted, left)) => {
+                        slot = Some(admitted);
+                        deadline = left;
+                    }
+                    Err(err) => {
+                        counters.skipped();
+                        return Err(err);
+                    }
                 }
-            },
-            None => None,
-        };
+            }
+        }
+        let _slot = slot;
         let fut = f();
         let started = Instant::now();
         let result = match deadline {
-            Some(limit) if enforced => match deadline::within(started + limit, fut).await {
-                // The backend's own, shorter, timeout is its error to report.
-                Err(err) if err.kind() == ErrorKind::Timeout && started.elapsed() >= limit => {
-                    Err(self.timed_out(op, limit, counters))
+            Some(limit) if enforced => {
+                match deadline::within(deadline::later(started, limit), fut).await {
+                    // The backend's own, shorter, timeout is its error to report.
+                    Err(err) if err.kind() == ErrorKind::Timeout && started.elapsed() >= limit => {
+                        Err(self.timed_out(op, limit, counters))
+                    }
+                    result => result,
                 }
-                result => result,
-            },
+            }
             // Boxed: inline, the timer would add a quarter to the future of
             // every L2 call, and the backends that need it are not the ones
             // a hot path calls.
@@ -239,6 +223,13 @@ impl GuardedL2 {
             budget.spend(started.elapsed());
         }
         match &result {
+            // A call that waited in line and then ran out of time says this
+            // process sends more than the backend answers in a deadline,
+            // not that the backend is down: no verdict for the breaker.
+            Err(err) if queued && err.kind() == ErrorKind::Timeout => {
+                counters.error();
+                drop(permit);
+            }
             Err(err) => self.failed(op, err, counters, permit),
             Ok(_) => {
                 if let Some(permit) = permit {
@@ -278,6 +269,49 @@ impl GuardedL2 {
             self.log.full(self.name(), op, now);
         } else {
             self.log.refused(self.name(), op, err, now);
+        }
+    }
+
+    /// Waits in line for a place under `max_l2_in_flight`, within
+    /// `deadline`; returns the place and what is left of the deadline.
+    #[cold]
+    async fn wait_for_place<'a>(
+        &self,
+        in_flight: &'a InFlight,
+        op: &'static str,
+        budget: Option<&Budget>,
+        deadline: Option<Duration>,
+    ) -> Result<(Slot<'a>, Option<Duration>)> {
+        let from = Instant::now();
+        let admitted = in_flight.enter(deadline).await;
+        let waited = from.elapsed();
+        if let Some(budget) = budget {
+            budget.spend(waited);
+        }
+        let max = in_flight.max();
+        let late = |limit: Duration| {
+            Error::new(
+                ErrorKind::Overloaded,
+                format!(
+                    "L2 {op} skipped: none of the {max} places for L2 operations in flight (max_l2_in_flight) came free within its {limit:?} deadline; raise max_l2_in_flight if the backend keeps up, else it is overloaded"
+                ),
+            )
+        };
+        match (admitted, deadline) {
+            (Ok(slot), None) => Ok((slot, None)),
+            (Ok(slot), Some(limit)) => match limit.checked_sub(waited) {
+                Some(left) if !left.is_zero() => Ok((slot, Some(left))),
+                // The place goes to the next in line.
+                _ => Err(late(limit)),
+            },
+            (Err(Refused::Deadline), limit) => Err(late(limit.unwrap_or(waited))),
+            (Err(Refused::QueueFull), _) => Err(Error::new(
+                ErrorKind::Overloaded,
+                format!(
+                    "L2 {op} skipped: {max} L2 operations in flight (max_l2_in_flight) and {} calls already waiting for a place (max_l2_queued); raise them if the backend keeps up, else it is overloaded",
+                    in_flight.max_queued()
+                ),
+            )),
         }
     }
 

@@ -2,8 +2,15 @@
 
 use std::time::Duration;
 
+/// The longest TTL or stale window a policy keeps: a century, as good as
+/// forever. Longer ones (`Duration::MAX`) are shortened to it, so that a
+/// value's life in L2 (its TTL plus its stale window) stays a time every
+/// backend can store and freshness can be told from.
+const LONGEST: Duration = crate::deadline::FAR;
+
 /// How one call (or one `#[cached]` function) uses the cache. Every field
 /// left `None` takes the cache's default from [`TieredCacheBuilder`](super::TieredCacheBuilder).
+/// A `ttl` or `max_stale` longer than a century counts as a century.
 ///
 /// ```
 /// use std::time::Duration;
@@ -70,11 +77,13 @@ impl Policy {
         self
     }
 
-    /// This policy's fields, with `defaults` filling the gaps.
+    /// This policy's fields, with `defaults` filling the gaps, and a TTL or
+    /// stale window beyond [`LONGEST`] shortened to it.
     pub(crate) fn or(&self, defaults: &Policy) -> Policy {
+        let longest = |d: Duration| d.min(LONGEST);
         Policy {
-            ttl: self.ttl.or(defaults.ttl),
-            max_stale: self.max_stale.or(defaults.max_stale),
+            ttl: self.ttl.or(defaults.ttl).map(longest),
+            max_stale: self.max_stale.or(defaults.max_stale).map(longest),
             refresh_ahead: self.refresh_ahead.or(defaults.refresh_ahead),
             ttl_jitter: self.ttl_jitter.or(defaults.ttl_jitter),
             compute_timeout: self.compute_timeout.or(defaults.compute_timeout),
@@ -104,8 +113,34 @@ impl Policy {
     pub(crate) fn write_ttl(&self) -> Option<Duration> {
         let ttl = self.ttl?;
         match self.ttl_jitter {
-            Some(j) if j > 0.0 => Some(ttl.mul_f64(1.0 - j * fastrand::f64())),
+            // `mul_f64` panics past `Duration::MAX`, which the rounding of
+            // a TTL near it to `f64` can reach; such a TTL stays as it is.
+            Some(j) if j > 0.0 => Some(
+                Duration::try_from_secs_f64(ttl.as_secs_f64() * (1.0 - j * fastrand::f64()))
+                    .map_or(ttl, |jittered| jittered.min(ttl)),
+            ),
             _ => Some(ttl),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_of_the_longest_ttl_does_not_overflow() {
+        for jitter in [1e-20, 0.5, 0.999] {
+            let policy = Policy::new().ttl(Duration::MAX).ttl_jitter(jitter);
+            for _ in 0..1000 {
+                let ttl = policy.write_ttl().unwrap();
+                assert!(ttl <= Duration::MAX);
+            }
+        }
+        let policy = Policy::new().ttl(Duration::from_secs(100)).ttl_jitter(0.5);
+        for _ in 0..1000 {
+            let ttl = policy.write_ttl().unwrap();
+            assert!(ttl <= Duration::from_secs(100) && ttl >= Duration::from_secs(50));
         }
     }
 }

@@ -164,7 +164,9 @@ pub struct TierStats {
     pub foreign: u64,
     /// Operations that missed their deadline (also counted in `errors`).
     pub timeouts: u64,
-    /// Operations not attempted: circuit breaker open or too many in flight.
+    /// Operations not attempted: the circuit breaker was open, or no place
+    /// under `max_l2_in_flight` came free within the call's deadline (or the
+    /// line of calls waiting for one, `max_l2_queued`, was full).
     pub skipped: u64,
     /// Writes the backend refused for lack of memory (Redis `maxmemory`
     /// under `noeviction`; also counted in `errors`). They never open the

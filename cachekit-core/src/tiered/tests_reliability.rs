@@ -107,11 +107,12 @@ async fn the_breaker_probes_after_recovery_and_closes_when_l2_is_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backpressure_skips_l2_beyond_the_in_flight_bound() {
+async fn without_a_queue_backpressure_skips_l2_beyond_the_in_flight_bound() {
     let l2 = Flaky::new();
     l2.hang.store(true, SeqCst);
     let cache = cache_with(&l2, |b| {
         b.max_l2_in_flight(2)
+            .max_l2_queued(0)
             .l2_timeout(Duration::from_secs(2))
             .without_breaker()
     });

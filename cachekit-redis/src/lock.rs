@@ -57,11 +57,7 @@ impl RedisBackend {
         let key = lock_key(&self.inner, name);
         let token = new_token()?;
         let mut cmd = redis::cmd("SET");
-        cmd.arg(&key)
-            .arg(&token)
-            .arg("NX")
-            .arg("PX")
-            .arg(px(lease));
+        cmd.arg(&key).arg(&token).arg("NX").arg("PX").arg(px(lease));
         let op = Op::new("lock", Some(name));
         // Not resent: a first SET that landed would make the second fail and
         // the lock would sit unused until its lease ran out.
@@ -158,9 +154,7 @@ impl LockGuard {
             .scripts
             .extend_lock
             .run(&self.inner.pool, op, 1, |cmd| {
-                cmd.arg(&self.key)
-                    .arg(&self.token)
-                    .arg(px(lease));
+                cmd.arg(&self.key).arg(&self.token).arg(px(lease));
             })
             .await?;
         if extended == 1 {

@@ -3,6 +3,10 @@
 //! process-wide, and the default cache is fixed once per process.)
 
 #![cfg(all(target_os = "linux", target_env = "gnu"))]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers too: a failed setup step must fail the test loudly"
+)]
 
 #[path = "memory_support/rss.rs"]
 mod rss;

@@ -4,6 +4,10 @@
 //! (One test per file: RSS is process-wide.)
 
 #![cfg(all(target_os = "linux", target_env = "gnu"))]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers too: a failed setup step must fail the test loudly"
+)]
 
 #[path = "memory_support/rss.rs"]
 mod rss;

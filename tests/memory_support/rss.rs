@@ -8,6 +8,9 @@
 // `malloc_trim` is a C call. Without it, glibc keeps freed memory in its
 // arenas and RSS would count what the cache already let go of.
 #![allow(unsafe_code)]
+// Not every test file uses every helper.
+#![allow(dead_code)]
+#![allow(clippy::unwrap_used, reason = "a failed measurement must fail the test loudly")]
 
 /// One mebibyte.
 pub const MIB: u64 = 1024 * 1024;

@@ -10,7 +10,10 @@
 #![allow(unsafe_code)]
 // Not every test file uses every helper.
 #![allow(dead_code)]
-#![allow(clippy::unwrap_used, reason = "a failed measurement must fail the test loudly")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed measurement must fail the test loudly"
+)]
 
 /// One mebibyte.
 pub const MIB: u64 = 1024 * 1024;

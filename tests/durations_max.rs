@@ -1,7 +1,8 @@
 //! Every duration a user can give the tiered cache, the circuit breaker,
 //! the stampede lock, the Redis lock and the file backend's config works at
-//! `Duration::MAX` (and `u64::MAX` seconds, its neighbour): no overflow
-//! panic, against a real redis-server where L2 is involved.
+//! `Duration::MAX` (and `u64::MAX` seconds, its neighbour), or, for the
+//! Redis lock's `lock_wait`, is refused by `build()` naming the field: no
+//! overflow panic, against a real redis-server where L2 is involved.
 #![cfg(all(feature = "redis", feature = "file"))]
 #![allow(
     clippy::unwrap_used,
@@ -199,15 +200,23 @@ async fn the_stampede_lock_waits_and_leases_at_their_maximum() {
     }
 }
 
-/// `RedisBackend::lock` waits up to `lock_wait`; leases and extensions are
-/// clamped to what Redis accepts.
+/// `RedisBackend::lock` waits up to `lock_wait`, which `build()` bounds at
+/// 24 hours (naming the field beyond it); leases and extensions take any
+/// duration, clamped to what Redis accepts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_redis_lock_waits_and_leases_at_their_maximum() {
     let server = RedisServer::start();
+    let longest_wait = Duration::from_secs(24 * 3600);
     for (n, longest) in LONGEST.into_iter().enumerate() {
-        let config = RedisConfig::builder()
+        let refused = RedisConfig::builder()
             .url(server.url())
             .lock_wait(longest)
+            .build()
+            .unwrap_err();
+        assert!(refused.message().contains("lock_wait"), "{refused}");
+        let config = RedisConfig::builder()
+            .url(server.url())
+            .lock_wait(longest_wait)
             .build()
             .unwrap();
         let redis = RedisBackend::new(config).await.unwrap();

@@ -330,6 +330,18 @@ impl Codec {
     }
 }
 
+/// The length of the MessagePack payload an envelope declares (before
+/// LZ4), if `bytes` starts with an envelope header; unchecked otherwise.
+/// The L1 charges a decoded value by it.
+pub(crate) fn declared_len(bytes: &[u8]) -> Option<usize> {
+    match bytes {
+        [m0, m1, VERSION, _, l0, l1, l2, l3, ..] if [*m0, *m1] == MAGIC => {
+            usize::try_from(u32::from_be_bytes([*l0, *l1, *l2, *l3])).ok()
+        }
+        _ => None,
+    }
+}
+
 #[inline]
 fn header(flags: u8, len: usize, checksum: u64) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];

@@ -154,11 +154,10 @@ impl CachedFn {
         policy.ttl = ttl;
         policy.max_stale = setup.max_stale;
         policy.compute_timeout = setup.compute_timeout;
+        // The entries its threads remember count against the cache's L1 budget.
+        let keys = KeyCache::for_cache(keys, &cache);
         Self {
-            active: Some(Active {
-                cache,
-                keys: KeyCache::new(keys),
-            }),
+            active: Some(Active { cache, keys }),
             policy,
             counters: Counters::default(),
         }

@@ -17,18 +17,25 @@
 //! and that lock, plus the reference counts a shared slot needs to hand
 //! out its entry, cost as much as the rest of an L1 hit together.
 
-use std::cell::{RefCell, RefMut};
+use std::cell::RefMut;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, PoisonError};
 
 use serde::Serialize;
-use thread_local::ThreadLocal;
 use twox_hash::XxHash3_64;
 
 use super::{blake2b, with_canonical_args, KeyBuilder};
 use crate::error::Result;
-use crate::tiered::{L1Ref, WeakL1Ref};
+use crate::memory::PinBudget;
+use crate::tiered::L1Ref;
+use crate::TieredCache;
+
+mod table;
+
+#[cfg(test)]
+use table::HELD_BYTES;
+use table::{Held, Slot, Table, Tables};
 
 /// Slots per thread; a power of two.
 const SLOTS: usize = 128;
@@ -36,11 +43,9 @@ const _: () = assert!(SLOTS.is_power_of_two() && SLOTS <= 1 << 16);
 /// Argument lists longer than this are not remembered: their Blake2b is
 /// no longer small next to a copy, and they would make the table large.
 const MAX_REMEMBERED_ARGS: usize = 256;
-/// Per thread, the values the table may keep in memory by itself: entries
-/// it holds strongly stay allocated after L1 drops them, until the thread
-/// looks at that slot again. Entries past this budget are held weakly
-/// (which costs two atomic operations per read).
-const HELD_BYTES: usize = 64 * 1024;
+/// What the threads of a [`KeyCache::new`] (one not tied to a cache's L1
+/// budget) may keep alive together.
+const UNTIED_PINS: usize = 1024 * 1024;
 
 /// A [`KeyBuilder`] that remembers the keys of recently seen arguments,
 /// and where their values are in L1.
@@ -48,9 +53,12 @@ const HELD_BYTES: usize = 64 * 1024;
 /// It gives exactly the keys its builder gives; it only avoids recomputing
 /// them. Each thread that uses it keeps up to 128 keys (about 12 KiB with
 /// short arguments) and up to 64 KiB of remembered L1 values, which stay in
-/// memory after L1 evicts them until the thread next looks at that slot;
-/// larger values are remembered without keeping them alive. Arguments
-/// whose canonical encoding exceeds 256 bytes are derived every time.
+/// memory after L1 evicts them until the thread next looks at that slot or
+/// exits. All threads together keep at most a sixteenth of the L1 budget
+/// alive so (for every `KeyCache` made with [`for_cache`](Self::for_cache)
+/// on that cache; 1 MiB for one made with [`new`](Self::new)); values
+/// beyond that are remembered without keeping them alive. Arguments whose
+/// canonical encoding exceeds 256 bytes are derived every time.
 ///
 /// ```
 /// use cachekit_core::keys::{KeyBuilder, KeyCache};
@@ -63,47 +71,7 @@ const HELD_BYTES: usize = 64 * 1024;
 /// ```
 pub struct KeyCache {
     builder: KeyBuilder,
-    threads: ThreadLocal<RefCell<Table>>,
-    /// Every table's count of calls answered from a remembered entry. (A
-    /// table outlives its thread: `ThreadLocal` hands it to the next one.)
-    hits: Mutex<Vec<Arc<AtomicU64>>>,
-}
-
-/// One thread's slots.
-#[derive(Default)]
-struct Table {
-    /// Empty until the thread's first lookup, then `SLOTS` long.
-    slots: Vec<Option<Slot>>,
-    /// The weights of the entries held strongly, against `HELD_BYTES`.
-    held: usize,
-    /// Calls this table answered; only its thread writes it, so a bump is
-    /// a plain load and store, not a locked add.
-    hits: Arc<AtomicU64>,
-}
-
-struct Slot {
-    args: Box<[u8]>,
-    key: Arc<str>,
-    entry: Held,
-}
-
-/// How a slot holds its key's L1 entry.
-enum Held {
-    Nothing,
-    /// Kept in memory by the slot; the weight counts against `HELD_BYTES`.
-    Strong(L1Ref, usize),
-    /// Readable while something else (L1) keeps it in memory.
-    Weak(WeakL1Ref),
-}
-
-impl Held {
-    /// Forgets the entry; the weight it held.
-    fn release(&mut self) -> usize {
-        match std::mem::replace(self, Held::Nothing) {
-            Held::Strong(_, weight) => weight,
-            Held::Nothing | Held::Weak(_) => 0,
-        }
-    }
+    tables: Arc<Tables>,
 }
 
 /// What [`KeyCache::lookup`] found.
@@ -168,9 +136,11 @@ impl Recalled<'_> {
     /// again) and gives the key, for the normal lookup. (`None` would mean
     /// the slot emptied under this borrow, which nothing can do.)
     pub fn forget(mut self) -> Option<CallKey> {
-        let Table { slots, held, .. } = &mut *self.table;
+        let Table {
+            slots, held, pins, ..
+        } = &mut *self.table;
         let slot = slots.get_mut(self.index)?.as_mut()?;
-        *held -= slot.entry.release();
+        Table::release(held, pins, &mut slot.entry);
         Some(CallKey {
             key: slot.key.clone(),
             from: Origin::table(self.index, true),
@@ -283,12 +253,38 @@ impl CallKey {
 }
 
 impl KeyCache {
-    /// A cache of `builder`'s keys.
+    /// A cache of `builder`'s keys, whose threads keep at most 1 MiB of
+    /// remembered values alive together.
     pub fn new(builder: KeyBuilder) -> Self {
+        Self::tied(builder, Arc::new(PinBudget::new(UNTIED_PINS)))
+    }
+
+    /// A cache of `builder`'s keys for entries of `cache`: the values its
+    /// threads keep alive count against the share of `cache`'s L1 budget
+    /// set aside for remembered entries (a sixteenth), shared with every
+    /// other `KeyCache` on `cache`.
+    ///
+    /// ```
+    /// use cachekit_core::keys::{KeyBuilder, KeyCache};
+    /// use cachekit_core::TieredCache;
+    ///
+    /// let cache = TieredCache::builder().l1_max_bytes(8 << 20).build()?;
+    /// let keys = KeyCache::for_cache(KeyBuilder::new("users", "get_user")?, &cache);
+    /// assert_eq!(keys.builder().prefix(), "users:get_user:");
+    /// # Ok::<(), cachekit_core::Error>(())
+    /// ```
+    pub fn for_cache(builder: KeyBuilder, cache: &TieredCache) -> Self {
+        match cache.l1() {
+            Some(l1) => Self::tied(builder, l1.pins().clone()),
+            // Without an L1 there is nothing to remember.
+            None => Self::tied(builder, Arc::new(PinBudget::new(0))),
+        }
+    }
+
+    fn tied(builder: KeyBuilder, pins: Arc<PinBudget>) -> Self {
         Self {
             builder,
-            threads: ThreadLocal::new(),
-            hits: Mutex::default(),
+            tables: Arc::new(Tables::new(pins)),
         }
     }
 
@@ -428,10 +424,12 @@ impl KeyCache {
         let Some(index) = call.from.slot() else {
             return;
         };
-        let Ok(mut table) = self.threads.get_or_default().try_borrow_mut() else {
+        let Ok(mut table) = self.tables.table().try_borrow_mut() else {
             return;
         };
-        let Table { slots, held, .. } = &mut *table;
+        let Table {
+            slots, held, pins, ..
+        } = &mut *table;
         let Some(slot) = slots
             .get_mut(index)
             .and_then(Option::as_mut)
@@ -439,20 +437,18 @@ impl KeyCache {
         else {
             return;
         };
-        *held -= slot.entry.release();
-        let weight = entry.weight();
-        slot.entry = if *held + weight <= HELD_BYTES {
-            *held += weight;
-            Held::Strong(entry.clone(), weight)
-        } else {
-            Held::Weak(entry.downgrade())
-        };
+        Table::release(held, pins, &mut slot.entry);
+        slot.entry = Table::hold(held, pins, entry, entry.weight());
     }
 
     /// Calls answered from a remembered entry by [`lookup`](Self::lookup),
     /// on every thread.
     pub fn hits(&self) -> u64 {
-        let tables = self.hits.lock().unwrap_or_else(PoisonError::into_inner);
+        let tables = self
+            .tables
+            .hits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         tables
             .iter()
             .fold(0, |sum, hits| sum.wrapping_add(hits.load(Relaxed)))
@@ -479,8 +475,7 @@ impl KeyCache {
     #[cold]
     fn start(&self, table: &mut Table) {
         table.slots.resize_with(SLOTS, || None);
-        let mut tables = self.hits.lock().unwrap_or_else(PoisonError::into_inner);
-        tables.push(table.hits.clone());
+        self.tables.start(table);
     }
 
     fn unremembered(&self, args: &[u8]) -> Recall<'_> {
@@ -496,7 +491,7 @@ impl KeyCache {
         }
         // Busy: a value's `Clone`, or a `Serialize` impl, is calling back
         // into this cache on this thread.
-        let Ok(mut table) = self.threads.get_or_default().try_borrow_mut() else {
+        let Ok(mut table) = self.tables.table().try_borrow_mut() else {
             return self.unremembered(args);
         };
         if table.slots.is_empty() {
@@ -506,7 +501,9 @@ impl KeyCache {
         // is the point.
         #[allow(clippy::cast_possible_truncation)]
         let index = (XxHash3_64::oneshot(args) as usize) & (SLOTS - 1);
-        let Table { slots, held, .. } = &mut *table;
+        let Table {
+            slots, held, pins, ..
+        } = &mut *table;
         let Some(slot) = slots.get_mut(index) else {
             return self.unremembered(args);
         };
@@ -526,7 +523,7 @@ impl KeyCache {
                     });
                 }
                 // Gone from memory: it will not serve again.
-                *held -= found.entry.release();
+                Table::release(held, pins, &mut found.entry);
             }
             return Recall::Key(CallKey {
                 key: found.key.clone(),
@@ -539,7 +536,7 @@ impl KeyCache {
             key: key.clone(),
             entry: Held::Nothing,
         }) {
-            *held -= old.entry.release();
+            Table::release(held, pins, &mut old.entry);
         }
         Recall::Key(CallKey {
             key,

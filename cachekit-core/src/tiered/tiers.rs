@@ -61,7 +61,7 @@ impl TieredCache {
             None => match self.inner.codec.decode::<T>(&stored.bytes) {
                 Ok(v) => {
                     let mut typed = Stored::clone(&stored);
-                    typed.decoded = Some(Arc::new(v.clone()));
+                    typed.set_decoded(Arc::new(v.clone()));
                     l1.insert_stored(key, typed);
                     v
                 }
@@ -252,16 +252,57 @@ impl TieredCache {
             Stored {
                 fresh_until: at(l1_fresh).or(Some(now)),
                 logical_until: at(logical),
-                ..Stored::typed(bytes, Some(value.clone()), at(life))
+                ..Stored::typed(bytes, value.clone(), at(life))
             }
         } else {
             Stored {
                 logical_until: at(logical),
-                ..Stored::typed(bytes, Some(value.clone()), at(l1_fresh))
+                ..Stored::typed(bytes, value.clone(), at(l1_fresh))
             }
         };
         l1.insert_stored(key, stored);
         self.inner.counters.l1.set();
         Some(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::{Backend, TieredCache};
+
+    const MINUTE: Option<Duration> = Some(Duration::from_secs(60));
+
+    #[tokio::test]
+    async fn a_compressible_value_is_charged_at_its_decoded_size() {
+        let cache = TieredCache::builder().build().unwrap();
+        let l1 = cache.l1().unwrap();
+        let text = "the quick brown fox ".repeat(410);
+        cache.set("stored", &text, MINUTE).await.unwrap();
+        l1.run_pending_tasks();
+        let bytes = l1.get("stored").await.unwrap().unwrap();
+        assert!(
+            bytes.len() < 1024,
+            "LZ4 shrinks it to {} bytes",
+            bytes.len()
+        );
+        let charged = l1.weighted_size();
+        assert!(
+            charged >= (text.len() + bytes.len()) as u64,
+            "an entry holding {} bytes decoded is charged {charged}",
+            text.len()
+        );
+
+        // Stored as bytes, decoded by a typed read: charged the same way.
+        l1.delete("stored").await.unwrap();
+        l1.set("raw", bytes.clone(), MINUTE).await.unwrap();
+        assert_eq!(cache.get::<String>("raw").await, Some(text.clone()));
+        l1.run_pending_tasks();
+        let charged = l1.weighted_size();
+        assert!(
+            charged >= (text.len() + bytes.len()) as u64,
+            "decoded on read: charged {charged}"
+        );
     }
 }

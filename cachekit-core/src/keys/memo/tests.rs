@@ -68,6 +68,7 @@ fn long_arguments_are_derived_not_remembered() {
     let call = call_key(keys.lookup(&(&long,), |_| Some(0_u64)).unwrap());
     assert!(!call.is_repeat() && call.from.slot().is_none());
     let untouched = keys
+        .tables
         .threads
         .get()
         .is_none_or(|t| t.borrow().slots.iter().all(Option::is_none));
@@ -88,7 +89,11 @@ fn a_remembered_entry_answers_until_it_leaves_l1() {
     let call = call_key(lookup(&keys, &cache, &(1,)));
     assert!(call.is_repeat());
     assert_eq!(call.key(), &*key);
-    assert_eq!(keys.threads.get().unwrap().borrow().held, 0, "released");
+    assert_eq!(
+        keys.tables.threads.get().unwrap().borrow().held,
+        0,
+        "released"
+    );
     keys.remember(&call, &cache.l1_ref(&key).unwrap());
     assert!(matches!(lookup(&keys, &cache, &(1,)), Lookup::Hit(11)));
     assert_eq!(keys.hits(), 2);
@@ -161,7 +166,7 @@ fn values_beyond_the_budget_are_held_weakly() {
     let entry = cache.l1_ref(call.key()).unwrap();
     keys.remember(&call, &entry);
     {
-        let table = keys.threads.get().unwrap().borrow();
+        let table = keys.tables.threads.get().unwrap().borrow();
         assert_eq!(table.held, 0);
         let slot = table
             .slots
@@ -177,7 +182,7 @@ fn values_beyond_the_budget_are_held_weakly() {
     // A small one fits the budget and is held strongly.
     let _ = lookup(&keys, &cache, &(2,));
     store_and_remember(&keys, &cache, &(2,), 2);
-    let held = keys.threads.get().unwrap().borrow().held;
+    let held = keys.tables.threads.get().unwrap().borrow().held;
     assert!(held > 0 && held <= HELD_BYTES, "held {held}");
 }
 
@@ -260,4 +265,80 @@ fn hits_sum_every_threads_tables_including_finished_threads() {
         40,
         "a lookup without a remembered entry is no hit"
     );
+}
+
+/// A weak reference to `key`'s entry lets go once L1 deletes it and moka
+/// has freed it (lazily, epoch-based: keep it busy until it has), unless
+/// something else still holds the entry.
+fn freed_after_delete(cache: &TieredCache, key: &str) -> bool {
+    let weak = cache.l1_ref(key).unwrap().downgrade();
+    cache.delete_blocking(key).unwrap();
+    (0..1_000_u64).any(|i| {
+        cache
+            .set_blocking(&format!("other{i}"), &i, MINUTE)
+            .unwrap();
+        cache.l1().unwrap().run_pending_tasks();
+        weak.upgrade().is_none()
+    })
+}
+
+#[test]
+fn a_thread_lets_its_remembered_entries_go_when_it_exits() {
+    let (cache, keys) = (cache(), Arc::new(KeyCache::new(builder())));
+    let key = std::thread::spawn({
+        let (cache, keys) = (cache.clone(), keys.clone());
+        move || {
+            let _ = lookup(&keys, &cache, &(5,));
+            store_and_remember(&keys, &cache, &(5,), 50);
+            assert!(matches!(lookup(&keys, &cache, &(5,)), Lookup::Hit(50)));
+            keys.call_key(&(5,)).unwrap().key().to_owned()
+        }
+    })
+    .join()
+    .unwrap();
+    assert!(
+        freed_after_delete(&cache, &key),
+        "an exited thread's table still holds the entry it remembered"
+    );
+}
+
+/// Stores `value` under `arg`'s key and remembers the entry; whether the
+/// slot holds it strongly.
+fn remember_held_strongly(keys: &KeyCache, cache: &TieredCache, arg: u64, value: &Vec<u8>) -> bool {
+    let _ = lookup(keys, cache, &(arg,));
+    let call = call_key(lookup(keys, cache, &(arg,)));
+    cache.set_blocking(call.key(), value, MINUTE).unwrap();
+    keys.remember(&call, &cache.l1_ref(call.key()).unwrap());
+    let table = keys.tables.threads.get().unwrap().borrow();
+    let slot = table
+        .slots
+        .iter()
+        .flatten()
+        .find(|s| Arc::ptr_eq(&s.key, &call.key));
+    matches!(slot.unwrap().entry, Held::Strong(..))
+}
+
+#[test]
+fn remembered_entries_share_a_fixed_share_of_the_l1_budget() {
+    // 64 KiB of L1: a sixteenth, 4 KiB, may be held by remembered entries,
+    // for every function (key cache) and thread on it together.
+    let cache = TieredCache::builder()
+        .l1_max_bytes(64 << 10)
+        .build()
+        .unwrap();
+    let pins = cache.l1().unwrap().pins().clone();
+    let mut rng = fastrand::Rng::with_seed(9);
+    // About 2.5 KiB charged: one fits, two do not.
+    let value: Vec<u8> = (0..1_000).map(|_| rng.u8(..)).collect();
+    let first = KeyCache::for_cache(builder(), &cache);
+    let second = KeyCache::for_cache(KeyBuilder::new("users", "other").unwrap(), &cache);
+    assert!(remember_held_strongly(&first, &cache, 1, &value));
+    let held = pins.held();
+    assert!(held > 2_000 && held <= 4096, "held {held} bytes");
+    // Each thread's own limit (64 KiB) would hold it; the shared one not.
+    assert!(!remember_held_strongly(&second, &cache, 2, &value));
+    assert_eq!(pins.held(), held);
+    drop(first);
+    assert_eq!(pins.held(), 0, "a dropped key cache gives its share back");
+    assert!(remember_held_strongly(&second, &cache, 3, &value));
 }

@@ -68,7 +68,8 @@ fn survives_a_blocked_thread(handle: &Handle) -> bool {
 /// Runs `fut` where the tasks it spawns, and the sockets it opens, live on
 /// [`task_runtime`]: in place when that is the caller's runtime, else
 /// spawned on cachekit's and awaited (for rare work such as opening a
-/// connection: it costs a task and a hop).
+/// connection: it costs a task and a hop). Dropping the returned future
+/// cancels `fut` either way.
 ///
 /// # Errors
 /// When the spawned task panicked or its runtime is shutting down.
@@ -80,8 +81,23 @@ where
 {
     let in_place = Handle::try_current().is_ok_and(|h| survives_a_blocked_thread(&h));
     match background() {
-        Some(runtime) if !in_place => runtime.spawn(fut).await,
+        Some(runtime) if !in_place => {
+            // Dropping the caller's future (its deadline passed) cancels the
+            // work, as it would in place: an orphaned connect would hold the
+            // pool's opening lock past the call that wanted it.
+            let mut task = AbortOnDrop(runtime.spawn(fut));
+            (&mut task.0).await
+        }
         _ => Ok(fut.await),
+    }
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

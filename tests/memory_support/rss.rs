@@ -110,3 +110,37 @@ pub fn random_letters(seed: u64, len: usize) -> String {
     text.truncate(len);
     text
 }
+
+/// Stores `values` strings of `len` bytes made by `make` through
+/// `TieredCache::set` in an L1 of `budget` bytes, and asserts that the
+/// process grew within the bound of [`assert_bounded`] while the cache
+/// still holds them.
+pub fn assert_set_values_bounded(
+    what: &str,
+    budget: u64,
+    values: u64,
+    len: usize,
+    make: fn(u64, usize) -> String,
+) {
+    let before = settled_rss();
+    let cache = cachekit::TieredCache::builder()
+        .l1_max_bytes(budget)
+        .build()
+        .unwrap();
+    let ttl = Some(std::time::Duration::from_secs(600));
+    for i in 0..values {
+        cache
+            .set_blocking(&format!("mem:{i}"), &make(i, len), ttl)
+            .unwrap();
+    }
+    let l1 = cache.l1().unwrap();
+    l1.run_pending_tasks();
+    let detail = format!(
+        "{values} values of {len} bytes; L1 keeps {} entries weighing {} bytes",
+        l1.entry_count(),
+        l1.weighted_size()
+    );
+    // The entries are still there: what the cache keeps alive is measured.
+    assert_bounded(what, before, budget, &detail);
+    drop(cache);
+}

@@ -90,7 +90,6 @@ impl TieredCacheBuilder {
     /// unusable): [`TieredStats::l2_unavailable`](crate::TieredStats::l2_unavailable)
     /// then says so.
     #[doc(hidden)]
-    #[must_use]
     pub fn l2_unavailable(mut self) -> Self {
         self.l2_unavailable = true;
         self

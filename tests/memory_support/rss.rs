@@ -22,10 +22,11 @@ pub const MIB: u64 = 1024 * 1024;
 /// cache and its bookkeeping (moka's tables, the key tables, thread stacks
 /// glibc keeps for reuse, allocator slack). Measured with an empty cache
 /// and with caches holding only small values, it was 2-3.5 MiB (20 `#[cached]`
-/// functions and their key tables at the top of that); this
-/// leaves room for another allocator or libc, and is far below what an
-/// unbounded cache grows (tens to hundreds of MiB in these tests).
-pub const FIXED_ALLOWANCE: u64 = 4 * MIB;
+/// functions and their key tables at the top of that), and the `#[cached]`
+/// tests came within 1 MiB of a 4 MiB allowance; 6 MiB leaves room for
+/// allocator noise and another libc, and is still far below what an
+/// unbounded cache grows (35-60 MiB more in these tests, before the fix).
+pub const FIXED_ALLOWANCE: u64 = 6 * MIB;
 
 /// The process's resident set in bytes, after handing freed heap memory
 /// back to the OS.

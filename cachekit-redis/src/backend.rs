@@ -11,7 +11,7 @@ use redis::Value;
 
 use crate::config::RedisConfig;
 use crate::errors::{self, Op};
-use crate::pool::{Manager, Pool, PoolState, Retry};
+use crate::pool::{Manager, Pool, PoolState, Request, Retry};
 use crate::script::Scripts;
 
 /// How many keys one SCAN step asks for; the same bound applies to each
@@ -94,6 +94,7 @@ impl RedisBackend {
     pub async fn new(config: RedisConfig) -> Result<Self> {
         let backend = Self::build(config)?;
         backend.inner.pool.connect_now().await?;
+        crate::topology::check_mode(&backend.inner).await?;
         Ok(backend)
     }
 
@@ -191,9 +192,30 @@ impl RedisBackend {
 impl Inner {
     /// SCANs for the keys starting with the key prefix plus `prefix`
     /// (glob characters escaped) and UNLINKs them; returns how many went.
+    /// In a cluster every primary is scanned.
     async fn unlink_matching(&self, prefix: &str) -> Result<u64> {
         let full = format!("{}{prefix}", self.key_prefix);
         let pattern = format!("{}*", escape_glob(&full));
+        if !self.pool.is_cluster() {
+            return self.unlink_scanned(None, &pattern, prefix).await;
+        }
+        let mut removed: u64 = 0;
+        for (host, port) in crate::topology::primaries(self).await? {
+            let n = self
+                .unlink_scanned(Some((&host, port)), &pattern, prefix)
+                .await?;
+            removed = removed.saturating_add(n);
+        }
+        Ok(removed)
+    }
+
+    /// The SCAN/UNLINK loop on one server (`node` in a cluster).
+    async fn unlink_scanned(
+        &self,
+        node: Option<(&str, u16)>,
+        pattern: &str,
+        prefix: &str,
+    ) -> Result<u64> {
         let scan_op = Op::new("SCAN", Some(prefix));
         let unlink_op = Op::new("UNLINK (prefix)", Some(prefix));
         let mut cursor: u64 = 0;
@@ -202,10 +224,14 @@ impl Inner {
             let mut scan = redis::cmd("SCAN");
             scan.arg(cursor)
                 .arg("MATCH")
-                .arg(&pattern)
+                .arg(pattern)
                 .arg("COUNT")
                 .arg(SCAN_COUNT);
-            let (next, keys): (u64, Vec<Vec<u8>>) = self.pool.query(&scan, scan_op).await?;
+            let request = match node {
+                Some((host, port)) => Request::At(&scan, host, port),
+                None => Request::Cmd(&scan),
+            };
+            let (next, keys): (u64, Vec<Vec<u8>>) = self.pool.query(request, scan_op).await?;
             for batch in keys.chunks(SCAN_COUNT) {
                 let mut unlink = redis::cmd("UNLINK");
                 unlink.arg(batch);
@@ -217,6 +243,25 @@ impl Inner {
             }
             cursor = next;
         }
+    }
+
+    /// One pipeline of `SET key value [PX ttl]`, one per entry.
+    pub(crate) async fn set_pipelined<'a>(
+        &self,
+        entries: impl Iterator<Item = &'a (&'a str, Bytes)>,
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        let mut pipe = redis::pipe();
+        for (key, value) in entries {
+            pipe.cmd("SET").arg(self.prefixed(key)).arg(value.as_ref());
+            if let Some(ttl) = ttl {
+                pipe.arg("PX").arg(px(ttl));
+            }
+            pipe.ignore();
+        }
+        self.pool
+            .query::<()>(&pipe, Op::new("SET (pipelined)", None))
+            .await
     }
 
     /// `key` with the prefix, as one command argument written in place.
@@ -493,20 +538,10 @@ impl Backend for RedisBackend {
                 .query::<()>(&cmd, Op::new("UNLINK (zero TTL)", None))
                 .await;
         }
-        let mut pipe = redis::pipe();
-        for (key, value) in entries {
-            pipe.cmd("SET")
-                .arg(self.inner.prefixed(key))
-                .arg(value.as_ref());
-            if let Some(ttl) = ttl {
-                pipe.arg("PX").arg(px(ttl));
-            }
-            pipe.ignore();
+        if self.inner.pool.is_cluster() {
+            return crate::topology::set_by_slot(&self.inner, entries, ttl).await;
         }
-        self.inner
-            .pool
-            .query::<()>(&pipe, Op::new("SET (pipelined)", None))
-            .await
+        self.inner.set_pipelined(entries.iter(), ttl).await
     }
 
     async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool> {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use cachekit_core::Result;
 
-pub(crate) use self::url::{parse_url, redact_url};
+pub(crate) use self::url::{parse_url, redact_url, ParsedUrl, Topology};
 pub(crate) use self::validate::{MAX_TCP_KEEPALIVE, MAX_WAIT};
 
 /// The URL used when neither the code nor the environment names one.
@@ -80,8 +80,13 @@ impl fmt::Display for Protocol {
 #[non_exhaustive]
 #[derive(Clone)]
 pub struct RedisConfig {
-    /// Where the server is: `redis://[user][:password@]host[:port][/db]`, or
-    /// `rediss://` for TLS. Percent-encode special characters in the user
+    /// Where the data is. One server:
+    /// `redis://[user][:password@]host[:port][/db]` (`rediss://` for TLS)
+    /// or `unix:///path/to/redis.sock[?db=N]`. Sentinel:
+    /// `redis+sentinel://[user][:password@]host:26379[,host:port...]/service_name[/db]`
+    /// (`rediss+sentinel://` for TLS; the credentials are the data
+    /// nodes'). Cluster: `redis+cluster://[user][:password@]host:port[,host:port...]`
+    /// (`rediss+cluster://`). Percent-encode special characters in the user
     /// name and password. Default [`DEFAULT_URL`].
     pub url: String,
     /// The password, used only when `url` carries none (the environment's
@@ -150,6 +155,16 @@ pub struct RedisConfig {
     /// Accept any server certificate and host name. For tests only: it
     /// disables the protection TLS exists for. Default `false`.
     pub tls_insecure: bool,
+    /// The sentinels' own ACL user, when they have one. Default `None`.
+    pub sentinel_username: Option<String>,
+    /// The sentinels' own password (`requirepass` in sentinel.conf), which
+    /// is often not the data nodes'. Default `None`.
+    pub sentinel_password: Option<String>,
+    /// Cluster only: send reads (GET, MGET, EXISTS, TTL...) to a random
+    /// replica of the key's shard. Replicas lag behind their primary, so a
+    /// read can miss or see an older value just after a write; use it only
+    /// where that is acceptable. Default `false`.
+    pub read_from_replicas: bool,
     /// How long [`RedisBackend::lock`](crate::RedisBackend::lock) waits for a
     /// lock held by someone else (zero: one attempt). Default 10 s; at most
     /// 24 h.
@@ -176,6 +191,9 @@ impl Default for RedisConfig {
             tls_client_cert_file: None,
             tls_client_key_file: None,
             tls_insecure: false,
+            sentinel_username: None,
+            sentinel_password: None,
+            read_from_replicas: false,
             lock_wait: Duration::from_secs(10),
         }
     }
@@ -189,9 +207,15 @@ impl RedisConfig {
 
     /// The defaults overlaid with the environment.
     ///
-    /// The URL comes from `CACHEKIT_REDIS_URL`, else `REDIS_URL`, else
-    /// [`DEFAULT_URL`]; `REDIS_PASSWORD` is used when the URL has no
-    /// password. Other knobs: `CACHEKIT_REDIS_POOL_SIZE`,
+    /// The URL comes from `CACHEKIT_REDIS_URL`, else `REDIS_URL`; else a
+    /// cluster from `CACHEKIT_REDIS_CLUSTER_NODES` (`host:port,host:port`);
+    /// else Sentinel from `REDIS_SENTINEL_HOST` (one host or a comma list),
+    /// `REDIS_SENTINEL_PORT` (default 26379) and `REDIS_SENTINEL_MASTER`
+    /// (default `mymaster`); else [`DEFAULT_URL`]. `REDIS_PASSWORD` is used
+    /// when the URL has no password; `CACHEKIT_REDIS_SENTINEL_PASSWORD` and
+    /// `CACHEKIT_REDIS_SENTINEL_USERNAME` are the sentinels' own
+    /// credentials; `CACHEKIT_REDIS_READ_FROM_REPLICAS` (`true`/`false`)
+    /// sets [`read_from_replicas`](Self::read_from_replicas). Other knobs: `CACHEKIT_REDIS_POOL_SIZE`,
     /// `CACHEKIT_REDIS_MAX_IN_FLIGHT`,
     /// `CACHEKIT_REDIS_MIN_IDLE`, `CACHEKIT_REDIS_CONNECT_TIMEOUT_MS`,
     /// `CACHEKIT_REDIS_RESPONSE_TIMEOUT_MS`,
@@ -255,6 +279,9 @@ impl fmt::Debug for RedisConfig {
             tls_client_cert_file,
             tls_client_key_file,
             tls_insecure,
+            sentinel_username,
+            sentinel_password,
+            read_from_replicas,
             lock_wait,
         } = self;
         f.debug_struct("RedisConfig")
@@ -275,6 +302,12 @@ impl fmt::Debug for RedisConfig {
             .field("tls_client_cert_file", tls_client_cert_file)
             .field("tls_client_key_file", tls_client_key_file)
             .field("tls_insecure", tls_insecure)
+            .field("sentinel_username", sentinel_username)
+            .field(
+                "sentinel_password",
+                &sentinel_password.as_ref().map(|_| "***"),
+            )
+            .field("read_from_replicas", read_from_replicas)
             .field("lock_wait", lock_wait)
             .finish()
     }
@@ -318,6 +351,9 @@ pub struct RedisConfigBuilder {
     tls_client_cert_file: Option<PathBuf>,
     tls_client_key_file: Option<PathBuf>,
     tls_insecure: Option<bool>,
+    sentinel_username: Option<String>,
+    sentinel_password: Option<String>,
+    read_from_replicas: Option<bool>,
     lock_wait: Option<Duration>,
 }
 
@@ -327,6 +363,10 @@ impl fmt::Debug for RedisConfigBuilder {
             .field("read_env", &self.read_env)
             .field("url", &self.url.as_deref().map(redact_url))
             .field("password", &self.password.as_ref().map(|_| "***"))
+            .field(
+                "sentinel_password",
+                &self.sentinel_password.as_ref().map(|_| "***"),
+            )
             .field("pool_size", &self.pool_size)
             .field("key_prefix", &self.key_prefix)
             .finish_non_exhaustive()
@@ -440,6 +480,25 @@ impl RedisConfigBuilder {
         self
     }
 
+    /// The sentinels' own credentials (see
+    /// [`RedisConfig::sentinel_password`]); `None` for no user name.
+    pub fn sentinel_credentials(
+        mut self,
+        username: Option<String>,
+        password: impl Into<String>,
+    ) -> Self {
+        self.sentinel_username = username;
+        self.sentinel_password = Some(password.into());
+        self
+    }
+
+    /// Cluster only: reads from replicas, see
+    /// [`RedisConfig::read_from_replicas`].
+    pub fn read_from_replicas(mut self, read_from_replicas: bool) -> Self {
+        self.read_from_replicas = Some(read_from_replicas);
+        self
+    }
+
     /// How long `lock` waits for a lock held elsewhere (default 10 s).
     pub fn lock_wait(mut self, wait: Duration) -> Self {
         self.lock_wait = Some(wait);
@@ -498,9 +557,21 @@ impl RedisConfigBuilder {
             self.tls_client_key_file.map(Some),
         );
         set(&mut config.tls_insecure, self.tls_insecure);
+        set(
+            &mut config.sentinel_username,
+            self.sentinel_username.map(Some),
+        );
+        set(
+            &mut config.sentinel_password,
+            self.sentinel_password.map(Some),
+        );
+        set(&mut config.read_from_replicas, self.read_from_replicas);
         set(&mut config.lock_wait, self.lock_wait);
     }
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod topology_tests;

@@ -11,22 +11,53 @@ use std::time::Duration;
 use cachekit_core::{Error, ErrorKind};
 use redis::{RedisError, ServerErrorKind};
 
+mod topology;
+
+pub(crate) use topology::*;
+
 /// The server as error messages name it. Holds no secret.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
+    /// The server, or the first sentinel or cluster seed.
     pub(crate) host: String,
     pub(crate) port: u16,
     pub(crate) db: i64,
     pub(crate) tls: bool,
     pub(crate) username: Option<String>,
+    pub(crate) place: Place,
+}
+
+/// Where the data lives, as messages describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// `host:port`.
+    Tcp,
+    /// A Unix socket at this path.
+    Unix(std::path::PathBuf),
+    /// The primary the sentinels (`host:port,...`) name for `service`.
+    Sentinel { service: String, sentinels: String },
+    /// A cluster reached through these seeds (`host:port,...`).
+    Cluster { seeds: String },
+}
+
+/// `host:port`, with an IPv6 address in brackets.
+pub(crate) fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
+        match &self.place {
+            Place::Tcp => f.write_str(&host_port(&self.host, self.port)),
+            Place::Unix(path) => write!(f, "unix:{}", path.display()),
+            Place::Sentinel { service, sentinels } => {
+                write!(f, "the primary `{service}` (via sentinels {sentinels})")
+            }
+            Place::Cluster { seeds } => write!(f, "the cluster at {seeds}"),
         }
     }
 }
@@ -40,8 +71,15 @@ impl Target {
     }
 
     fn url_hint(&self) -> String {
-        let scheme = if self.tls { "rediss" } else { "redis" };
-        format!("{scheme}://:PASSWORD@{self}/{}", self.db)
+        let s = if self.tls { "s" } else { "" };
+        match &self.place {
+            Place::Tcp => format!("redis{s}://:PASSWORD@{self}/{}", self.db),
+            Place::Unix(path) => format!("unix://{}?pass=PASSWORD", path.display()),
+            Place::Sentinel { service, sentinels } => {
+                format!("redis{s}+sentinel://:PASSWORD@{sentinels}/{service}")
+            }
+            Place::Cluster { seeds } => format!("redis{s}+cluster://:PASSWORD@{seeds}"),
+        }
     }
 }
 
@@ -81,6 +119,15 @@ pub(crate) fn breaks_connection(err: &RedisError) -> bool {
             err.kind(),
             redis::ErrorKind::Parse | redis::ErrorKind::Client
         )
+}
+
+/// Whether a reply says this server is no longer the primary: a replica
+/// (READONLY) or one still loading after a restart (LOADING).
+pub(crate) fn primary_moved(err: &RedisError) -> bool {
+    matches!(
+        err.kind(),
+        redis::ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::BusyLoading)
+    )
 }
 
 /// A failure while opening a connection.
@@ -318,6 +365,9 @@ pub(crate) fn command_error(err: RedisError, target: &Target, op: Op<'_>) -> Err
             ErrorKind::Connection,
             format!("{op} on {target}: the server is a read-only replica; point the URL at the primary"),
         ),
+        (redis::ErrorKind::Server(ServerErrorKind::Moved | ServerErrorKind::Ask), _) => {
+            return cluster_node(target, op).with_source(err)
+        }
         (_, Some("OOM")) => (
             ErrorKind::StorageFull,
             format!("{op} on {target}: write refused, the server reached `maxmemory`; raise maxmemory or set `maxmemory-policy` to an eviction policy such as allkeys-lru"),
@@ -383,6 +433,7 @@ mod tests {
             db: 3,
             tls: false,
             username: None,
+            place: Place::Tcp,
         }
     }
 

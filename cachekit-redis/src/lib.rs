@@ -30,6 +30,7 @@ mod health;
 mod lock;
 mod pool;
 mod script;
+mod topology;
 
 pub use backend::RedisBackend;
 pub use cas::Version;

@@ -19,17 +19,21 @@
 //! The deadlines are kept by a [watchdog thread](deadlines), not by a tokio
 //! timer per command.
 
+mod clients;
+mod cluster;
 mod coalesce;
 mod deadlines;
 mod lanes;
+mod link;
 mod manager;
+mod sentinel;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cachekit_core::{deadline, Error, ErrorKind, Result};
-use redis::aio::MultiplexedConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{FromRedisValue, RedisResult};
 use tokio::sync::watch;
 
@@ -37,6 +41,8 @@ use self::deadlines::Deadlines;
 use self::lanes::{Handle, Lanes, OpenError};
 use crate::errors::{self, Op, Target};
 
+pub(crate) use cluster::primaries;
+pub(crate) use link::Link;
 pub(crate) use manager::Manager;
 
 /// What can be sent on a connection: one command or one pipeline.
@@ -44,6 +50,9 @@ pub(crate) use manager::Manager;
 pub(crate) enum Request<'a> {
     Cmd(&'a redis::Cmd),
     Pipe(&'a redis::Pipeline),
+    /// A command for one cluster node (`host`, `port`), such as SCAN; on
+    /// a single server, the server.
+    At(&'a redis::Cmd, &'a str, u16),
 }
 
 impl<'a> From<&'a redis::Cmd> for Request<'a> {
@@ -59,10 +68,21 @@ impl<'a> From<&'a redis::Pipeline> for Request<'a> {
 }
 
 impl Request<'_> {
-    async fn send<T: FromRedisValue>(self, conn: &mut MultiplexedConnection) -> RedisResult<T> {
-        match self {
-            Request::Cmd(cmd) => cmd.query_async(conn).await,
-            Request::Pipe(pipe) => pipe.query_async(conn).await,
+    async fn send<T: FromRedisValue>(self, conn: &mut Link) -> RedisResult<T> {
+        match (self, conn) {
+            (Request::At(cmd, host, port), Link::Cluster(conn)) => {
+                let node = SingleNodeRoutingInfo::ByAddress {
+                    host: host.to_owned(),
+                    port,
+                };
+                let value = conn
+                    .route_command(cmd.clone(), RoutingInfo::SingleNode(node))
+                    .await?
+                    .extract_error()?;
+                Ok(redis::from_redis_value(value)?)
+            }
+            (Request::Cmd(cmd) | Request::At(cmd, ..), conn) => cmd.query_async(conn).await,
+            (Request::Pipe(pipe), conn) => pipe.query_async(conn).await,
         }
     }
 }
@@ -82,7 +102,7 @@ static OPENED: AtomicU64 = AtomicU64::new(0);
 /// A pooled connection. Its state is shared with the handles lent out, so
 /// that a command failing on a handle condemns the pooled connection.
 pub(crate) struct Conn {
-    pub(crate) inner: MultiplexedConnection,
+    pub(crate) inner: Link,
     pub(crate) state: Arc<ConnState>,
 }
 
@@ -101,6 +121,10 @@ pub(crate) struct ConnState {
     /// The task driving a connection we opened ourselves; redis-rs stops
     /// the ones it spawns when their last handle goes, and so do we.
     driver: Option<tokio::task::AbortHandle>,
+    /// For a connection to the primary the sentinels named: the count of
+    /// primary switches seen then, and the live count. A connection opened
+    /// before the last switch is broken.
+    switches: Option<(Arc<AtomicU64>, u64)>,
 }
 
 impl Drop for ConnState {
@@ -116,15 +140,16 @@ impl Drop for ConnState {
 impl ConnState {
     pub(crate) fn is_broken(&self) -> bool {
         self.broken.load(Ordering::Relaxed)
+            || self
+                .switches
+                .as_ref()
+                .is_some_and(|(now, then)| now.load(Ordering::Relaxed) != *then)
     }
 }
 
 impl Conn {
     /// A connection; `driver` is the task driving it, if we spawned it.
-    pub(crate) fn new(
-        inner: MultiplexedConnection,
-        driver: Option<tokio::task::AbortHandle>,
-    ) -> Self {
+    pub(crate) fn new(inner: Link, driver: Option<tokio::task::AbortHandle>) -> Self {
         Self {
             inner,
             state: Arc::new(ConnState {
@@ -133,8 +158,17 @@ impl Conn {
                 seq: OPENED.fetch_add(1, Ordering::AcqRel),
                 used: AtomicBool::new(false),
                 driver,
+                switches: None,
             }),
         }
+    }
+
+    /// Marks the connection broken once `switches` moves past `seen`.
+    pub(crate) fn until_switch(mut self, switches: Arc<AtomicU64>, seen: u64) -> Self {
+        if let Some(state) = Arc::get_mut(&mut self.state) {
+            state.switches = Some((switches, seen));
+        }
+        self
     }
 }
 
@@ -218,12 +252,19 @@ pub(crate) struct Pool {
     failures: Arc<Failures>,
     /// `None` if the watchdog thread could not start: tokio timers then.
     deadlines: Option<&'static Deadlines>,
+    /// Sentinel: a READONLY or LOADING reply means the primary moved.
+    follows_primary: bool,
+    /// Cluster: redis-rs reconnects to a failed node itself, so an error on
+    /// one node does not condemn the connection (which spans every node).
+    cluster: bool,
 }
 
 impl Pool {
     /// A pool that opens connections with `manager` when they are needed.
     pub(crate) fn new(manager: Manager, config: &crate::RedisConfig) -> Self {
         let target = manager.target();
+        let follows_primary = manager.follows_primary();
+        let cluster = manager.is_cluster();
         let failures = Arc::new(Failures::new());
         // bb8's reaper and min_idle connects are spawned on the runtime
         // entered here: not a current-thread one a blocking call may block.
@@ -258,7 +299,26 @@ impl Pool {
             checkout_timeout: config.checkout_timeout,
             failures,
             deadlines: Deadlines::global(),
+            follows_primary,
+            cluster,
         }
+    }
+
+    /// Whether the topology is a cluster.
+    pub(crate) fn is_cluster(&self) -> bool {
+        self.cluster
+    }
+
+    /// Whether the connection that produced `err` must not be reused, and
+    /// whether the command may go again on a new one (the primary moved).
+    fn condemns(&self, err: &redis::RedisError) -> (bool, bool) {
+        if self.cluster {
+            return (false, false);
+        }
+        if self.follows_primary && errors::primary_moved(err) {
+            return (true, true);
+        }
+        (errors::breaks_connection(err), false)
     }
 
     /// Opens one connection now, returning why if it cannot, and keeps it
@@ -403,13 +463,15 @@ impl Pool {
                         self.response_timeout,
                     ));
                 }
-                Ok(Err(err)) if errors::breaks_connection(&err) => {
+                Ok(Err(err)) if self.condemns(&err).0 => {
                     lease.handle.state.broken.store(true, Ordering::Relaxed);
                     // A pooled connection can have died while idle (server
                     // restart, idle `timeout`); a fresh connection failing
-                    // means the server is really gone.
-                    if retry == Retry::Idempotent && reused && retries_left > 0 && err.is_io_error()
-                    {
+                    // means the server is really gone. A primary that
+                    // became a replica: the next connection asks the
+                    // sentinels again.
+                    let again = (reused && err.is_io_error()) || self.condemns(&err).1;
+                    if retry == Retry::Idempotent && again && retries_left > 0 {
                         retries_left -= 1;
                         tracing::debug!(error = %err, "cachekit-redis: retrying on a new connection");
                         continue;

@@ -21,9 +21,7 @@ pub(crate) fn apply(
     // switch a setting off in shells and container specs.
     let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
 
-    if let Some(url) = get("CACHEKIT_REDIS_URL").or_else(|| get("REDIS_URL")) {
-        config.url = url.trim().to_owned();
-    }
+    let url_source = topology_url(config, &get)?;
     if let Some(password) = lookup("REDIS_PASSWORD").filter(|p| !p.is_empty()) {
         config.password = Some(password);
     }
@@ -92,14 +90,19 @@ pub(crate) fn apply(
     if let Some(v) = get("CACHEKIT_REDIS_TLS_INSECURE") {
         config.tls_insecure = boolean("CACHEKIT_REDIS_TLS_INSECURE", &v)?;
     }
+    if let Some(v) = get("CACHEKIT_REDIS_SENTINEL_USERNAME") {
+        config.sentinel_username = Some(v);
+    }
+    if let Some(v) = lookup("CACHEKIT_REDIS_SENTINEL_PASSWORD").filter(|p| !p.is_empty()) {
+        config.sentinel_password = Some(v);
+    }
+    if let Some(v) = get("CACHEKIT_REDIS_READ_FROM_REPLICAS") {
+        config.read_from_replicas = boolean("CACHEKIT_REDIS_READ_FROM_REPLICAS", &v)?;
+    }
     // Checked here so that the message names the variable rather than the
     // field: the user wrote the variable.
     if let Err(err) = super::parse_url(&config.url) {
-        let source = if get("CACHEKIT_REDIS_URL").is_some() {
-            "CACHEKIT_REDIS_URL"
-        } else if get("REDIS_URL").is_some() {
-            "REDIS_URL"
-        } else {
+        let Some(source) = url_source else {
             return Err(err);
         };
         return Err(Error::config(
@@ -110,9 +113,66 @@ pub(crate) fn apply(
     Ok(())
 }
 
+/// Sets `config.url` from the first of `CACHEKIT_REDIS_URL`, `REDIS_URL`,
+/// `CACHEKIT_REDIS_CLUSTER_NODES` and `REDIS_SENTINEL_HOST` (with
+/// `REDIS_SENTINEL_PORT` and `REDIS_SENTINEL_MASTER`) that is set, and
+/// returns which one it was.
+fn topology_url(
+    config: &mut RedisConfig,
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<&'static str>> {
+    if let Some(url) = get("CACHEKIT_REDIS_URL") {
+        config.url = url.trim().to_owned();
+        return Ok(Some("CACHEKIT_REDIS_URL"));
+    }
+    if let Some(url) = get("REDIS_URL") {
+        config.url = url.trim().to_owned();
+        return Ok(Some("REDIS_URL"));
+    }
+    if let Some(nodes) = get("CACHEKIT_REDIS_CLUSTER_NODES") {
+        config.url = format!("redis+cluster://{}", without_spaces(&nodes));
+        return Ok(Some("CACHEKIT_REDIS_CLUSTER_NODES"));
+    }
+    let Some(hosts) = get("REDIS_SENTINEL_HOST") else {
+        return Ok(None);
+    };
+    let port: u16 = match get("REDIS_SENTINEL_PORT") {
+        Some(v) => number("REDIS_SENTINEL_PORT", &v)?,
+        None => 26379,
+    };
+    let master = get("REDIS_SENTINEL_MASTER").unwrap_or_else(|| "mymaster".to_owned());
+    let hosts = without_spaces(&hosts)
+        .split(',')
+        .map(|host| with_port(host, port))
+        .collect::<Vec<_>>()
+        .join(",");
+    config.url = format!("redis+sentinel://{hosts}/{}", master.trim());
+    Ok(Some("REDIS_SENTINEL_HOST"))
+}
+
+fn without_spaces(text: &str) -> String {
+    text.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// `host` with `:port` unless it names its own port; a bare IPv6 address
+/// gets its brackets.
+fn with_port(host: &str, port: u16) -> String {
+    if host.parse::<std::net::Ipv6Addr>().is_ok() {
+        format!("[{host}]:{port}")
+    } else if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// Every `CACHEKIT_REDIS_*` variable [`apply`] reads.
 const KNOWN: &[&str] = &[
     "CACHEKIT_REDIS_URL",
+    "CACHEKIT_REDIS_CLUSTER_NODES",
+    "CACHEKIT_REDIS_SENTINEL_USERNAME",
+    "CACHEKIT_REDIS_SENTINEL_PASSWORD",
+    "CACHEKIT_REDIS_READ_FROM_REPLICAS",
     "CACHEKIT_REDIS_POOL_SIZE",
     "CACHEKIT_REDIS_MAX_IN_FLIGHT",
     "CACHEKIT_REDIS_MIN_IDLE",

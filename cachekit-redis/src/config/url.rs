@@ -1,4 +1,7 @@
-//! Parsing and redacting `redis://` / `rediss://` URLs.
+//! Parsing and redacting the URLs of the three topologies: one server
+//! (`redis://`, `rediss://`, `unix://`, `redis+unix://`), Sentinel
+//! (`redis+sentinel://`, `rediss+sentinel://`) and Cluster
+//! (`redis+cluster://`, `rediss+cluster://`).
 //!
 //! Parsed here rather than by redis-rs so that every mistake becomes a
 //! config error naming the field, and so that no parser's message can echo
@@ -11,25 +14,72 @@
 //! and port are shown, and only when they parse unambiguously; otherwise
 //! the message says which part is wrong without quoting it.
 
+mod hosts;
+mod unix;
+
+use std::path::PathBuf;
+
 use cachekit_core::{Error, Result};
+
+/// How the servers a URL names are deployed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Topology {
+    /// One server over TCP (`redis://`, `rediss://`).
+    Standalone,
+    /// One server over a Unix socket.
+    Unix(PathBuf),
+    /// The primary the sentinels name for `service`; the hosts are the
+    /// sentinels.
+    Sentinel { service: String },
+    /// A Redis Cluster; the hosts are seed nodes.
+    Cluster,
+}
+
+impl Topology {
+    /// How the topology is called in messages.
+    pub(crate) fn noun(&self) -> &'static str {
+        match self {
+            Topology::Standalone | Topology::Unix(_) => "a single server",
+            Topology::Sentinel { .. } => "Sentinel",
+            Topology::Cluster => "Redis Cluster",
+        }
+    }
+}
 
 /// What a URL says: where, who, which database, whether TLS.
 ///
 /// No `Debug`: it holds the password.
 #[derive(Clone)]
 pub(crate) struct ParsedUrl {
+    pub(crate) topology: Topology,
     pub(crate) tls: bool,
-    pub(crate) host: String,
-    pub(crate) port: u16,
+    /// The server (standalone), the sentinels or the cluster's seed nodes;
+    /// empty for a Unix socket.
+    pub(crate) hosts: Vec<(String, u16)>,
     pub(crate) db: i64,
     pub(crate) username: Option<String>,
     pub(crate) password: Option<String>,
 }
 
+impl ParsedUrl {
+    /// The first host named (the server itself when standalone); `""` for a
+    /// Unix socket.
+    pub(crate) fn host(&self) -> &str {
+        self.hosts.first().map_or("", |(host, _)| host.as_str())
+    }
+
+    /// The first host's port; 0 for a Unix socket.
+    pub(crate) fn port(&self) -> u16 {
+        self.hosts.first().map_or(0, |(_, port)| *port)
+    }
+}
+
 const DEFAULT_PORT: u16 = 6379;
 
-const EXPECTED: &str =
-    "expected redis://[user][:password@]host[:port][/db], or rediss://... for TLS";
+const EXPECTED: &str = "expected redis://[user][:password@]host[:port][/db] (rediss:// for TLS), \
+     unix:///path/to/redis.sock[?db=N], \
+     redis+sentinel://[user][:password@]host:26379[,host:port...]/service_name[/db] or \
+     redis+cluster://[user][:password@]host:port[,host:port...]";
 
 /// Schemes that may be named in messages: anything else could be a
 /// password typed where the scheme belongs.
@@ -40,6 +90,10 @@ const KNOWN_SCHEMES: &[&str] = &[
     "valkeys",
     "redis+unix",
     "unix",
+    "redis+sentinel",
+    "rediss+sentinel",
+    "redis+cluster",
+    "rediss+cluster",
     "http",
     "https",
     "tcp",
@@ -48,7 +102,14 @@ const KNOWN_SCHEMES: &[&str] = &[
 /// Parses `text`, naming the `url` field (and never a secret) on error.
 pub(crate) fn parse_url(text: &str) -> Result<ParsedUrl> {
     let shown = redact_url(text);
-    let bad = |problem: &str| Error::config("url", format!("{problem} in {shown}; {EXPECTED}"));
+    let bad = |problem: &str| bad_url(&shown, problem);
+    match scheme_of(text).as_deref() {
+        Some("redis+sentinel" | "rediss+sentinel" | "redis+cluster" | "rediss+cluster") => {
+            return hosts::parse(text, &shown);
+        }
+        Some("unix" | "redis+unix") => return unix::parse(text, &shown),
+        _ => {}
+    }
     let url = ::url::Url::parse(text).map_err(|err| {
         // ParseError's Display names the part ("invalid port number"),
         // never the input.
@@ -105,33 +166,46 @@ pub(crate) fn parse_url(text: &str) -> Result<ParsedUrl> {
             "a `#fragment` is not read (for an unverified TLS connection set `tls_insecure`)",
         ));
     }
-    let decode = |part: &str, what: &str| -> Result<String> {
-        percent_encoding::percent_decode_str(part)
-            .decode_utf8()
-            .map(|text| text.into_owned())
-            .map_err(|_| {
-                Error::config(
-                    "url",
-                    format!("the {what} in {shown} is not valid UTF-8 after percent-decoding"),
-                )
-            })
-    };
     let username = match url.username() {
         "" => None,
-        name => Some(decode(name, "user name")?),
+        name => Some(decode(name, "user name", &shown)?),
     };
     let password = match url.password() {
         None => None,
-        Some(pw) => Some(decode(pw, "password")?),
+        Some(pw) => Some(decode(pw, "password", &shown)?),
     };
     Ok(ParsedUrl {
+        topology: Topology::Standalone,
         tls,
-        host,
-        port,
+        hosts: vec![(host, port)],
         db,
         username,
         password,
     })
+}
+
+/// A config error on the `url` field saying what is wrong with it.
+fn bad_url(shown: &str, problem: &str) -> Error {
+    Error::config("url", format!("{problem} in {shown}; {EXPECTED}"))
+}
+
+/// The scheme, lowercased, when `text` has one.
+fn scheme_of(text: &str) -> Option<String> {
+    text.split_once(':')
+        .map(|(scheme, _)| scheme.to_ascii_lowercase())
+}
+
+/// Percent-decodes the `what` part (user name, password) of a URL.
+fn decode(part: &str, what: &str, shown: &str) -> Result<String> {
+    percent_encoding::percent_decode_str(part)
+        .decode_utf8()
+        .map(|text| text.into_owned())
+        .map_err(|_| {
+            Error::config(
+                "url",
+                format!("the {what} in {shown} is not valid UTF-8 after percent-decoding"),
+            )
+        })
 }
 
 /// A database index: digits only (no sign, no second segment).
@@ -157,6 +231,15 @@ fn credentials_misplaced(url: &::url::Url) -> bool {
 /// A URL that does not parse, or whose host may be part of its credentials,
 /// is shown by its scheme alone (when it is a known one).
 pub(crate) fn redact_url(text: &str) -> String {
+    match scheme_of(text).as_deref() {
+        Some("redis+sentinel" | "rediss+sentinel" | "redis+cluster" | "rediss+cluster") => {
+            return hosts::redact(text).unwrap_or_else(|| unparsable(text));
+        }
+        Some("unix" | "redis+unix") => {
+            return unix::redact(text).unwrap_or_else(|| unparsable(text));
+        }
+        _ => {}
+    }
     let Ok(url) = ::url::Url::parse(text) else {
         return unparsable(text);
     };
@@ -194,10 +277,7 @@ pub(crate) fn redact_url(text: &str) -> String {
 
 /// A URL that does not parse: only a known scheme is shown.
 fn unparsable(text: &str) -> String {
-    let scheme = text
-        .split_once(':')
-        .map(|(scheme, _)| scheme.to_ascii_lowercase())
-        .filter(|scheme| KNOWN_SCHEMES.contains(&scheme.as_str()));
+    let scheme = scheme_of(text).filter(|scheme| KNOWN_SCHEMES.contains(&scheme.as_str()));
     match scheme {
         Some(scheme) => format!("a {scheme}: URL (the rest hidden: it may hold a password)"),
         None => "a URL (hidden: it may hold a password)".to_owned(),

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use cachekit_core::{Error, Result};
 
-use super::{parse_url, RedisConfig};
+use super::{parse_url, RedisConfig, Topology};
 
 /// The longest `connect_timeout`, `response_timeout`, `checkout_timeout`
 /// and `lock_wait`: a day is already "never" for a cache, and a bound keeps
@@ -35,6 +35,15 @@ pub(super) fn validate(config: &RedisConfig) -> Result<()> {
         }
     }
     durations(config)?;
+    if config.read_from_replicas && url.topology != Topology::Cluster {
+        return Err(Error::config(
+            "read_from_replicas",
+            format!(
+                "reads from replicas are offered for Redis Cluster only (a redis+cluster:// URL); the URL names {}",
+                url.topology.noun()
+            ),
+        ));
+    }
     let tls_field = [
         ("tls_ca_file", config.tls_ca_file.is_some()),
         (
@@ -49,7 +58,7 @@ pub(super) fn validate(config: &RedisConfig) -> Result<()> {
     if let (Some((field, _)), false) = (tls_field, url.tls) {
         return Err(Error::config(
             field,
-            "TLS options need a `rediss://` URL; the configured URL uses `redis://`",
+            "TLS options need a `rediss://`, `rediss+sentinel://` or `rediss+cluster://` URL; the configured URL is not a TLS one",
         ));
     }
     match (&config.tls_client_cert_file, &config.tls_client_key_file) {

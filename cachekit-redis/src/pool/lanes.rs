@@ -28,9 +28,8 @@ use std::time::{Duration, Instant};
 use bb8::{PooledConnection, RunError};
 use cachekit_core::runtime::{on_task_runtime, task_runtime};
 use cachekit_core::Error;
-use redis::aio::MultiplexedConnection;
 
-use super::{ConnState, Manager};
+use super::{ConnState, Link, Manager};
 use crate::errors::Target;
 
 /// Commands awaiting replies on one lane before the next lane is used.
@@ -43,7 +42,7 @@ const TICK: Duration = Duration::from_secs(5);
 pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
 struct Lane {
-    conn: MultiplexedConnection,
+    conn: Link,
     state: Arc<ConnState>,
     // Held, not used: while it lives the connection counts as checked out.
     _pooled: PooledConnection<'static, Manager>,
@@ -65,7 +64,7 @@ impl Lane {
 
 /// One command's share of a lane.
 pub(crate) struct Handle {
-    pub(crate) conn: MultiplexedConnection,
+    pub(crate) conn: Link,
     pub(crate) state: Arc<ConnState>,
 }
 

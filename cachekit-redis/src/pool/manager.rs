@@ -1,43 +1,49 @@
 //! Opening connections: our own `bb8::ManageConnection`, so that the
 //! connect deadline, TCP keepalive, TLS files, protocol, database and
-//! credentials are all applied in one place and every failure is explained.
+//! credentials are all applied in one place and every failure is explained
+//! (bb8-redis's manager applies none of those). One manager serves the three
+//! topologies: a server named by the URL, the primary the sentinels name,
+//! or a cluster (one redis-rs cluster connection per pooled connection).
 //!
-//! A plain TCP connection is opened here and handed to redis-rs through
-//! [`Coalesce`], which sends the commands of concurrent tasks in one write;
-//! redis-rs still sets it up (AUTH, HELLO, SELECT) and drives it. TLS
-//! connections, and all of them with `coalesce_writes(false)`, are opened
-//! by redis-rs itself.
+//! A plain TCP connection to one server is opened here and handed to
+//! redis-rs through [`Coalesce`], which sends the commands of concurrent
+//! tasks in one write; redis-rs still sets it up (AUTH, HELLO, SELECT) and
+//! drives it. TLS and Unix-socket connections, all of them with
+//! `coalesce_writes(false)`, and cluster connections are opened by redis-rs
+//! itself.
 
-use std::path::Path;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cachekit_core::{Error, Result};
 use redis::aio::MultiplexedConnection;
-use redis::io::tcp::socket2::{SockRef, TcpKeepalive};
+use redis::io::tcp::socket2::SockRef;
 use redis::io::tcp::TcpSettings;
-use redis::{
-    AsyncConnectionConfig, Client, ClientTlsConfig, ConnectionAddr, ConnectionInfo,
-    IntoConnectionInfo, ProtocolVersion, RedisConnectionInfo, RedisError, TlsCertificates,
-};
+use redis::{AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, RedisError};
 use tokio::net::TcpStream;
 
+use super::clients::{Clients, Endpoint};
 use super::coalesce::Coalesce;
-use super::Conn;
-use crate::config::{parse_url, Protocol, RedisConfig};
-use crate::errors::{self, Target};
+use super::sentinel::Sentinels;
+use super::{cluster, Conn, Link};
+use crate::config::{parse_url, ParsedUrl, RedisConfig, Topology};
+use crate::errors::{self, Place, Target};
 
-/// Keepalive probes after the idle time: often enough to notice a dead
-/// peer within a couple of minutes, rare enough to cost nothing.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// How connections are opened.
+#[derive(Clone)]
+enum Connector {
+    /// To the one server the URL names (TCP, TLS or a Unix socket).
+    Direct(Endpoint),
+    /// To the primary the sentinels name at the time.
+    Sentinel(Arc<Sentinels>),
+    /// To a cluster.
+    Cluster(redis::cluster::ClusterClient),
+}
 
-/// Opens connections to one server.
+/// Opens connections to one server, primary or cluster.
 #[derive(Clone)]
 pub(crate) struct Manager {
-    client: Client,
-    /// The same server without credentials: after an authentication failure
-    /// it tells "wrong password" from "this server wants none".
-    probe: Option<Client>,
+    connector: Connector,
     connection_config: AsyncConnectionConfig,
     connect_timeout: Duration,
     /// Plain TCP connections go through [`Coalesce`]; TLS ones keep
@@ -46,96 +52,83 @@ pub(crate) struct Manager {
     target: Arc<Target>,
 }
 
+/// How messages name what `url` points at.
+fn target_of(url: &ParsedUrl) -> Target {
+    let list = || {
+        url.hosts
+            .iter()
+            .map(|(host, port)| errors::host_port(host, *port))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let place = match &url.topology {
+        Topology::Standalone => Place::Tcp,
+        Topology::Unix(path) => Place::Unix(path.clone()),
+        Topology::Sentinel { service } => Place::Sentinel {
+            service: service.clone(),
+            sentinels: list(),
+        },
+        Topology::Cluster => Place::Cluster { seeds: list() },
+    };
+    Target {
+        host: url.host().to_owned(),
+        port: url.port(),
+        db: url.db,
+        tls: url.tls,
+        username: url.username.clone(),
+        place,
+    }
+}
+
 impl Manager {
     /// Prepares (without connecting) the clients for `config`, reading the
     /// TLS files.
     pub(crate) fn new(config: &RedisConfig) -> Result<Self> {
         let url = parse_url(&config.url)?;
-        let password = url.password.clone().or_else(|| config.password.clone());
-        let target = Arc::new(Target {
-            host: url.host.clone(),
-            port: url.port,
-            db: url.db,
-            tls: url.tls,
-            username: url.username.clone(),
-        });
-
-        let mut tcp = TcpSettings::default().set_nodelay(config.tcp_nodelay);
-        if let Some(idle) = config.tcp_keepalive {
-            tcp = tcp.set_keepalive(
-                TcpKeepalive::new()
-                    .with_time(idle)
-                    .with_interval(idle.min(KEEPALIVE_INTERVAL)),
-            );
-        }
-        let addr = if url.tls {
-            install_crypto_provider();
-            if config.tls_insecure {
-                // Once per backend: its connections all share this manager.
-                tracing::warn!(
-                    server = %target,
-                    "cachekit-redis: tls_insecure is set: the server's certificate and host name are not verified, so anyone on the network path can impersonate it; use it only in tests"
-                );
+        let target = Arc::new(target_of(&url));
+        let clients = Clients::new(config, &url, &target)?;
+        let connector = match &url.topology {
+            Topology::Standalone => Connector::Direct(
+                clients.endpoint(clients.tcp_addr(url.host(), url.port()), target.clone())?,
+            ),
+            Topology::Unix(path) => Connector::Direct(
+                clients.endpoint(ConnectionAddr::Unix(path.clone()), target.clone())?,
+            ),
+            Topology::Sentinel { service } => Connector::Sentinel(Arc::new(Sentinels::new(
+                config,
+                &url,
+                service,
+                clients,
+                target.clone(),
+            )?)),
+            Topology::Cluster => {
+                Connector::Cluster(cluster::client(config, &url, &clients, &target)?)
             }
-            ConnectionAddr::TcpTls {
-                host: url.host.clone(),
-                port: url.port,
-                insecure: config.tls_insecure,
-                tls_params: None,
-            }
-        } else {
-            ConnectionAddr::Tcp(url.host.clone(), url.port)
         };
-        let protocol = match config.protocol {
-            Protocol::Resp2 => ProtocolVersion::RESP2,
-            Protocol::Resp3 => ProtocolVersion::RESP3,
-        };
-        let anonymous = RedisConnectionInfo::default()
-            .set_db(url.db)
-            .set_protocol(protocol)
-            .set_lib_name("cachekit-redis", env!("CARGO_PKG_VERSION"));
-        let mut settings = anonymous.clone();
-        if let Some(user) = &url.username {
-            settings = settings.set_username(user);
-        }
-        if let Some(password) = &password {
-            settings = settings.set_password(password);
-        }
-
-        let certificates = tls_certificates(config)?;
-        let open = |settings: RedisConnectionInfo| -> Result<Client> {
-            let info = addr
-                .clone()
-                .into_connection_info()
-                .map_err(|err| client_config_error(&target, err))?
-                .set_tcp_settings(tcp.clone())
-                .set_redis_settings(settings);
-            let built = match &certificates {
-                Some(certs) => Client::build_with_tls(info, certs.clone()),
-                None => Client::open(info),
-            };
-            built.map_err(|err| client_config_error(&target, err))
-        };
-        let client = open(settings)?;
-        let probe = if password.is_some() {
-            Some(open(anonymous.set_db(0))?)
-        } else {
-            None
-        };
-
         // Our own deadlines cover the whole exchange; redis-rs's would race
         // them and produce less specific errors.
         let connection_config = AsyncConnectionConfig::new()
             .set_connection_timeout(None)
             .set_response_timeout(None);
         Ok(Self {
-            client,
-            probe,
+            connector,
             connection_config,
             connect_timeout: config.connect_timeout,
             coalesce_writes: config.coalesce_writes,
             target,
         })
+    }
+
+    /// Whether connections must be dropped when the server says it is no
+    /// longer the primary (READONLY, LOADING): only the sentinels' primary
+    /// moves.
+    pub(crate) fn follows_primary(&self) -> bool {
+        matches!(self.connector, Connector::Sentinel(_))
+    }
+
+    /// The cluster client, for commands that must reach every primary.
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self.connector, Connector::Cluster(_))
     }
 
     pub(crate) fn target(&self) -> Arc<Target> {
@@ -149,9 +142,11 @@ impl Manager {
                 self.open_coalesced(info, host, *port).await?
             }
             _ => Conn::new(
-                client
-                    .get_multiplexed_async_connection_with_config(&self.connection_config)
-                    .await?,
+                Link::Single(
+                    client
+                        .get_multiplexed_async_connection_with_config(&self.connection_config)
+                        .await?,
+                ),
                 None,
             ),
         };
@@ -180,13 +175,25 @@ impl Manager {
         )
         .await?;
         let driver = tokio::spawn(driver).abort_handle();
-        Ok(Conn::new(conn, Some(driver)))
+        Ok(Conn::new(Link::Single(conn), Some(driver)))
     }
 
     /// Opens one connection within `connect_timeout`, explaining failures.
     pub(crate) async fn open_connection(&self) -> Result<Conn> {
-        let attempt = tokio::time::timeout(self.connect_timeout, self.open(&self.client));
-        let outcome = if self.target.tls && self.connect_timeout > PLAIN_TEXT_PROBE_AFTER {
+        match &self.connector {
+            Connector::Direct(endpoint) => self.open_endpoint(endpoint).await,
+            Connector::Sentinel(sentinels) => sentinels.open(self).await,
+            Connector::Cluster(client) => {
+                cluster::open(client, &self.target, self.connect_timeout).await
+            }
+        }
+    }
+
+    /// Opens one connection to `endpoint` within `connect_timeout`.
+    pub(crate) async fn open_endpoint(&self, endpoint: &Endpoint) -> Result<Conn> {
+        let target = &endpoint.target;
+        let attempt = tokio::time::timeout(self.connect_timeout, self.open(&endpoint.client));
+        let outcome = if target.tls && self.connect_timeout > PLAIN_TEXT_PROBE_AFTER {
             // A plain-text server reads a TLS ClientHello as the start of
             // a command and waits for the rest: the handshake would hang
             // until connect_timeout. A handshake still running after a
@@ -195,10 +202,10 @@ impl Manager {
             tokio::select! {
                 outcome = &mut attempt => outcome,
                 () = tokio::time::sleep(PLAIN_TEXT_PROBE_AFTER) => {
-                    let probe = speaks_plain_text(&self.target.host, self.target.port);
+                    let probe = speaks_plain_text(&target.host, target.port);
                     tokio::select! {
                         outcome = &mut attempt => outcome,
-                        true = probe => return Err(errors::tls_to_plain_text(&self.target)),
+                        true = probe => return Err(errors::tls_to_plain_text(target)),
                     }
                 }
             }
@@ -206,22 +213,22 @@ impl Manager {
             attempt.await
         };
         match outcome {
-            Err(_elapsed) => Err(errors::connect_timeout(&self.target, self.connect_timeout)),
+            Err(_elapsed) => Err(errors::connect_timeout(target, self.connect_timeout)),
             Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(err)) => Err(self.explain(err).await),
+            Ok(Err(err)) => Err(self.explain(endpoint, err).await),
         }
     }
 
-    async fn explain(&self, err: RedisError) -> Error {
+    async fn explain(&self, endpoint: &Endpoint, err: RedisError) -> Error {
         let auth_failed =
             err.kind() == redis::ErrorKind::AuthenticationFailed || err.code() == Some("WRONGPASS");
-        match (&self.probe, auth_failed) {
+        match (&endpoint.probe, auth_failed) {
             (Some(probe), true) => {
                 let probe = tokio::time::timeout(self.connect_timeout, self.open(probe)).await;
                 let server_has_no_password = matches!(probe, Ok(Ok(_)));
-                errors::wrongpass(&self.target, Some(server_has_no_password)).with_source(err)
+                errors::wrongpass(&endpoint.target, Some(server_has_no_password)).with_source(err)
             }
-            _ => errors::connect_error(err, &self.target),
+            _ => errors::connect_error(err, &endpoint.target),
         }
     }
 }
@@ -327,62 +334,6 @@ fn connect_task_failed(target: &Target, join: &tokio::task::JoinError) -> Error 
             "cannot connect to Redis at {target}: the task opening the connection ended early ({join}); the next operation tries again"
         ),
     )
-}
-
-fn client_config_error(target: &Target, err: RedisError) -> Error {
-    // redis-rs reports TLS material problems as client-config errors.
-    Error::config(
-        "tls",
-        format!("the TLS settings for {target} are not usable: {err}"),
-    )
-    .with_source(err)
-}
-
-/// rustls needs one process-wide crypto provider. ring is chosen because
-/// aws-lc-rs needs cmake to build; if the application installed another
-/// provider first, that one is kept.
-fn install_crypto_provider() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
-fn tls_certificates(config: &RedisConfig) -> Result<Option<TlsCertificates>> {
-    let root_cert = config
-        .tls_ca_file
-        .as_deref()
-        .map(|path| read_pem("tls_ca_file", path))
-        .transpose()?;
-    let client_tls = match (&config.tls_client_cert_file, &config.tls_client_key_file) {
-        (Some(cert), Some(key)) => Some(ClientTlsConfig {
-            client_cert: read_pem("tls_client_cert_file", cert)?,
-            client_key: read_pem("tls_client_key_file", key)?,
-        }),
-        _ => None,
-    };
-    if root_cert.is_none() && client_tls.is_none() {
-        return Ok(None);
-    }
-    Ok(Some(TlsCertificates {
-        client_tls,
-        root_cert,
-    }))
-}
-
-fn read_pem(field: &str, path: &Path) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path)
-        .map_err(|err| Error::config(field, format!("cannot read {}: {err}", path.display())))?;
-    if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
-        return Err(Error::config(
-            field,
-            format!(
-                "{} is not a PEM file (no `-----BEGIN` line)",
-                path.display()
-            ),
-        ));
-    }
-    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -1,0 +1,132 @@
+//! Redis Cluster through redis-rs's `cluster-async`: it keeps the slot map,
+//! routes each command to the node owning its key's slot, follows `MOVED`
+//! and `ASK`, splits `MGET`/`UNLINK`/`DEL` by slot and refreshes the map
+//! after a failover or resharding. Here: building its client from a
+//! [`RedisConfig`], opening connections with our deadline and messages,
+//! and listing the primaries for the commands that must visit each one
+//! (SCAN).
+
+use std::time::Duration;
+
+use cachekit_core::Result;
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_read_routing::RandomReplicaStrategy;
+use redis::{IntoConnectionInfo, RedisConnectionInfo, RedisError};
+
+use super::clients::{client_config_error, Clients};
+use super::{Conn, Link};
+use crate::config::{ParsedUrl, RedisConfig};
+use crate::errors::{self, Target};
+
+/// The redis-rs cluster client for `config`.
+pub(crate) fn client(
+    config: &RedisConfig,
+    url: &ParsedUrl,
+    clients: &Clients,
+    target: &Target,
+) -> Result<ClusterClient> {
+    let mut settings = RedisConnectionInfo::default()
+        .set_protocol(clients.protocol)
+        .set_lib_name("cachekit-redis", env!("CARGO_PKG_VERSION"));
+    if let Some(user) = &clients.username {
+        settings = settings.set_username(user);
+    }
+    if let Some(password) = &clients.password {
+        settings = settings.set_password(password);
+    }
+    let seeds = url
+        .hosts
+        .iter()
+        .map(|(host, port)| {
+            clients
+                .tcp_addr(host, *port)
+                .into_connection_info()
+                .map(|info| info.set_redis_settings(settings.clone()))
+                .map_err(|err| client_config_error(target, err))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut builder = ClusterClientBuilder::new(seeds)
+        .use_protocol(clients.protocol)
+        .tcp_settings(clients.tcp.clone())
+        .connection_timeout(config.connect_timeout)
+        .response_timeout(config.response_timeout);
+    if let Some(certificates) = &clients.certificates {
+        builder = builder.certs(certificates.clone());
+    }
+    if config.read_from_replicas {
+        builder = builder.read_routing_strategy(RandomReplicaStrategy);
+    }
+    builder
+        .build()
+        .map_err(|err| client_config_error(target, err))
+}
+
+/// Opens a cluster connection (to every node in the slot map) within
+/// `connect_timeout`.
+pub(crate) async fn open(
+    client: &ClusterClient,
+    target: &Target,
+    connect_timeout: Duration,
+) -> Result<Conn> {
+    match tokio::time::timeout(connect_timeout, client.get_async_connection()).await {
+        Err(_elapsed) => Err(errors::connect_timeout(target, connect_timeout)),
+        Ok(Err(err)) => Err(explain(err, target)),
+        Ok(Ok(conn)) => Ok(Conn::new(Link::Cluster(conn), None)),
+    }
+}
+
+fn explain(err: RedisError, target: &Target) -> cachekit_core::Error {
+    let text = err.to_string();
+    if text.contains("cluster support disabled") {
+        return errors::not_cluster(target).with_source(err);
+    }
+    errors::connect_error(err, target)
+}
+
+/// The primaries' addresses from `CLUSTER NODES` output: nodes flagged
+/// `master` and not `fail`, without their bus port.
+pub(crate) fn primaries(nodes: &str) -> Vec<(String, u16)> {
+    nodes
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let _id = fields.next()?;
+            let addr = fields.next()?;
+            let flags = fields.next()?;
+            let is_live_primary = flags.split(',').any(|f| f == "master")
+                && !flags.split(',').any(|f| f == "fail" || f == "noaddr");
+            if !is_live_primary {
+                return None;
+            }
+            // `ip:port@cport[,hostname]`
+            let addr = addr.split(['@', ',']).next()?;
+            let (host, port) = addr.rsplit_once(':')?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            Some((host.to_owned(), port.parse().ok()?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn primaries_are_read_from_cluster_nodes() {
+        let nodes = "\
+07c3 127.0.0.1:30004@40004 slave e7d1 0 1426238317239 4 connected
+67ed 127.0.0.1:30002@40002 master - 0 1426238316232 2 connected 5461-10922
+292f 127.0.0.1:30003@40003,host-3 master - 0 1426238318243 3 connected 10923-16383
+6ec2 127.0.0.1:30005@40005 master,fail - 1426238316232 1426238315000 5 connected
+e7d1 ::1:30001@40001 myself,master - 0 0 1 connected 0-5460
+";
+        assert_eq!(
+            primaries(nodes),
+            vec![
+                ("127.0.0.1".to_owned(), 30002),
+                ("127.0.0.1".to_owned(), 30003),
+                ("::1".to_owned(), 30001),
+            ]
+        );
+    }
+}

@@ -16,13 +16,18 @@
 //! `redis-server` and, for TLS, `openssl` must be on `PATH`
 //! (`sudo apt-get install -y redis-server openssl`).
 
+mod cluster;
 mod conformance;
 pub mod logs;
 mod proxy;
 mod redis_server;
+mod sentinel;
+mod topology;
 mod wait;
 
+pub use cluster::{RedisCluster, RedisClusterBuilder, SlotMigration};
 pub use conformance::run_conformance;
 pub use proxy::{LoopbackProxy, ProxyMode};
 pub use redis_server::{RedisServer, RedisServerBuilder};
+pub use sentinel::{SentinelSet, SentinelSetBuilder};
 pub use wait::{eventually, PATIENCE};

@@ -53,22 +53,68 @@ pub(crate) async fn probe(inner: &Inner) -> Health {
     // INFO may be renamed away or denied to an ACL user: the server still
     // answered PING, so it is healthy, and the report says why facts are
     // missing.
+    if let Some(sentinels) = pool.sentinels() {
+        if let Some(primary) = sentinels.current_primary() {
+            health = health.detail("primary", primary);
+        }
+        health = health.detail("primary_switches", sentinels.switches());
+    }
+    // A cluster answers INFO with one reply per node.
     match pool
-        .query::<String>(&redis::cmd("INFO"), Op::new("INFO", None))
+        .query::<redis::Value>(&redis::cmd("INFO"), Op::new("INFO", None))
         .await
     {
-        Ok(text) => with_info(health, &text),
+        Ok(redis::Value::Map(nodes)) => with_cluster_info(health, &nodes),
+        Ok(reply) => match redis::from_redis_value::<String>(reply) {
+            Ok(text) => with_info(health, &text),
+            Err(err) => health.detail("info_error", err),
+        },
         Err(err) => health.detail("info_error", err),
     }
 }
 
-fn with_info(mut health: Health, text: &str) -> Health {
-    let info: HashMap<&str, &str> = text
-        .lines()
+/// INFO's `field: value` lines.
+fn fields(text: &str) -> HashMap<&str, &str> {
+    text.lines()
         .filter(|line| !line.starts_with('#'))
         .filter_map(|line| line.split_once(':'))
         .map(|(k, v)| (k.trim(), v.trim()))
+        .collect()
+}
+
+/// A cluster's INFO, node by node: the counters summed over the nodes, the
+/// version of the first.
+fn with_cluster_info(mut health: Health, nodes: &[(redis::Value, redis::Value)]) -> Health {
+    const SUMMED: [&str; 4] = [
+        "used_memory",
+        "connected_clients",
+        "keyspace_hits",
+        "keyspace_misses",
+    ];
+    let texts: Vec<String> = nodes
+        .iter()
+        .filter_map(|(_, info)| redis::from_redis_value_ref::<String>(info).ok())
         .collect();
+    let mut summed = format!("role:cluster\ncluster_nodes:{}\n", texts.len());
+    for field in SUMMED {
+        let total: u64 = texts
+            .iter()
+            .filter_map(|text| fields(text).get(field).and_then(|v| v.parse::<u64>().ok()))
+            .sum();
+        summed.push_str(&format!("{field}:{total}\n"));
+    }
+    if let Some(version) = texts
+        .first()
+        .and_then(|t| fields(t).get("redis_version").map(|v| (*v).to_owned()))
+    {
+        summed.push_str(&format!("redis_version:{version}\n"));
+    }
+    health = health.detail("cluster_nodes", texts.len());
+    with_info(health, &summed)
+}
+
+fn with_info(mut health: Health, text: &str) -> Health {
+    let info = fields(text);
     for (field, name) in INFO_FIELDS {
         if let Some(value) = info.get(field) {
             health = health.detail(name, value);
@@ -105,6 +151,26 @@ mod tests {
         assert_eq!(health.details["role"], "master");
         assert_eq!(health.details["hit_ratio"], "0.7500");
         assert_eq!(health.details["used_memory"], "1024");
+    }
+
+    #[test]
+    fn a_cluster_sums_its_nodes() {
+        let node = |version: &str, hits: u64| {
+            redis::Value::BulkString(
+                format!("redis_version:{version}\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:1\r\nused_memory:10\r\n")
+                    .into_bytes(),
+            )
+        };
+        let nodes = vec![
+            (redis::Value::SimpleString("a:1".into()), node("7.0.15", 3)),
+            (redis::Value::SimpleString("b:2".into()), node("7.0.15", 5)),
+        ];
+        let health = with_cluster_info(Health::new("redis", true, Duration::ZERO), &nodes);
+        assert_eq!(health.details["cluster_nodes"], "2");
+        assert_eq!(health.details["role"], "cluster");
+        assert_eq!(health.details["used_memory"], "20");
+        assert_eq!(health.details["hit_ratio"], "0.8000");
+        assert_eq!(health.details["server_version"], "7.0.15");
     }
 
     #[test]

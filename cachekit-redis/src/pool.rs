@@ -252,18 +252,18 @@ pub(crate) struct Pool {
     failures: Arc<Failures>,
     /// `None` if the watchdog thread could not start: tokio timers then.
     deadlines: Option<&'static Deadlines>,
-    /// Sentinel: a READONLY or LOADING reply means the primary moved.
-    follows_primary: bool,
     /// Cluster: redis-rs reconnects to a failed node itself, so an error on
     /// one node does not condemn the connection (which spans every node).
     cluster: bool,
+    /// Sentinel: a READONLY or LOADING reply means the primary moved.
+    sentinels: Option<Arc<sentinel::Sentinels>>,
 }
 
 impl Pool {
     /// A pool that opens connections with `manager` when they are needed.
     pub(crate) fn new(manager: Manager, config: &crate::RedisConfig) -> Self {
         let target = manager.target();
-        let follows_primary = manager.follows_primary();
+        let sentinels = manager.sentinels();
         let cluster = manager.is_cluster();
         let failures = Arc::new(Failures::new());
         // bb8's reaper and min_idle connects are spawned on the runtime
@@ -299,9 +299,14 @@ impl Pool {
             checkout_timeout: config.checkout_timeout,
             failures,
             deadlines: Deadlines::global(),
-            follows_primary,
             cluster,
+            sentinels,
         }
+    }
+
+    /// The sentinels, when the primary is found through them.
+    pub(crate) fn sentinels(&self) -> Option<&sentinel::Sentinels> {
+        self.sentinels.as_deref()
     }
 
     /// Whether the topology is a cluster.
@@ -315,7 +320,7 @@ impl Pool {
         if self.cluster {
             return (false, false);
         }
-        if self.follows_primary && errors::primary_moved(err) {
+        if self.sentinels.is_some() && errors::primary_moved(err) {
             return (true, true);
         }
         (errors::breaks_connection(err), false)

@@ -119,14 +119,15 @@ impl Manager {
         })
     }
 
-    /// Whether connections must be dropped when the server says it is no
-    /// longer the primary (READONLY, LOADING): only the sentinels' primary
-    /// moves.
-    pub(crate) fn follows_primary(&self) -> bool {
-        matches!(self.connector, Connector::Sentinel(_))
+    /// The sentinels, when the primary is found through them.
+    pub(crate) fn sentinels(&self) -> Option<Arc<Sentinels>> {
+        match &self.connector {
+            Connector::Sentinel(sentinels) => Some(sentinels.clone()),
+            _ => None,
+        }
     }
 
-    /// The cluster client, for commands that must reach every primary.
+    /// Whether the connections are cluster connections.
     pub(crate) fn is_cluster(&self) -> bool {
         matches!(self.connector, Connector::Cluster(_))
     }

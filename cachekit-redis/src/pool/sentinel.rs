@@ -14,7 +14,7 @@
 //! command per sentinel on redis-rs connections.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Once, Weak};
+use std::sync::{Arc, Mutex, Once, Weak};
 use std::time::Duration;
 
 use cachekit_core::{ErrorKind, Result};
@@ -46,6 +46,8 @@ pub(crate) struct Sentinels {
     /// the last one are broken.
     switches: Arc<AtomicU64>,
     watching: Once,
+    /// The primary last connected to, for the health report.
+    current: Mutex<Option<String>>,
 }
 
 impl Sentinels {
@@ -84,6 +86,7 @@ impl Sentinels {
             preferred: AtomicUsize::new(0),
             switches: Arc::new(AtomicU64::new(0)),
             watching: Once::new(),
+            current: Mutex::new(None),
         })
     }
 
@@ -107,7 +110,20 @@ impl Sentinels {
             .await
             .map_err(|err| errors::primary_unusable(&self.service, &shown, &err))?;
         self.check_role(&mut conn, &shown).await?;
+        if let Ok(mut current) = self.current.lock() {
+            *current = Some(shown);
+        }
         Ok(conn.until_switch(self.switches.clone(), seen))
+    }
+
+    /// The primary the last connection went to.
+    pub(crate) fn current_primary(&self) -> Option<String> {
+        self.current.lock().ok().and_then(|current| current.clone())
+    }
+
+    /// How many `+switch-master` announcements for the service were seen.
+    pub(crate) fn switches(&self) -> u64 {
+        self.switches.load(Ordering::Relaxed)
     }
 
     /// `ROLE` must say `master`. A user whose ACL forbids ROLE gets the

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a Debian/Ubuntu machine: redis-server
-# (the tests start real servers on loopback ports), openssl (TLS test certs),
+# and redis-cli (the tests start real servers, sentinels and clusters on
+# loopback ports), openssl (TLS test certs),
 # and libssl-dev + pkg-config (a benchmark peer links OpenSSL).
 set -euo pipefail
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# redis-cli --cluster create joins the test clusters (Debian: redis-tools).
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # The peer benchmarks' Redis client pulls in native-tls (openssl-sys).
 if command -v dpkg >/dev/null 2>&1; then

@@ -103,7 +103,7 @@ impl Load {
             tasks.push(tokio::spawn(async move {
                 let mut n = 0u64;
                 while !stop.load(SeqCst) {
-                    let id = if n % 2 == 0 {
+                    let id = if n.is_multiple_of(2) {
                         n / 2 % SHARED_KEYS
                     } else {
                         1_000_000 * (caller + 1) + n

@@ -83,6 +83,15 @@ fn explain(err: RedisError, target: &Target) -> cachekit_core::Error {
     if text.contains("cluster support disabled") {
         return errors::not_cluster(target).with_source(err);
     }
+    // A login refused while the slot map's connections open comes back as
+    // an I/O error ("Failed to create initial connections") whose text
+    // keeps the cause.
+    if text.contains("AuthenticationFailed") || text.contains("WRONGPASS") {
+        return errors::wrongpass(target, None).with_source(err);
+    }
+    if text.contains("NOAUTH") || text.contains("Authentication required") {
+        return errors::noauth(target).with_source(err);
+    }
     errors::connect_error(err, target)
 }
 

@@ -245,6 +245,38 @@ impl Inner {
         }
     }
 
+    /// `GET key`; a key of another type is a miss.
+    pub(crate) async fn get_one(&self, key: &str) -> Result<Option<Bytes>> {
+        let op = Op::new("GET", Some(key));
+        let cmd = self.command("GET", key, 0, 0);
+        match self
+            .pool
+            .run::<Option<Bytes>>(&cmd, op, Retry::Idempotent)
+            .await?
+        {
+            Ok(value) => Ok(value),
+            Err(err) if errors::is_wrong_type(&err) => Ok(None),
+            Err(err) => Err(errors::command_error(err, self.pool.target(), op)),
+        }
+    }
+
+    /// `SET key value [PX ttl]` for a TTL that is not zero.
+    pub(crate) async fn set_one(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        // "PX" and up to 20 digits.
+        let mut cmd = self.command("SET", key, 3, value.len() + 22);
+        cmd.arg(value);
+        if let Some(ttl) = ttl {
+            cmd.arg("PX").arg(px(ttl));
+        }
+        // SET replaces a key of any type, so WRONGTYPE cannot happen here.
+        self.pool.query::<()>(&cmd, Op::new("SET", Some(key))).await
+    }
+
     /// One pipeline of `SET key value [PX ttl]`, one per entry.
     pub(crate) async fn set_pipelined<'a>(
         &self,
@@ -353,7 +385,7 @@ fn bytes_of(value: Value, target: &crate::errors::Target, op: Op<'_>) -> Result<
     }
 }
 
-fn ttl_of(pttl: i64) -> Ttl {
+pub(crate) fn ttl_of(pttl: i64) -> Ttl {
     match pttl {
         -2 => Ttl::Missing,
         // -1: no expiry; any other negative is not a lifetime either.
@@ -388,21 +420,13 @@ impl Backend for RedisBackend {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        let op = Op::new("GET", Some(key));
-        let cmd = self.inner.command("GET", key, 0, 0);
-        match self
-            .inner
-            .pool
-            .run::<Option<Bytes>>(&cmd, op, Retry::Idempotent)
-            .await?
-        {
-            Ok(value) => Ok(value),
-            Err(err) if errors::is_wrong_type(&err) => Ok(None),
-            Err(err) => Err(errors::command_error(err, self.inner.pool.target(), op)),
-        }
+        self.inner.get_one(key).await
     }
 
     async fn get_with_ttl(&self, key: &str) -> Result<Option<(Bytes, Ttl)>> {
+        if self.inner.pool.is_cluster() {
+            return crate::topology::get_with_ttl_apart(&self.inner, key).await;
+        }
         let op = Op::new("GET+PTTL", Some(key));
         let full = self.inner.prefixed(key);
         let mut pipe = redis::pipe();
@@ -435,17 +459,7 @@ impl Backend for RedisBackend {
             // Stored and expired at once (`PX 0` is refused): the key is gone.
             return self.delete(key).await.map(drop);
         }
-        // "PX" and up to 20 digits.
-        let mut cmd = self.inner.command("SET", key, 3, value.len() + 22);
-        cmd.arg(value.as_ref());
-        if let Some(ttl) = ttl {
-            cmd.arg("PX").arg(px(ttl));
-        }
-        // SET replaces a key of any type, so WRONGTYPE cannot happen here.
-        self.inner
-            .pool
-            .query::<()>(&cmd, Op::new("SET", Some(key)))
-            .await
+        self.inner.set_one(key, &value, ttl).await
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
@@ -515,6 +529,9 @@ impl Backend for RedisBackend {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
+        if self.inner.pool.is_cluster() {
+            return crate::topology::get_each(&self.inner, keys).await;
+        }
         let mut cmd = redis::cmd("MGET");
         for key in keys {
             cmd.arg(self.inner.prefixed(key));
@@ -539,7 +556,7 @@ impl Backend for RedisBackend {
                 .await;
         }
         if self.inner.pool.is_cluster() {
-            return crate::topology::set_by_slot(&self.inner, entries, ttl).await;
+            return crate::topology::set_each(&self.inner, entries, ttl).await;
         }
         self.inner.set_pipelined(entries.iter(), ttl).await
     }

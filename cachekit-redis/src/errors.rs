@@ -179,7 +179,7 @@ pub(crate) fn wrongpass(target: &Target, server_has_no_password: Option<bool>) -
     Error::new(ErrorKind::Auth, message)
 }
 
-fn noauth(target: &Target) -> Error {
+pub(crate) fn noauth(target: &Target) -> Error {
     Error::new(
         ErrorKind::Auth,
         format!(

@@ -33,8 +33,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cachekit_core::{deadline, Error, ErrorKind, Result};
+use redis::aio::ConnectionLike;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-use redis::{FromRedisValue, RedisResult};
+use redis::{FromRedisValue, RedisResult, Value};
 use tokio::sync::watch;
 
 use self::deadlines::Deadlines;
@@ -79,6 +80,17 @@ impl Request<'_> {
                     .route_command(cmd.clone(), RoutingInfo::SingleNode(node))
                     .await?
                     .extract_error()?;
+                Ok(redis::from_redis_value(value)?)
+            }
+            (Request::Cmd(cmd), Link::Cluster(conn)) => {
+                let value = match conn
+                    .req_packed_command(cmd)
+                    .await
+                    .and_then(Value::extract_error)
+                {
+                    Ok(value) => value,
+                    Err(err) => cluster::after_redirects(conn, cmd, err).await?,
+                };
                 Ok(redis::from_redis_value(value)?)
             }
             (Request::Cmd(cmd) | Request::At(cmd, ..), conn) => cmd.query_async(conn).await,

@@ -1,15 +1,14 @@
 //! What differs between the topologies above the connection layer: the
 //! check that a single-server URL reaches a single server, and the
-//! operations a cluster must split (pipelines by slot, SCAN per primary).
+//! operations a cluster must send key by key (batches) or node by node
+//! (SCAN).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cachekit_core::Result;
-use redis::cluster_routing::Slot;
+use cachekit_core::{Result, Ttl};
 
-use crate::backend::Inner;
+use crate::backend::{ttl_of, Inner};
 use crate::errors::{self, Op, Place};
 
 /// Fails when a single-server URL reached a cluster node or a sentinel,
@@ -50,24 +49,44 @@ pub(crate) async fn primaries(inner: &Inner) -> Result<Vec<(String, u16)>> {
     Ok(crate::pool::primaries(&text))
 }
 
-/// `set_many` on a cluster: one pipeline per slot (a pipeline must stay on
-/// one node), sent concurrently.
-pub(crate) async fn set_by_slot(
+// A cluster gets single-key commands only, never a pipeline of several
+// keys or MGET: redis-rs (1.8) redirects a pipeline that meets ASK as a
+// whole, after one ASKING, so during a slot migration the pipeline's first
+// command would reach the importing node even for a key still on the
+// migrating one (a duplicate, which MIGRATE then refuses with BUSYKEY, and
+// a write readers do not see), and the rest bounce with MOVED until the
+// retries run out; MGET answers TRYAGAIN while a slot is half moved.
+// Interop keys carry no hash tags, so the keys of one batch almost never
+// share a slot: redis-rs split such pipelines and MGETs into one command
+// per key already.
+
+/// `set_many` on a cluster: one SET per key, sent concurrently.
+pub(crate) async fn set_each(
     inner: &Inner,
     entries: &[(&str, Bytes)],
     ttl: Option<Duration>,
 ) -> Result<()> {
-    let mut by_slot: HashMap<Slot, Vec<&(&str, Bytes)>> = HashMap::new();
-    let mut key = Vec::new();
-    for entry in entries {
-        key.clear();
-        key.extend_from_slice(inner.key_prefix.as_bytes());
-        key.extend_from_slice(entry.0.as_bytes());
-        by_slot.entry(Slot::for_key(&key)).or_default().push(entry);
-    }
-    let sends = by_slot
-        .into_values()
-        .map(|group| inner.set_pipelined(group.into_iter(), ttl));
-    futures_util::future::try_join_all(sends).await?;
+    let sets = entries
+        .iter()
+        .map(|(key, value)| inner.set_one(key, value, ttl));
+    futures_util::future::try_join_all(sets).await?;
     Ok(())
+}
+
+/// `get_many` on a cluster: one GET per key, sent concurrently, in the
+/// caller's order.
+pub(crate) async fn get_each(inner: &Inner, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+    futures_util::future::try_join_all(keys.iter().map(|key| inner.get_one(key))).await
+}
+
+/// `get_with_ttl` on a cluster: GET and PTTL as two commands sent together
+/// (not one pipeline, see above).
+pub(crate) async fn get_with_ttl_apart(inner: &Inner, key: &str) -> Result<Option<(Bytes, Ttl)>> {
+    let pttl = inner.command("PTTL", key, 0, 0);
+    let (value, pttl) = futures_util::future::try_join(
+        inner.get_one(key),
+        inner.pool.query::<i64>(&pttl, Op::new("PTTL", Some(key))),
+    )
+    .await?;
+    Ok(value.map(|value| (value, ttl_of(pttl))))
 }

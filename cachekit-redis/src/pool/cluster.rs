@@ -10,8 +10,11 @@ use std::time::Duration;
 
 use cachekit_core::Result;
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_async::ClusterConnection;
 use redis::cluster_read_routing::RandomReplicaStrategy;
-use redis::{IntoConnectionInfo, RedisConnectionInfo, RedisError};
+use redis::cluster_routing::SingleNodeRoutingInfo;
+use redis::{Cmd, IntoConnectionInfo, RedisConnectionInfo, RedisError, RedisResult, Value};
+use redis::{ErrorKind, ServerErrorKind};
 
 use super::clients::{client_config_error, Clients};
 use super::{Conn, Link};
@@ -80,7 +83,80 @@ fn explain(err: RedisError, target: &Target) -> cachekit_core::Error {
     if text.contains("cluster support disabled") {
         return errors::not_cluster(target).with_source(err);
     }
+    // A login refused while the slot map's connections open comes back as
+    // an I/O error ("Failed to create initial connections") whose text
+    // keeps the cause.
+    if text.contains("AuthenticationFailed") || text.contains("WRONGPASS") {
+        return errors::wrongpass(target, None).with_source(err);
+    }
+    if text.contains("NOAUTH") || text.contains("Authentication required") {
+        return errors::noauth(target).with_source(err);
+    }
     errors::connect_error(err, target)
+}
+
+/// How many more redirects a command follows after redis-rs gave up.
+const REDIRECT_ROUNDS: usize = 3;
+
+/// Follows the redirect that redis-rs stopped at (its retries spent) for
+/// one command: the command was not run (a server that redirects does
+/// not run it), so sending it again is safe whatever it does.
+///
+/// redis-rs (1.8) answers an `ASK` by sending `ASKING` on the node's
+/// shared multiplexed connection, waiting for its reply, and only then
+/// sending the command: a command of another task sent in between takes
+/// the one-shot `ASKING` flag, and ours is answered `MOVED` back to the
+/// migrating node, which answers `ASK` again. Under load during a slot
+/// migration, enough commands lose that race sixteen times in a row to
+/// fail. Here `ASKING` and the command go as one pipeline, written at
+/// once, so nothing comes between them.
+pub(crate) async fn after_redirects(
+    conn: &mut ClusterConnection,
+    cmd: &Cmd,
+    mut err: RedisError,
+) -> RedisResult<Value> {
+    for _ in 0..REDIRECT_ROUNDS {
+        let sent = match err.kind() {
+            ErrorKind::Server(ServerErrorKind::Ask) => {
+                let Some((host, port)) = err.redirect_node().and_then(|(a, _)| split_addr(a))
+                else {
+                    return Err(err);
+                };
+                let mut asking = redis::pipe();
+                asking.cmd("ASKING").add_command(cmd.clone());
+                let node = SingleNodeRoutingInfo::ByAddress { host, port };
+                // The command's reply only: skip the one to ASKING.
+                conn.route_pipeline(asking, 1, 1, node)
+                    .await
+                    .and_then(|replies| {
+                        replies.into_iter().next().ok_or_else(|| {
+                            RedisError::from((
+                                ErrorKind::UnexpectedReturnType,
+                                "ASKING and the command returned no reply",
+                            ))
+                        })
+                    })
+            }
+            // A node that lost the ASKING race points back at the
+            // migrating one: start over, with redis-rs's retries again.
+            ErrorKind::Server(ServerErrorKind::Moved) => {
+                redis::aio::ConnectionLike::req_packed_command(conn, cmd).await
+            }
+            _ => return Err(err),
+        };
+        match sent.and_then(Value::extract_error) {
+            Ok(value) => return Ok(value),
+            Err(next) => err = next,
+        }
+    }
+    Err(err)
+}
+
+/// `host:port` (an IPv6 host in brackets or not) as its parts.
+fn split_addr(addr: &str) -> Option<(String, u16)> {
+    let (host, port) = addr.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Some((host.to_owned(), port.parse().ok()?))
 }
 
 /// The primaries' addresses from `CLUSTER NODES` output: nodes flagged
@@ -110,6 +186,18 @@ pub(crate) fn primaries(nodes: &str) -> Vec<(String, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirect_addresses_split_into_host_and_port() {
+        assert_eq!(
+            split_addr("127.0.0.1:7001"),
+            Some(("127.0.0.1".to_owned(), 7001))
+        );
+        assert_eq!(split_addr("[::1]:7001"), Some(("::1".to_owned(), 7001)));
+        assert_eq!(split_addr("::1:7001"), Some(("::1".to_owned(), 7001)));
+        assert_eq!(split_addr("host"), None);
+        assert_eq!(split_addr("host:port"), None);
+    }
 
     #[test]
     fn primaries_are_read_from_cluster_nodes() {

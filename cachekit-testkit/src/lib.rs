@@ -20,9 +20,12 @@ mod conformance;
 pub mod logs;
 mod proxy;
 mod redis_server;
+mod sentinel;
+mod topology;
 mod wait;
 
 pub use conformance::run_conformance;
 pub use proxy::{LoopbackProxy, ProxyMode};
 pub use redis_server::{RedisServer, RedisServerBuilder};
+pub use sentinel::{SentinelSet, SentinelSetBuilder};
 pub use wait::{eventually, PATIENCE};

@@ -2,14 +2,14 @@
 
 mod builder;
 mod launch;
-mod resp;
+mod ports;
+pub(crate) mod resp;
 mod tls;
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -22,6 +22,9 @@ use tempfile::TempDir;
 
 pub use builder::RedisServerBuilder;
 use launch::LaunchError;
+#[cfg(test)]
+use ports::leased;
+use ports::PortLease;
 use resp::{Connection, Reply};
 use tls::TlsFiles;
 
@@ -29,6 +32,8 @@ const HOST: &str = "127.0.0.1";
 /// Fresh ports tried before giving up: another process can grab a port
 /// between our probe and redis-server's bind.
 const PORT_ATTEMPTS: usize = 5;
+/// The Unix socket's name inside the server's temp dir.
+const SOCKET_FILE: &str = "redis.sock";
 /// How long `restart` keeps trying to get its old port back.
 const RESTART_WINDOW: Duration = Duration::from_secs(3);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -65,6 +70,7 @@ pub struct RedisServer {
     /// Held until the server is dropped, through kills and restarts.
     _lease: PortLease,
     tls: Option<TlsFiles>,
+    socket: Option<PathBuf>,
     state: Mutex<State>,
     // Last, so the directory outlives the process during drop.
     dir: TempDir,
@@ -76,41 +82,7 @@ struct State {
     paused: bool,
 }
 
-/// Ports of this process's servers, running or not. A killed server is
-/// restarted on its old port, so while it is down no other server of the
-/// process (the tests of one binary run in parallel) may take that port:
-/// the first server's clients, reconnecting, would reach the second, and
-/// the first could not come back.
-static LEASED: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-
-fn leased() -> MutexGuard<'static, BTreeSet<u16>> {
-    LEASED.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// A port that no other server of this process holds, until dropped.
-struct PortLease(u16);
-
-impl Drop for PortLease {
-    fn drop(&mut self) {
-        leased().remove(&self.0);
-    }
-}
-
-/// A port free on the host and not held by another of our servers.
-fn free_port() -> PortLease {
-    for _ in 0..100 {
-        let port = match TcpListener::bind((HOST, 0)).and_then(|l| l.local_addr()) {
-            Ok(addr) => addr.port(),
-            Err(err) => panic!("could not find a free port on {HOST}: {err}"),
-        };
-        if leased().insert(port) {
-            return PortLease(port);
-        }
-    }
-    panic!("the system kept offering ports this process's redis-servers hold")
-}
-
-fn encode_userinfo(text: &str) -> String {
+pub(crate) fn encode_userinfo(text: &str) -> String {
     utf8_percent_encode(text, USERINFO).to_string()
 }
 
@@ -145,9 +117,20 @@ impl RedisServer {
             Err(err) => panic!("could not create a temp dir for redis-server: {err}"),
         };
         let tls = config.tls.then(|| tls::generate(dir.path()));
+        let socket = config.unix_socket.then(|| dir.path().join(SOCKET_FILE));
+        if let Some(contents) = &config.config_file {
+            let path = dir.path().join(builder::CONFIG_FILE);
+            if let Err(err) = std::fs::write(&path, contents) {
+                panic!("could not write {}: {err}", path.display());
+            }
+        }
         for _ in 0..PORT_ATTEMPTS {
-            let lease = free_port();
-            let port = lease.0;
+            let lease = if config.cluster_node_timeout.is_some() {
+                ports::free_port_with_bus()
+            } else {
+                ports::free_port()
+            };
+            let port = lease.port();
             let args = config.server_args(port, dir.path(), tls.as_ref());
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             match launch::launch(&args, dir.path(), addr, tls.is_some()) {
@@ -158,6 +141,7 @@ impl RedisServer {
                         port,
                         _lease: lease,
                         tls,
+                        socket,
                         state: Mutex::new(State {
                             child: Some(child),
                             pid,
@@ -236,6 +220,36 @@ impl RedisServer {
         format!("{}/{db}", self.url())
     }
 
+    /// The Unix socket the server also listens on, when built with
+    /// [`unix_socket`](RedisServerBuilder::unix_socket).
+    pub fn socket_path(&self) -> Option<&Path> {
+        self.socket.as_deref()
+    }
+
+    /// `unix:///PATH/redis.sock`, for a server built with
+    /// [`unix_socket`](RedisServerBuilder::unix_socket); the configured
+    /// credentials, if any, follow as `?user=NAME&pass=PASSWORD`
+    /// (percent-encoded), the query parameters redis-rs reads.
+    ///
+    /// # Panics
+    ///
+    /// When the server has no Unix socket.
+    pub fn unix_url(&self) -> String {
+        let Some(path) = &self.socket else {
+            panic!("unix_url() needs a server started with RedisServer::builder().unix_socket()")
+        };
+        let auth = match (&self.config.acl_user, &self.config.requirepass) {
+            (Some((user, password)), _) => format!(
+                "?user={}&pass={}",
+                encode_userinfo(user),
+                encode_userinfo(password)
+            ),
+            (None, Some(password)) => format!("?pass={}", encode_userinfo(password)),
+            (None, None) => String::new(),
+        };
+        format!("unix://{}{auth}", path.display())
+    }
+
     fn scheme(&self) -> &'static str {
         if self.tls.is_some() {
             "rediss"
@@ -293,6 +307,12 @@ impl RedisServer {
                 Some(_) => thread::sleep(Duration::from_millis(1)),
             }
         }
+    }
+
+    /// Whether the process is frozen by [`pause`](Self::pause).
+    pub fn is_paused(&self) -> bool {
+        let state = self.state();
+        state.paused && state.child.is_some()
     }
 
     /// Freezes the process with SIGSTOP: connections stay open, nothing is
@@ -431,6 +451,12 @@ impl RedisServer {
     /// connecting, writing or reading returned (`WouldBlock` or `TimedOut`
     /// when `timeout` passed without a reply).
     pub fn try_command(&self, args: &[&str], timeout: Duration) -> io::Result<String> {
+        self.call(args, timeout).map(|reply| reply.render())
+    }
+
+    /// [`try_command`](Self::try_command) returning the decoded reply; a
+    /// refused login is returned as the reply.
+    pub(crate) fn call(&self, args: &[&str], timeout: Duration) -> io::Result<Reply> {
         if self.tls.is_some() {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -444,9 +470,9 @@ impl RedisServer {
             (None, None) => None,
         };
         if let Some(refusal) = login.filter(Reply::is_error) {
-            return Ok(refusal.render());
+            return Ok(refusal);
         }
-        Ok(conn.call(args)?.render())
+        conn.call(args)
     }
 
     /// Empties every database.
@@ -510,6 +536,7 @@ impl fmt::Debug for RedisServer {
         f.debug_struct("RedisServer")
             .field("port", &self.port)
             .field("tls", &self.tls.is_some())
+            .field("socket", &self.socket)
             .field("config", &self.config)
             .field("dir", &self.dir.path())
             .finish_non_exhaustive()

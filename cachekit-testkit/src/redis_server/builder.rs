@@ -5,7 +5,11 @@ use std::fmt;
 use std::path::Path;
 
 use super::tls::TlsFiles;
-use super::RedisServer;
+use super::{RedisServer, HOST, SOCKET_FILE};
+
+/// The configuration file written into the server's temp dir when there is
+/// one (sentinels need a file they can rewrite).
+pub(crate) const CONFIG_FILE: &str = "redis.conf";
 
 /// Configures a [`RedisServer`] before it starts.
 ///
@@ -26,6 +30,13 @@ pub struct RedisServerBuilder {
     pub(crate) tls: bool,
     pub(crate) require_client_cert: bool,
     pub(crate) extra_args: Vec<OsString>,
+    pub(crate) unix_socket: bool,
+    /// Contents of a config file passed before every other argument.
+    pub(crate) config_file: Option<String>,
+    /// Runs as a sentinel (`--sentinel`); needs a `config_file`.
+    pub(crate) sentinel: bool,
+    /// Runs as a cluster node with this `cluster-node-timeout` (ms).
+    pub(crate) cluster_node_timeout: Option<u64>,
 }
 
 impl RedisServerBuilder {
@@ -65,6 +76,16 @@ impl RedisServerBuilder {
         self
     }
 
+    /// Also listens on a Unix socket, `redis.sock` in the server's temp dir,
+    /// readable and writable by this user only (`unixsocketperm 700`). TCP
+    /// stays on; the socket comes back after a restart.
+    ///
+    /// See [`RedisServer::socket_path`] and [`RedisServer::unix_url`].
+    pub fn unix_socket(mut self) -> Self {
+        self.unix_socket = true;
+        self
+    }
+
     /// Appends one raw command-line argument, such as `--maxclients`.
     ///
     /// Arguments come after the harness's own, so they override them.
@@ -99,11 +120,17 @@ impl RedisServerBuilder {
         tls: Option<&TlsFiles>,
     ) -> Vec<OsString> {
         let mut args: Vec<OsString> = Vec::new();
+        if self.config_file.is_some() {
+            args.push(dir.join(CONFIG_FILE).into());
+        }
+        if self.sentinel {
+            args.push("--sentinel".into());
+        }
         let mut push = |name: &str, value: OsString| {
             args.push(format!("--{name}").into());
             args.push(value);
         };
-        push("bind", "127.0.0.1".into());
+        push("bind", HOST.into());
         match tls {
             Some(files) => {
                 push("port", "0".into());
@@ -126,6 +153,16 @@ impl RedisServerBuilder {
         push("logfile", dir.join(super::launch::LOG_FILE).into());
         push("daemonize", "no".into());
         push("protected-mode", "yes".into());
+        if self.unix_socket {
+            push("unixsocket", dir.join(SOCKET_FILE).into());
+            push("unixsocketperm", "700".into());
+        }
+        if let Some(timeout) = self.cluster_node_timeout {
+            push("cluster-enabled", "yes".into());
+            push("cluster-config-file", dir.join("nodes.conf").into());
+            push("cluster-node-timeout", timeout.to_string().into());
+            push("cluster-announce-ip", HOST.into());
+        }
         if let Some(password) = &self.requirepass {
             push("requirepass", password.into());
         }
@@ -160,6 +197,9 @@ impl fmt::Debug for RedisServerBuilder {
             .field("tls", &self.tls)
             .field("require_client_cert", &self.require_client_cert)
             .field("extra_args", &self.extra_args.len())
-            .finish()
+            .field("unix_socket", &self.unix_socket)
+            .field("sentinel", &self.sentinel)
+            .field("cluster_node_timeout", &self.cluster_node_timeout)
+            .finish_non_exhaustive()
     }
 }

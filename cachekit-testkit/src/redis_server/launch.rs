@@ -20,6 +20,8 @@ const CONSOLE_FILE: &str = "redis.console";
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
 const READY_LINE: &str = "Ready to accept connections";
+/// A sentinel logs no ready line; it logs its id once its listener is bound.
+const SENTINEL_READY_LINE: &str = "Sentinel ID is";
 
 /// Why a launch did not produce a running server.
 #[derive(Debug)]
@@ -142,7 +144,8 @@ pub(crate) fn launch(
         }
         // The log line comes first: it proves that *this* process bound the
         // port, not some other server that took it in the meantime.
-        if output.contains(READY_LINE) && answers(addr, tls) {
+        let ready = output.contains(READY_LINE) || output.contains(SENTINEL_READY_LINE);
+        if ready && answers(addr, tls) {
             return Ok(child);
         }
         if Instant::now() >= deadline {

@@ -7,7 +7,9 @@
 //! Without configuration it runs on the embedded default: an in-process L1
 //! in front of the file backend (in `CACHEKIT_FILE_DIR`, else the platform
 //! cache directory), so a second run finds the first run's values on disk.
-//! With `CACHEKIT_REDIS_URL` or `REDIS_URL` set, Redis is the shared L2.
+//! With `CACHEKIT_REDIS_URL` or `REDIS_URL` set (or a cluster's
+//! `CACHEKIT_REDIS_CLUSTER_NODES`, or the sentinels' `REDIS_SENTINEL_HOST`),
+//! Redis is the shared L2.
 
 use std::time::{Duration, Instant};
 
@@ -73,7 +75,7 @@ async fn cached_forecast(
 /// Redis when the environment names one, else the file backend.
 async fn build_cache() -> cachekit::Result<(TieredCache, String)> {
     let builder = TieredCache::builder();
-    if std::env::var_os("CACHEKIT_REDIS_URL").is_some() || std::env::var_os("REDIS_URL").is_some() {
+    if RedisConfig::env_source().is_some() {
         let config = RedisConfig::from_env()?;
         let shown = config.redacted_url();
         match RedisBackend::new(config).await {

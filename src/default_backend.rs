@@ -4,7 +4,9 @@
 //! this order:
 //!
 //! 1. the cache given to [`set_default_backend`], if it was called first;
-//! 2. Redis, if `CACHEKIT_REDIS_URL` or `REDIS_URL` is set (and not empty):
+//! 2. Redis, if `CACHEKIT_REDIS_URL`, `REDIS_URL`,
+//!    `CACHEKIT_REDIS_CLUSTER_NODES` or `REDIS_SENTINEL_HOST` is set (and
+//!    not empty):
 //!    a [`RedisBackend`](cachekit_redis::RedisBackend) configured from the
 //!    environment (see `RedisConfig::from_env`), behind the default L1;
 //! 3. otherwise an in-process L1 only.
@@ -46,7 +48,8 @@ pub enum DefaultBackendStatus {
     Unresolved,
     /// The cache given to [`set_default_backend`].
     Custom,
-    /// Redis from `CACHEKIT_REDIS_URL`/`REDIS_URL`, behind an L1.
+    /// Redis configured from the environment (a URL, cluster nodes or
+    /// sentinels), behind an L1.
     Redis,
     /// No Redis URL is set: an in-process L1 only, as configured.
     Memory,
@@ -103,7 +106,8 @@ pub fn default_backend_status() -> DefaultBackendStatus {
 ///
 /// # Errors
 /// The configuration error (naming the variable, never the password) when
-/// `CACHEKIT_REDIS_URL`/`REDIS_URL` is set but unusable, or, if the default
+/// a Redis variable (`CACHEKIT_REDIS_URL`, `REDIS_URL`,
+/// `CACHEKIT_REDIS_CLUSTER_NODES`, `REDIS_SENTINEL_HOST`) is set but unusable, or, if the default
 /// was already chosen with a fallback, the error it fell back from.
 pub fn init_default_backend() -> Result<DefaultBackendStatus> {
     if let Some(resolved) = DEFAULT.get() {
@@ -259,8 +263,14 @@ fn remind(var: &'static str, error: String) {
     }
 }
 
-/// The first of the Redis URL variables that is set, by name (its value
-/// may hold a password and is never logged).
+/// The first of the variables that name a Redis deployment that is set,
+/// by name (a URL may hold a password and is never logged).
+#[cfg(feature = "redis")]
+fn redis_url_var() -> Option<&'static str> {
+    cachekit_redis::RedisConfig::env_source()
+}
+
+#[cfg(not(feature = "redis"))]
 fn redis_url_var() -> Option<&'static str> {
     ["CACHEKIT_REDIS_URL", "REDIS_URL"]
         .into_iter()

@@ -246,6 +246,17 @@ impl RedisConfig {
         Self::builder().env().build()
     }
 
+    /// The first environment variable that names a Redis deployment
+    /// (`CACHEKIT_REDIS_URL`, `REDIS_URL`, `CACHEKIT_REDIS_CLUSTER_NODES`,
+    /// `REDIS_SENTINEL_HOST`) and is set and not empty: by name, since the
+    /// value may hold a password. `None` when the environment names no
+    /// Redis, and [`from_env`](Self::from_env) would use [`DEFAULT_URL`].
+    pub fn env_source() -> Option<&'static str> {
+        env::SOURCES
+            .into_iter()
+            .find(|var| std::env::var(var).is_ok_and(|v| !v.trim().is_empty()))
+    }
+
     /// Checks every field; [`RedisConfigBuilder::build`] and
     /// [`RedisBackend::new`](crate::RedisBackend::new) call it.
     ///

@@ -16,6 +16,7 @@
 //! `redis-server` and, for TLS, `openssl` must be on `PATH`
 //! (`sudo apt-get install -y redis-server openssl`).
 
+mod cluster;
 mod conformance;
 pub mod logs;
 mod proxy;
@@ -24,6 +25,7 @@ mod sentinel;
 mod topology;
 mod wait;
 
+pub use cluster::{RedisCluster, RedisClusterBuilder, SlotMigration};
 pub use conformance::run_conformance;
 pub use proxy::{LoopbackProxy, ProxyMode};
 pub use redis_server::{RedisServer, RedisServerBuilder};

@@ -113,6 +113,14 @@ pub(crate) fn apply(
     Ok(())
 }
 
+/// The variables that name a deployment, in the order they are read.
+pub(crate) const SOURCES: [&str; 4] = [
+    "CACHEKIT_REDIS_URL",
+    "REDIS_URL",
+    "CACHEKIT_REDIS_CLUSTER_NODES",
+    "REDIS_SENTINEL_HOST",
+];
+
 /// Sets `config.url` from the first of `CACHEKIT_REDIS_URL`, `REDIS_URL`,
 /// `CACHEKIT_REDIS_CLUSTER_NODES` and `REDIS_SENTINEL_HOST` (with
 /// `REDIS_SENTINEL_PORT` and `REDIS_SENTINEL_MASTER`) that is set, and

@@ -43,7 +43,7 @@ use cachekit::RedisConfigBuilder;
 use cachekit_redis::{BenchCheckout, BenchDeadlines, BenchSwitches};
 use cachekit_testkit::RedisServer;
 use criterion::Criterion;
-use groups::{prefill, uniform_group, Named, KEYS};
+use groups::{prefill, print_stats, uniform_group, Named, KEYS};
 use libs::{ours, raw_conn, Lib};
 
 type Tune = fn(RedisConfigBuilder) -> RedisConfigBuilder;
@@ -68,10 +68,13 @@ const VARIANTS: [(&str, Tune); 7] = [
         c.bench_switches(swap(BenchDeadlines::RedisRs, BenchCheckout::Lanes))
     }),
     ("coalesce_writes off", |c| c.coalesce_writes(false)),
-    ("all three replaced (bb8 per command, redis-rs timeout, no coalescing)", |c| {
-        c.coalesce_writes(false)
-            .bench_switches(swap(BenchDeadlines::RedisRs, BenchCheckout::Bb8PerCommand))
-    }),
+    (
+        "all three replaced (bb8 per command, redis-rs timeout, no coalescing)",
+        |c| {
+            c.coalesce_writes(false)
+                .bench_switches(swap(BenchDeadlines::RedisRs, BenchCheckout::Bb8PerCommand))
+        },
+    ),
 ];
 
 fn main() {
@@ -94,6 +97,7 @@ fn main() {
     });
     prefill(&rt, &libs, KEYS);
     uniform_group(&mut c, &rt, "layer_uniform_reads", &libs, &[1, 64]);
+    print_stats("layer_uniform_reads", &libs);
     c.final_summary();
 }
 

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use cachekit_testkit::{RedisServer, SentinelSet};
 use criterion::Criterion;
-use groups::{hit_group, prefill, uniform_group, Named, KEYS};
+use groups::{hit_group, prefill, print_stats, uniform_group, Named, KEYS};
 use libs::{ours, raw_conn, Lib};
 use tokio::runtime::Runtime;
 
@@ -47,7 +47,11 @@ fn current_thread() -> Runtime {
 
 /// cachekit at each of `urls` and raw redis-rs at each of `raw`, opened on
 /// the runtime that runs them.
-fn libs_on(rt: &Runtime, urls: &[(&'static str, String)], raw: &[(&'static str, String)]) -> Vec<Named> {
+fn libs_on(
+    rt: &Runtime,
+    urls: &[(&'static str, String)],
+    raw: &[(&'static str, String)],
+) -> Vec<Named> {
     rt.block_on(async {
         let mut libs = Vec::new();
         for (row, url) in urls {
@@ -71,10 +75,12 @@ fn compare(
     let hit_libs = libs_on(&rt1, urls, raw);
     prefill(&rt1, &hit_libs, 1);
     hit_group(c, &rt1, &format!("{name}_l2_hit/small"), &hit_libs);
+    print_stats(&format!("{name}_l2_hit"), &hit_libs);
     let rt = peers_runtime();
     let libs = libs_on(&rt, urls, raw);
     prefill(&rt, &libs, KEYS);
     uniform_group(c, &rt, &format!("{name}_uniform_reads"), &libs, &[1, 64]);
+    print_stats(&format!("{name}_uniform_reads"), &libs);
 }
 
 fn peers_runtime() -> Runtime {

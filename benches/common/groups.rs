@@ -10,8 +10,27 @@ use std::time::Instant;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use tokio::runtime::Runtime;
 
-use super::libs::Lib;
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::libs::{Lib, READ_MISSES};
 use super::scaling::{run_tasks, Mix};
+
+/// Prints what each cachekit row's cache counted, and the reads that
+/// computed (every key is stored before the clock starts, so a read that
+/// computes is an L2 hit lost): proof that the rows measured Redis hits.
+pub fn print_stats(what: &str, libs: &[Named]) {
+    let misses: Vec<u64> = READ_MISSES.iter().map(|m| m.load(Relaxed)).collect();
+    println!("{what}: reads that computed [cachekit rows, -, -, raw rows]: {misses:?}");
+    for (row, lib) in libs {
+        if let Lib::Ours(cache, _) = lib {
+            let s = cache.stats();
+            println!(
+                "{what} [{row}]: L2 hits {} misses {} errors {} timeouts {} skipped {}, computes {}",
+                s.l2.hits, s.l2.misses, s.l2.errors, s.l2.timeouts, s.l2.skipped, s.computes
+            );
+        }
+    }
+}
 
 /// A library under its row name in the group.
 pub type Named = (&'static str, Lib);
@@ -22,7 +41,8 @@ pub const KEYS: u64 = 10_000;
 /// Stores ids `0..keys` with every library, so that reads are hits.
 pub fn prefill(rt: &Runtime, libs: &[Named], keys: u64) {
     rt.block_on(async {
-        for (_, lib) in libs {
+        for (row, lib) in libs {
+            eprintln!("storing {keys} values with {row}");
             let mut lib = lib.clone();
             for id in 0..keys {
                 lib.write(id).await;

@@ -169,7 +169,11 @@ pub enum Lib {
     /// Raw, but reading the way cachekit does: GET and PTTL in one pipeline.
     RawWithTtl(MultiplexedConnection),
     /// Raw redis-rs on a cluster (`benches/cluster.rs`): GET + decode.
+    #[allow(dead_code)] // the peers bench has no cluster
     RawCluster(ClusterConnection),
+    /// The same, reading the way cachekit does (GET and PTTL pipelined).
+    #[allow(dead_code)]
+    RawClusterWithTtl(ClusterConnection),
 }
 
 /// Reads that found nothing and computed, per kind (ours, cached,
@@ -223,26 +227,8 @@ impl Lib {
                 })
                 .await
             }
-            Lib::RawWithTtl(conn) => {
-                let key = format!("raw:mixed:{id}");
-                let (bytes, _pttl): (Option<Vec<u8>>, i64) = redis::pipe()
-                    .cmd("GET")
-                    .arg(&key)
-                    .cmd("PTTL")
-                    .arg(&key)
-                    .query_async(conn)
-                    .await
-                    .expect("raw GET+PTTL");
-                match bytes.and_then(|b| rmp_serde::from_slice(&b).ok()) {
-                    Some(v) => v,
-                    None => {
-                        missed(3);
-                        let v = small(id);
-                        raw_set(conn, &key, &v).await;
-                        v
-                    }
-                }
-            }
+            Lib::RawWithTtl(conn) => raw_read_with_ttl(conn, id).await,
+            Lib::RawClusterWithTtl(conn) => raw_read_with_ttl(conn, id).await,
         }
     }
 
@@ -263,14 +249,42 @@ impl Lib {
             Lib::Raw(conn) | Lib::RawWithTtl(conn) => {
                 raw_set(conn, &format!("raw:mixed:{id}"), &value).await
             }
-            Lib::RawCluster(conn) => raw_set(conn, &format!("raw:mixed:{id}"), &value).await,
+            Lib::RawCluster(conn) | Lib::RawClusterWithTtl(conn) => {
+                raw_set(conn, &format!("raw:mixed:{id}"), &value).await
+            }
+        }
+    }
+}
+
+/// A raw read the way cachekit reads: GET and PTTL in one pipeline.
+async fn raw_read_with_ttl(conn: &mut impl ConnectionLike, id: u64) -> Small {
+    let key = format!("raw:mixed:{id}");
+    let (bytes, _pttl): (Option<Vec<u8>>, i64) = redis::pipe()
+        .cmd("GET")
+        .arg(&key)
+        .cmd("PTTL")
+        .arg(&key)
+        .query_async(conn)
+        .await
+        .expect("raw GET+PTTL");
+    match bytes.and_then(|b| rmp_serde::from_slice(&b).ok()) {
+        Some(v) => v,
+        None => {
+            missed(3);
+            let v = small(id);
+            raw_set(conn, &key, &v).await;
+            v
         }
     }
 }
 
 /// cachekit over its own Redis pool, without an L1; `tune` changes the
 /// pool's defaults.
-pub async fn ours(url: &str, tune: fn(RedisConfigBuilder) -> RedisConfigBuilder, guarded: bool) -> Lib {
+pub async fn ours(
+    url: &str,
+    tune: fn(RedisConfigBuilder) -> RedisConfigBuilder,
+    guarded: bool,
+) -> Lib {
     let config = tune(RedisConfig::builder().url(url));
     let redis = RedisBackend::new(config.build().expect("config"))
         .await

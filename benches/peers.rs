@@ -16,7 +16,9 @@
 //!
 //! `cargo bench --bench peers` (starts its own redis-server on loopback;
 //! 13-18 minutes on two cores). At the end it prints the README's
-//! tables from criterion's saved medians.
+//! tables from criterion's saved medians. `PEERS_GROUPS_ONLY=1` skips the
+//! reports outside criterion's groups, for a run of a few groups picked
+//! with a criterion filter.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -298,6 +300,10 @@ fn sizes() {
     println!("values as MessagePack: small {small} B, large {large} B");
 }
 
+/// Set (to anything) to run criterion's groups alone:
+/// `PEERS_GROUPS_ONLY=1 cargo bench --bench peers -- 'scaling_l2_hit_tasks'`.
+const GROUPS_ONLY: &str = "PEERS_GROUPS_ONLY";
+
 fn main() {
     if let Ok(mib) = std::env::var(scaling::MEMORY_CASE) {
         scaling::measure_memory_case(mib.parse().unwrap_or(64));
@@ -307,17 +313,27 @@ fn main() {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(2))
         .configure_from_args();
+    // With a criterion filter, the reports outside criterion's groups
+    // (memory, taking turns, CPU rounds) can be skipped, so that a few
+    // groups take minutes rather than the whole run's quarter of an hour.
+    let reports = std::env::var_os(GROUPS_ONLY).is_none();
     sizes();
-    scaling::memory_report();
+    if reports {
+        scaling::memory_report();
+    }
     let f = Fixture::start();
     l1_hit(&mut c);
     redis_scenarios(&mut c, &f);
-    interleaved::report(&f, &small_calls(), &large_calls());
+    if reports {
+        interleaved::report(&f, &small_calls(), &large_calls());
+    }
     let libs = f.rt.block_on(libs(&f.server.url()));
     mixed(&mut c, &f, &libs);
     ours_stats("s4", &libs);
-    cpu::report(&f.rt, &libs, f.server.pid());
-    cpu::report_one_worker(&f.server.url(), f.server.pid());
+    if reports {
+        cpu::report(&f.rt, &libs, f.server.pid());
+        cpu::report_one_worker(&f.server.url(), f.server.pid());
+    }
     scaling::l1_threads(&mut c);
     scaling::l2_tasks(&mut c, &f.rt, &libs);
     ours_stats("s4 + L2 scaling", &libs);

@@ -8,7 +8,8 @@ use std::time::Duration;
 use cached::ConcurrentCachedAsync;
 use cachekit::{cached, KeyBuilder, RedisBackend, RedisConfig, RedisConfigBuilder, TieredCache};
 use cachekit_rs::interop::{interop_key, InteropValue};
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster_async::ClusterConnection;
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::values::{large, small, Large, Small};
@@ -125,7 +126,7 @@ pub async fn ckrs_memo<T: Serialize + DeserializeOwned>(
 
 /// The floor: one GET and an rmp-serde decode, else encode and SET EX.
 pub async fn raw_memo<T: Serialize + DeserializeOwned>(
-    conn: &mut MultiplexedConnection,
+    conn: &mut impl ConnectionLike,
     key: &str,
     id: u64,
     compute: impl FnOnce(u64) -> T,
@@ -143,7 +144,7 @@ pub async fn raw_memo<T: Serialize + DeserializeOwned>(
     value
 }
 
-pub async fn raw_set<T: Serialize>(conn: &mut MultiplexedConnection, key: &str, value: &T) {
+pub async fn raw_set<T: Serialize>(conn: &mut impl ConnectionLike, key: &str, value: &T) {
     let bytes = rmp_serde::to_vec(value).expect("rmp encode");
     let () = redis::cmd("SET")
         .arg(key)
@@ -167,6 +168,12 @@ pub enum Lib {
     Raw(MultiplexedConnection),
     /// Raw, but reading the way cachekit does: GET and PTTL in one pipeline.
     RawWithTtl(MultiplexedConnection),
+    /// Raw redis-rs on a cluster (`benches/cluster.rs`): GET + decode.
+    #[allow(dead_code)] // the peers bench has no cluster
+    RawCluster(ClusterConnection),
+    /// The same, reading the way cachekit does (GET and PTTL pipelined).
+    #[allow(dead_code)]
+    RawClusterWithTtl(ClusterConnection),
 }
 
 /// Reads that found nothing and computed, per kind (ours, cached,
@@ -213,26 +220,15 @@ impl Lib {
                 })
                 .await
             }
-            Lib::RawWithTtl(conn) => {
-                let key = format!("raw:mixed:{id}");
-                let (bytes, _pttl): (Option<Vec<u8>>, i64) = redis::pipe()
-                    .cmd("GET")
-                    .arg(&key)
-                    .cmd("PTTL")
-                    .arg(&key)
-                    .query_async(conn)
-                    .await
-                    .expect("raw GET+PTTL");
-                match bytes.and_then(|b| rmp_serde::from_slice(&b).ok()) {
-                    Some(v) => v,
-                    None => {
-                        missed(3);
-                        let v = small(id);
-                        raw_set(conn, &key, &v).await;
-                        v
-                    }
-                }
+            Lib::RawCluster(conn) => {
+                raw_memo(conn, &format!("raw:mixed:{id}"), id, |id| {
+                    missed(3);
+                    small(id)
+                })
+                .await
             }
+            Lib::RawWithTtl(conn) => raw_read_with_ttl(conn, id).await,
+            Lib::RawClusterWithTtl(conn) => raw_read_with_ttl(conn, id).await,
         }
     }
 
@@ -253,13 +249,42 @@ impl Lib {
             Lib::Raw(conn) | Lib::RawWithTtl(conn) => {
                 raw_set(conn, &format!("raw:mixed:{id}"), &value).await
             }
+            Lib::RawCluster(conn) | Lib::RawClusterWithTtl(conn) => {
+                raw_set(conn, &format!("raw:mixed:{id}"), &value).await
+            }
+        }
+    }
+}
+
+/// A raw read the way cachekit reads: GET and PTTL in one pipeline.
+async fn raw_read_with_ttl(conn: &mut impl ConnectionLike, id: u64) -> Small {
+    let key = format!("raw:mixed:{id}");
+    let (bytes, _pttl): (Option<Vec<u8>>, i64) = redis::pipe()
+        .cmd("GET")
+        .arg(&key)
+        .cmd("PTTL")
+        .arg(&key)
+        .query_async(conn)
+        .await
+        .expect("raw GET+PTTL");
+    match bytes.and_then(|b| rmp_serde::from_slice(&b).ok()) {
+        Some(v) => v,
+        None => {
+            missed(3);
+            let v = small(id);
+            raw_set(conn, &key, &v).await;
+            v
         }
     }
 }
 
 /// cachekit over its own Redis pool, without an L1; `tune` changes the
 /// pool's defaults.
-async fn ours(url: &str, tune: fn(RedisConfigBuilder) -> RedisConfigBuilder, guarded: bool) -> Lib {
+pub async fn ours(
+    url: &str,
+    tune: fn(RedisConfigBuilder) -> RedisConfigBuilder,
+    guarded: bool,
+) -> Lib {
     let config = tune(RedisConfig::builder().url(url));
     let redis = RedisBackend::new(config.build().expect("config"))
         .await

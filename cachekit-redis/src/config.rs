@@ -1,5 +1,6 @@
 //! [`RedisConfig`]: where the server is, how to reach it, and how the pool behaves.
 
+pub(crate) mod bench;
 mod env;
 mod url;
 mod validate;
@@ -169,6 +170,10 @@ pub struct RedisConfig {
     /// lock held by someone else (zero: one attempt). Default 10 s; at most
     /// 24 h.
     pub lock_wait: Duration,
+    /// Bench-only (`benches/layer.rs`): parts of the connection layer
+    /// swapped for bb8's or redis-rs's own. Default: none swapped.
+    #[doc(hidden)]
+    pub bench: bench::BenchSwitches,
 }
 
 impl Default for RedisConfig {
@@ -195,6 +200,7 @@ impl Default for RedisConfig {
             sentinel_password: None,
             read_from_replicas: false,
             lock_wait: Duration::from_secs(10),
+            bench: bench::BenchSwitches::default(),
         }
     }
 }
@@ -294,6 +300,7 @@ impl fmt::Debug for RedisConfig {
             sentinel_password,
             read_from_replicas,
             lock_wait,
+            bench,
         } = self;
         f.debug_struct("RedisConfig")
             .field("url", &redact_url(url))
@@ -320,6 +327,7 @@ impl fmt::Debug for RedisConfig {
             )
             .field("read_from_replicas", read_from_replicas)
             .field("lock_wait", lock_wait)
+            .field("bench", bench)
             .finish()
     }
 }
@@ -366,6 +374,7 @@ pub struct RedisConfigBuilder {
     sentinel_password: Option<String>,
     read_from_replicas: Option<bool>,
     lock_wait: Option<Duration>,
+    bench: Option<bench::BenchSwitches>,
 }
 
 impl fmt::Debug for RedisConfigBuilder {
@@ -516,6 +525,14 @@ impl RedisConfigBuilder {
         self
     }
 
+    /// Bench-only: swaps parts of the connection layer (see
+    /// `benches/layer.rs`); not a stable API.
+    #[doc(hidden)]
+    pub fn bench_switches(mut self, switches: bench::BenchSwitches) -> Self {
+        self.bench = Some(switches);
+        self
+    }
+
     /// Checks the fields and returns the config.
     ///
     /// # Errors
@@ -578,6 +595,7 @@ impl RedisConfigBuilder {
         );
         set(&mut config.read_from_replicas, self.read_from_replicas);
         set(&mut config.lock_wait, self.lock_wait);
+        set(&mut config.bench, self.bench);
     }
 }
 

@@ -34,6 +34,8 @@ mod topology;
 
 pub use backend::RedisBackend;
 pub use cas::Version;
+#[doc(hidden)]
+pub use config::bench::{BenchCheckout, BenchDeadlines, BenchSwitches};
 pub use config::{Protocol, RedisConfig, RedisConfigBuilder, DEFAULT_URL};
 pub use lock::LockGuard;
 pub use pool::PoolState;

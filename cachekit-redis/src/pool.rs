@@ -40,6 +40,7 @@ use tokio::sync::watch;
 
 use self::deadlines::Deadlines;
 use self::lanes::{Handle, Lanes, OpenError};
+use crate::config::bench::{BenchCheckout, BenchDeadlines};
 use crate::errors::{self, Op, Target};
 
 pub(crate) use cluster::primaries;
@@ -250,6 +251,9 @@ pub struct PoolState {
 struct Lease<'a> {
     handle: Handle,
     _slot: tokio::sync::SemaphorePermit<'a>,
+    /// Bench-only ([`BenchCheckout::Bb8Held`]): the bb8 checkout held
+    /// until the reply.
+    _held: Option<bb8::PooledConnection<'a, Manager>>,
 }
 
 /// The pool with its deadlines and the server it talks to.
@@ -264,6 +268,10 @@ pub(crate) struct Pool {
     failures: Arc<Failures>,
     /// `None` if the watchdog thread could not start: tokio timers then.
     deadlines: Option<&'static Deadlines>,
+    /// Bench-only switches (`benches/layer.rs`): deadlines left to
+    /// redis-rs, and how a command gets a connection.
+    redis_rs_deadlines: bool,
+    bench_checkout: BenchCheckout,
     /// Cluster: redis-rs reconnects to a failed node itself, so an error on
     /// one node does not condemn the connection (which spans every node).
     cluster: bool,
@@ -310,7 +318,12 @@ impl Pool {
             response_timeout: config.response_timeout,
             checkout_timeout: config.checkout_timeout,
             failures,
-            deadlines: Deadlines::global(),
+            deadlines: match config.bench.deadlines {
+                BenchDeadlines::Watchdog => Deadlines::global(),
+                BenchDeadlines::TokioTimer | BenchDeadlines::RedisRs => None,
+            },
+            redis_rs_deadlines: config.bench.deadlines == BenchDeadlines::RedisRs,
+            bench_checkout: config.bench.checkout,
             cluster,
             sentinels,
         }
@@ -378,6 +391,9 @@ impl Pool {
             Ok(slot) => slot,
             Err(_) => Box::pin(self.wait_for_slot(op)).await?,
         };
+        if self.bench_checkout != BenchCheckout::Lanes {
+            return Box::pin(self.bb8_checkout(op, slot)).await;
+        }
         let free = u32::try_from(self.slots.available_permits()).unwrap_or(u32::MAX);
         let in_flight = self.max_in_flight.saturating_sub(free);
         let handle = match self.lanes.pick(in_flight) {
@@ -387,6 +403,37 @@ impl Pool {
         Ok(Lease {
             handle,
             _slot: slot,
+            _held: None,
+        })
+    }
+
+    /// Bench-only: a bb8 checkout per command instead of a lane.
+    #[cold]
+    async fn bb8_checkout<'a>(
+        &'a self,
+        op: Op<'_>,
+        slot: tokio::sync::SemaphorePermit<'a>,
+    ) -> Result<Lease<'a>> {
+        let pooled = match self.lanes.pool().get().await {
+            Ok(pooled) => pooled,
+            Err(bb8::RunError::User(err)) => return Err(err),
+            Err(bb8::RunError::TimedOut) => {
+                return Err(errors::checkout_connecting(
+                    &self.target,
+                    op,
+                    self.checkout_timeout,
+                ))
+            }
+        };
+        let handle = Handle {
+            conn: pooled.inner.clone(),
+            state: pooled.state.clone(),
+        };
+        let held = (self.bench_checkout == BenchCheckout::Bb8Held).then_some(pooled);
+        Ok(Lease {
+            handle,
+            _slot: slot,
+            _held: held,
         })
     }
 
@@ -463,6 +510,7 @@ impl Pool {
             let sent = req.send::<T>(&mut lease.handle.conn);
             let sent = match self.deadlines {
                 Some(deadlines) => deadlines.timeout(by, sent).await,
+                None if self.redis_rs_deadlines => Ok(sent.await),
                 None => Box::pin(tokio::time::timeout_at(by.into(), sent))
                     .await
                     .map_err(|_| deadlines::Elapsed),

@@ -26,6 +26,7 @@ use super::clients::{Clients, Endpoint};
 use super::coalesce::Coalesce;
 use super::sentinel::Sentinels;
 use super::{cluster, Conn, Link};
+use crate::config::bench::BenchDeadlines;
 use crate::config::{parse_url, ParsedUrl, RedisConfig, Topology};
 use crate::errors::{self, Place, Target};
 
@@ -107,9 +108,10 @@ impl Manager {
         };
         // Our own deadlines cover the whole exchange; redis-rs's would race
         // them and produce less specific errors.
+        let redis_rs_deadlines = config.bench.deadlines == BenchDeadlines::RedisRs;
         let connection_config = AsyncConnectionConfig::new()
             .set_connection_timeout(None)
-            .set_response_timeout(None);
+            .set_response_timeout(redis_rs_deadlines.then_some(config.response_timeout));
         Ok(Self {
             connector,
             connection_config,

@@ -88,3 +88,37 @@ async fn without_the_watchdog_a_nearer_caller_deadline_ends_the_wait() {
     assert_eq!(get(&pool).await.unwrap().as_deref(), Some(&b"v"[..]));
     assert_eq!(pool.statistics().connections_created, 1);
 }
+
+/// The bench-only switches (`benches/layer.rs`) must swap a part, not
+/// break the pool: with each of them commands still go through, and a
+/// paused server's silence still ends at the response timeout (with
+/// `RedisRs`, redis-rs's own timeout is the only one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bench_switch_sends_commands_under_a_deadline() {
+    use crate::config::bench::{BenchCheckout, BenchDeadlines, BenchSwitches};
+
+    let server = RedisServer::start();
+    for deadlines in [
+        BenchDeadlines::Watchdog,
+        BenchDeadlines::TokioTimer,
+        BenchDeadlines::RedisRs,
+    ] {
+        for checkout in [
+            BenchCheckout::Lanes,
+            BenchCheckout::Bb8PerCommand,
+            BenchCheckout::Bb8Held,
+        ] {
+            let config = RedisConfig::builder()
+                .url(server.url())
+                .response_timeout(Duration::from_millis(300))
+                .bench_switches(BenchSwitches::new(deadlines, checkout))
+                .build()
+                .unwrap();
+            let pool = Pool::new(Manager::new(&config).unwrap(), &config);
+            set(&pool).await;
+            assert_eq!(get(&pool).await.unwrap().as_deref(), Some(&b"v"[..]));
+            let paused = server.while_paused(bounded(get(&pool))).await;
+            assert!(paused.is_err(), "{deadlines:?} {checkout:?}: {paused:?}");
+        }
+    }
+}

@@ -282,7 +282,7 @@ impl Backend for RedisBackend {
 
     async fn get_with_ttl(&self, key: &str) -> Result<Option<(Bytes, Ttl)>> {
         if self.inner.pool.is_cluster() {
-            return crate::topology::get_with_ttl_apart(&self.inner, key).await;
+            return crate::topology::get_with_ttl_scripted(&self.inner, key).await;
         }
         let op = Op::new("GET+PTTL", Some(key));
         let full = self.inner.prefixed(key);

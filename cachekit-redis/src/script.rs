@@ -55,6 +55,7 @@ pub(crate) struct Scripts {
     pub(crate) compare_and_set: Script,
     pub(crate) release_lock: Script,
     pub(crate) extend_lock: Script,
+    pub(crate) get_with_ttl: Script,
 }
 
 impl Scripts {
@@ -64,6 +65,7 @@ impl Scripts {
             compare_and_set: Script::new(crate::cas::COMPARE_AND_SET),
             release_lock: Script::new(crate::lock::RELEASE_LOCK),
             extend_lock: Script::new(crate::lock::EXTEND_LOCK),
+            get_with_ttl: Script::new(crate::topology::GET_WITH_TTL),
         }
     }
 }

@@ -79,14 +79,29 @@ pub(crate) async fn get_each(inner: &Inner, keys: &[&str]) -> Result<Vec<Option<
     futures_util::future::try_join_all(keys.iter().map(|key| inner.get_one(key))).await
 }
 
-/// `get_with_ttl` on a cluster: GET and PTTL as two commands sent together
-/// (not one pipeline, see above).
-pub(crate) async fn get_with_ttl_apart(inner: &Inner, key: &str) -> Result<Option<(Bytes, Ttl)>> {
-    let pttl = inner.command("PTTL", key, 0, 0);
-    let (value, pttl) = futures_util::future::try_join(
-        inner.get_one(key),
-        inner.pool.query::<i64>(&pttl, Op::new("PTTL", Some(key))),
-    )
-    .await?;
+/// A value and its remaining lifetime in one single-key command: a key of
+/// another type reads as missing. `KEYS[1]` the key.
+pub(crate) const GET_WITH_TTL: &str = r"
+local value = redis.pcall('GET', KEYS[1])
+if type(value) == 'table' and value.err then return {false, -2} end
+return {value, redis.call('PTTL', KEYS[1])}
+";
+
+/// `get_with_ttl` on a cluster: GET and PTTL in one script, a single-key
+/// command that follows redirects like any other (a GET + PTTL pipeline
+/// meets redis-rs's pipeline redirects, see above), in one round trip and
+/// one reply deadline.
+pub(crate) async fn get_with_ttl_scripted(
+    inner: &Inner,
+    key: &str,
+) -> Result<Option<(Bytes, Ttl)>> {
+    let full = inner.prefixed(key);
+    let (value, pttl): (Option<Bytes>, i64) = inner
+        .scripts
+        .get_with_ttl
+        .run(&inner.pool, Op::new("GET+PTTL", Some(key)), 1, |cmd| {
+            cmd.arg(full);
+        })
+        .await?;
     Ok(value.map(|value| (value, ttl_of(pttl))))
 }

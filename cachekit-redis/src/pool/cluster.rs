@@ -51,8 +51,11 @@ pub(crate) fn client(
     let mut builder = ClusterClientBuilder::new(seeds)
         .use_protocol(clients.protocol)
         .tcp_settings(clients.tcp.clone())
-        .connection_timeout(config.connect_timeout)
-        .response_timeout(config.response_timeout);
+        // No response timeout of redis-rs's: cachekit's reply deadline
+        // bounds every command (and all of redis-rs's redirects and
+        // retries for it), and a second one would cost a tokio timer per
+        // command.
+        .connection_timeout(config.connect_timeout);
     if let Some(certificates) = &clients.certificates {
         builder = builder.certs(certificates.clone());
     }

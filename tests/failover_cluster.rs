@@ -28,12 +28,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cachekit::{Backend, BreakerConfig, ErrorKind, RedisBackend, RedisConfig, TieredCache};
 use cachekit_testkit::{RedisCluster, RedisServer};
-use common::{fault, Latencies};
+use common::{fault, Latencies, HUNG, RECOVERY_BOUND};
 
-/// The longest a failover may take before the test gives up.
-const RECOVERY_BOUND: Duration = Duration::from_secs(60);
-/// A call that takes this long is hung, not slow.
-const HUNG: Duration = Duration::from_secs(10);
 const TTL: Option<Duration> = Some(Duration::from_secs(600));
 
 async fn redis(cluster: &RedisCluster) -> RedisBackend {

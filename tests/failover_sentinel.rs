@@ -28,13 +28,8 @@ use std::time::{Duration, Instant};
 
 use cachekit::{cached, BreakerConfig, RedisBackend, RedisConfig, TieredCache};
 use cachekit_testkit::{RedisServer, SentinelSet};
-use common::{fault, Latencies};
+use common::{fault, Latencies, HUNG, RECOVERY_BOUND};
 
-/// The longest a failover may take before the test gives up: far above the
-/// few seconds it takes, so only a client that never recovers fails.
-const RECOVERY_BOUND: Duration = Duration::from_secs(60);
-/// A call that takes this long is hung, not slow.
-const HUNG: Duration = Duration::from_secs(10);
 const CALLERS_PER_FN: u64 = 16;
 const SHARED_KEYS: u64 = 8;
 

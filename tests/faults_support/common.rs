@@ -18,6 +18,13 @@ use cachekit::{RedisBackend, RedisConfig};
 /// would take seconds) without flaking on scheduling noise.
 pub const CALL_BOUND: Duration = Duration::from_millis(1500);
 
+/// The longest a failover (Sentinel or Cluster) may take before a test
+/// gives up: far above the few seconds it takes, so only a client that
+/// never recovers fails.
+pub const RECOVERY_BOUND: Duration = Duration::from_secs(60);
+/// A call during a failover that takes this long is hung, not slow.
+pub const HUNG: Duration = Duration::from_secs(10);
+
 /// Wall-clock durations of user calls, summarised as p50 / p99 / max.
 #[derive(Debug, Clone, Default)]
 pub struct Latencies(Arc<Mutex<Vec<Duration>>>);

@@ -361,14 +361,18 @@ mod keepalive {
             .collect()
     }
 
-    /// `(timer kind, ticks until it fires)` of the socket bound to
-    /// 127.0.0.1:`port`, from /proc/net/tcp: kind 2 is the keepalive timer.
-    fn socket_timer(port: u16) -> Option<(u8, u64)> {
+    /// `(timer kind, ticks until it fires)` of the socket from
+    /// 127.0.0.1:`port` to `server`, from /proc/net/tcp: kind 2 is the
+    /// keepalive timer. The server's side is part of the match: Linux lets
+    /// connections to different servers share a local port, and the tests
+    /// of this binary connect to many servers at once.
+    fn socket_timer(port: u16, server: &RedisServer) -> Option<(u8, u64)> {
         let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
         let local = format!("0100007F:{port:04X}");
+        let remote = format!("0100007F:{:04X}", server.port());
         table.lines().skip(1).find_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            if fields.get(1) != Some(&local.as_str()) {
+            if fields.get(1) != Some(&local.as_str()) || fields.get(2) != Some(&remote.as_str()) {
                 return None;
             }
             let (kind, when) = fields.get(5)?.split_once(':')?;
@@ -394,7 +398,7 @@ mod keepalive {
         // handshake; poll the kernel's table for it.
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         let (kind, when) = loop {
-            match socket_timer(ports[0]) {
+            match socket_timer(ports[0], &server) {
                 Some((2, when)) => break (2, when),
                 other if std::time::Instant::now() > deadline => {
                     panic!("no keepalive timer on port {}: {other:?}", ports[0])
@@ -423,7 +427,7 @@ mod keepalive {
         let _backend = RedisBackend::new(config).await.unwrap();
         let ports = client_ports(&server);
         assert_eq!(ports.len(), 1, "{ports:?}");
-        let timer = socket_timer(ports[0]).expect("the socket is in /proc/net/tcp");
+        let timer = socket_timer(ports[0], &server).expect("the socket is in /proc/net/tcp");
         assert_ne!(timer.0, 2, "keepalive timer armed although turned off");
     }
 }

@@ -204,6 +204,12 @@ fn cluster_starts_routes_keys_and_promotes_a_replica() {
     assert_eq!(owners.len(), 3);
 
     let key = &keys[0];
+    // Replication is asynchronous: the write must reach the replica before
+    // the kill for the promoted replica to have it.
+    assert_eq!(
+        cluster.primary_for_key(key).command(&["WAIT", "1", "5000"]),
+        "(integer) 1"
+    );
     let killed = Instant::now();
     let old = cluster.kill_primary_for_key(key);
     cluster.wait_for_promotion(old);

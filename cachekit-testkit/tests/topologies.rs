@@ -71,7 +71,7 @@ fn sentinel_set_replicates_and_fails_over_after_a_kill() {
     let primary = set.primary();
     assert_eq!(primary.addr(), set.data_nodes()[0].addr());
     assert_eq!(primary.command(&["SET", "k", "v"]), "OK");
-    assert_eq!(primary.command(&["WAIT", "1", "5000"]), "(integer) 1");
+    wait_replicated(primary);
     let replica = &set.data_nodes()[1];
     assert_eq!(replica.command(&["GET", "k"]), "v");
     assert_eq!(set.sentinel_addrs().len(), 3);
@@ -143,7 +143,7 @@ fn sentinel_passwords_and_a_paused_sentinel() {
         format!("redis://:data%20p%40ss@{}", data_node.addr())
     );
     assert_eq!(set.data_nodes().len(), 3);
-    assert_eq!(set.primary().command(&["WAIT", "2", "5000"]), "(integer) 2");
+    wait_replicated(set.primary());
 
     // Two of three sentinels are a quorum and a majority: the failover
     // happens, and wait_for_failover does not wait on the paused one.
@@ -206,10 +206,7 @@ fn cluster_starts_routes_keys_and_promotes_a_replica() {
     let key = &keys[0];
     // Replication is asynchronous: the write must reach the replica before
     // the kill for the promoted replica to have it.
-    assert_eq!(
-        cluster.primary_for_key(key).command(&["WAIT", "1", "5000"]),
-        "(integer) 1"
-    );
+    wait_replicated(cluster.primary_for_key(key));
     let killed = Instant::now();
     let old = cluster.kill_primary_for_key(key);
     cluster.wait_for_promotion(old);
@@ -274,4 +271,37 @@ fn cluster_slot_migration_moves_keys_under_asks() {
         .command_on_primaries(&["DBSIZE"])
         .iter()
         .all(|n| n == "(integer) 0"));
+}
+
+/// Blocks until every replica of `primary` has acknowledged all it was
+/// sent (`INFO replication`: each `slaveN` offset equals
+/// `master_repl_offset`). `WAIT` cannot say it here: it counts the writes
+/// of its own connection, and each `command` opens a new one.
+fn wait_replicated(primary: &RedisServer) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info = primary.command(&["INFO", "replication"]);
+        let field = |line: &str, name: &str| -> Option<u64> {
+            line.split(',')
+                .find_map(|part| part.trim().strip_prefix(name))
+                .and_then(|v| v.trim().parse().ok())
+        };
+        let sent = info.lines().find_map(|l| field(l, "master_repl_offset:"));
+        let acked: Vec<Option<u64>> = info
+            .lines()
+            .filter(|l| l.starts_with("slave") && l.contains("offset="))
+            .map(|l| field(l.split_once(':').map_or("", |(_, rest)| rest), "offset="))
+            .collect();
+        if let Some(sent) = sent {
+            if !acked.is_empty() && acked.iter().all(|a| *a == Some(sent)) {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replicas of {} did not catch up: {info}",
+            primary.addr()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -10,7 +10,6 @@
 #![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 
 use std::net::TcpListener;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use cachekit_core::{Backend, Error, ErrorKind};
@@ -26,23 +25,18 @@ const WRONG: &str = "Wr0ngSECRET";
 const SECRETS: &[&str] = &[DATA_PASSWORD, SENTINEL_PASSWORD, CLUSTER_PASSWORD, WRONG];
 
 /// A set whose sentinels and data nodes have passwords of their own.
-fn guarded_set() -> &'static SentinelSet {
-    static SET: OnceLock<SentinelSet> = OnceLock::new();
-    SET.get_or_init(|| {
-        SentinelSet::builder()
-            .requirepass(DATA_PASSWORD)
-            .sentinel_password(SENTINEL_PASSWORD)
-            .start()
-    })
+fn guarded_set() -> SentinelSet {
+    SentinelSet::builder()
+        .requirepass(DATA_PASSWORD)
+        .sentinel_password(SENTINEL_PASSWORD)
+        .start()
 }
 
-fn cluster() -> &'static RedisCluster {
-    static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
-    CLUSTER.get_or_init(|| {
-        RedisCluster::builder()
-            .requirepass(CLUSTER_PASSWORD)
-            .start()
-    })
+/// A cluster whose nodes have a password.
+fn cluster() -> RedisCluster {
+    RedisCluster::builder()
+        .requirepass(CLUSTER_PASSWORD)
+        .start()
 }
 
 /// `redis+sentinel://[:password@]sentinels/service` for `set`.
@@ -89,7 +83,7 @@ fn closed_port() -> u16 {
 
 #[tokio::test]
 async fn sentinel_misconfigurations_are_named() {
-    let set = tokio::task::spawn_blocking(guarded_set).await.unwrap();
+    let set = &tokio::task::spawn_blocking(guarded_set).await.unwrap();
     let master = set.master_name();
     let good = || config(sentinel_url(set, Some(DATA_PASSWORD), master));
 
@@ -224,7 +218,7 @@ fn key_elsewhere(cluster: &RedisCluster, node: &RedisServer) -> String {
 
 #[tokio::test]
 async fn cluster_misconfigurations_are_named() {
-    let cluster = tokio::task::spawn_blocking(cluster).await.unwrap();
+    let cluster = &tokio::task::spawn_blocking(cluster).await.unwrap();
     let node = cluster.primaries()[0];
     let single = format!("redis://:{CLUSTER_PASSWORD}@{}", node.addr());
 

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cachekit::{Backend, BreakerConfig, ErrorKind, RedisBackend, RedisConfig, TieredCache};
 use cachekit_testkit::{RedisCluster, RedisServer};
-use common::{fault, Latencies, HUNG, RECOVERY_BOUND};
+use common::{fault, keyspace_hits, Latencies, HUNG, RECOVERY_BOUND};
 
 const TTL: Option<Duration> = Some(Duration::from_secs(600));
 
@@ -128,15 +128,6 @@ impl Load {
             "{what}: a read returned a wrong value"
         );
     }
-}
-
-/// `INFO stats` `keyspace_hits` of one node.
-fn keyspace_hits(node: &RedisServer) -> u64 {
-    let info = node.command(&["INFO", "stats"]);
-    info.lines()
-        .find_map(|l| l.strip_prefix("keyspace_hits:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no keyspace_hits in {info}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use cachekit::{cached, BreakerConfig, RedisBackend, RedisConfig, TieredCache};
 use cachekit_testkit::{RedisServer, SentinelSet};
-use common::{fault, Latencies, HUNG, RECOVERY_BOUND};
+use common::{fault, keyspace_hits, Latencies, HUNG, RECOVERY_BOUND};
 
 const CALLERS_PER_FN: u64 = 16;
 const SHARED_KEYS: u64 = 8;
@@ -163,15 +163,6 @@ fn price_cache_of() -> TieredCache {
 
 fn price_quick_cache_of() -> TieredCache {
     price_quick_probe_cache().cache().unwrap().clone()
-}
-
-/// `INFO stats` `keyspace_hits` of one server.
-fn keyspace_hits(server: &RedisServer) -> u64 {
-    let info = server.command(&["INFO", "stats"]);
-    info.lines()
-        .find_map(|l| l.strip_prefix("keyspace_hits:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no keyspace_hits in {info}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

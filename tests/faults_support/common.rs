@@ -121,3 +121,12 @@ pub async fn redis(url: &str) -> RedisBackend {
 pub async fn fault<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
     tokio::task::spawn_blocking(f).await.unwrap()
 }
+
+/// The server's `keyspace_hits` (`INFO stats`): GETs that found their key.
+pub fn keyspace_hits(server: &cachekit_testkit::RedisServer) -> u64 {
+    let info = server.command(&["INFO", "stats"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix("keyspace_hits:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no keyspace_hits in {info}"))
+}

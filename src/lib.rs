@@ -26,6 +26,7 @@ pub use cachekit_core::backend::{Backend, Health, Ttl};
 pub use cachekit_core::breaker::{BreakerConfig, BreakerState};
 pub use cachekit_core::codec::{Codec, CodecConfig};
 pub use cachekit_core::error::{Error, ErrorKind, Result};
+pub use cachekit_core::invalidation::{ChannelState, InvalidationStats, Invalidations};
 pub use cachekit_core::keys::{self, derive_key, KeyBuilder};
 pub use cachekit_core::lock::{DistributedLock, StampedeConfig};
 pub use cachekit_core::memory::{MemoryBackend, MemoryBackendBuilder};

@@ -2,12 +2,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
+use crate::invalidation::Invalidations;
 
 /// How long a stored key has left to live.
 #[non_exhaustive]
@@ -187,6 +189,42 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// Probes the backend. Never fails: an unreachable backend is reported
     /// as unhealthy with the reason in `details["error"]`.
     async fn health(&self) -> Health;
+
+    /// The channel through which this backend reports keys changed anywhere
+    /// (by any process or client), for the L1s in front of it; `None` (the
+    /// default) when it cannot notify. Called once per cache built on it;
+    /// a backend may start its listener on the first call.
+    fn invalidations(&self) -> Option<Arc<Invalidations>> {
+        None
+    }
+
+    /// Whether the backend keeps deletion marks (see
+    /// [`deletion_mark`](Self::deletion_mark)); `false` by default, and
+    /// then computations store plainly.
+    fn keeps_deletion_marks(&self) -> bool {
+        false
+    }
+
+    /// A mark of where `key`'s deletions stand, read before a value of it
+    /// is computed, for [`set_unless_deleted`](Self::set_unless_deleted);
+    /// `None` (the default) when the backend keeps no such record.
+    async fn deletion_mark(&self, _key: &str) -> Result<Option<Bytes>> {
+        Ok(None)
+    }
+
+    /// Stores a computed value unless `key` was deleted (or its prefix
+    /// cleared) by anyone since `mark` was read, checked atomically with
+    /// the write; whether it was stored. The default, for backends without
+    /// marks, always stores.
+    async fn set_unless_deleted(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+        _mark: &[u8],
+    ) -> Result<bool> {
+        self.set(key, value, ttl).await.map(|()| true)
+    }
 }
 
 /// Refuses the empty prefix that [`Backend::delete_prefix`] must not
@@ -260,5 +298,24 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     }
     async fn health(&self) -> Health {
         (**self).health().await
+    }
+
+    fn invalidations(&self) -> Option<Arc<Invalidations>> {
+        (**self).invalidations()
+    }
+    fn keeps_deletion_marks(&self) -> bool {
+        (**self).keeps_deletion_marks()
+    }
+    async fn deletion_mark(&self, key: &str) -> Result<Option<Bytes>> {
+        (**self).deletion_mark(key).await
+    }
+    async fn set_unless_deleted(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+        mark: &[u8],
+    ) -> Result<bool> {
+        (**self).set_unless_deleted(key, value, ttl, mark).await
     }
 }

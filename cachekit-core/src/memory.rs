@@ -43,6 +43,9 @@ pub(crate) struct Stored {
     /// When the value itself (not this L1 copy) stops being fresh, for
     /// refresh-ahead; `None`: never, or unknown.
     pub(crate) logical_until: Option<Instant>,
+    /// The [`TieredCache`](crate::TieredCache) L1 generation it was stored
+    /// in; a flush moves the cache to the next one.
+    pub(crate) generation: u64,
     /// Set once the entry has left the cache (replaced, removed, evicted or
     /// expired), so that an [`L1Ref`](crate::tiered::L1Ref) held elsewhere stops serving it.
     pub(crate) retired: AtomicBool,
@@ -58,6 +61,7 @@ impl Clone for Stored {
             expires_at: self.expires_at,
             fresh_until: self.fresh_until,
             logical_until: self.logical_until,
+            generation: self.generation,
             retired: AtomicBool::new(false),
         }
     }
@@ -72,6 +76,7 @@ impl Stored {
             expires_at: ttl.and_then(|t| expiry_at(Instant::now(), t)),
             fresh_until: None,
             logical_until: None,
+            generation: 0,
             retired: AtomicBool::new(false),
         }
     }
@@ -368,6 +373,26 @@ impl MemoryBackend {
             .remove(key)
             .is_some_and(|s| s.is_live(Instant::now()))
     }
+
+    /// Removes every key starting with `prefix`; how many were live.
+    pub(crate) fn remove_prefix(&self, prefix: &str) -> u64 {
+        let mut removed = 0;
+        let now = Instant::now();
+        for (key, _) in self.cache.iter() {
+            if key.starts_with(prefix) {
+                if let Some(old) = self.cache.remove(key.as_str()) {
+                    removed += u64::from(old.is_live(now));
+                }
+            }
+        }
+        removed
+    }
+
+    /// Drops every entry: lookups stop finding them at once, moka frees
+    /// them in its housekeeping.
+    pub(crate) fn flush(&self) {
+        self.cache.invalidate_all();
+    }
 }
 
 #[async_trait]
@@ -439,16 +464,7 @@ impl Backend for MemoryBackend {
 
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         crate::backend::check_prefix(prefix)?;
-        let mut removed = 0;
-        let now = Instant::now();
-        for (key, _) in self.cache.iter() {
-            if key.starts_with(prefix) {
-                if let Some(old) = self.cache.remove(key.as_str()) {
-                    removed += u64::from(old.is_live(now));
-                }
-            }
-        }
-        Ok(removed)
+        Ok(self.remove_prefix(prefix))
     }
 
     async fn health(&self) -> Health {

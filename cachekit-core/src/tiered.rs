@@ -10,6 +10,7 @@
 
 mod blocking;
 mod builder;
+mod changes;
 mod compute;
 mod flight;
 mod l2;
@@ -25,15 +26,19 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::backend::Backend;
 use crate::codec::Codec;
 use crate::error::Result;
+use crate::invalidation::{InvalidationStats, Invalidations};
 use crate::lock::{DistributedLock, StampedeConfig};
 use crate::memory::MemoryBackend;
 pub use builder::{
-    TieredCacheBuilder, DEFAULT_L1_MAX_TTL, DEFAULT_L2_TIMEOUT, DEFAULT_MAX_L2_IN_FLIGHT,
-    DEFAULT_MAX_L2_QUEUED, DEFAULT_STALE_RETRY_INTERVAL,
+    TieredCacheBuilder, DEFAULT_L1_MAX_TTL, DEFAULT_L1_TTL_UNSYNCED, DEFAULT_L2_TIMEOUT,
+    DEFAULT_MAX_L2_IN_FLIGHT, DEFAULT_MAX_L2_QUEUED, DEFAULT_STALE_RETRY_INTERVAL,
 };
+use changes::Changes;
 use flight::Flights;
 use l2::GuardedL2;
 pub use pinned::{L1Ref, WeakL1Ref};
@@ -68,10 +73,19 @@ pub struct TieredCache {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     l1: Option<MemoryBackend>,
     /// `Some` only when an L2 exists (see [`TieredCacheBuilder::l1_max_ttl`]).
     l1_max_ttl: Option<Duration>,
+    /// The L2's invalidation channel, when it has one and it is wanted.
+    invalidations: Option<Arc<Invalidations>>,
+    /// The L1 lifetime while `invalidations` is down.
+    l1_ttl_unsynced: Duration,
+    /// Bumped by every flush of L1: an entry stamped with an older one is
+    /// no longer served through an [`L1Ref`].
+    l1_generation: AtomicU64,
+    /// Changes since reads and computations began (see [`changes`]).
+    changes: Changes,
     /// Shared with caches made by [`TieredCache::with_l1`], so they share its
     /// breaker and in-flight bound too.
     l2: Option<Arc<GuardedL2>>,
@@ -126,7 +140,19 @@ impl TieredCache {
             stats.breaker = l2.breaker_state();
             stats.breaker_opened = l2.breaker_opened();
         }
+        stats.invalidation = self.invalidation_stats();
         stats
+    }
+
+    /// The L1 invalidation channel's state and counters (shared by every
+    /// cache in front of the same L2); all zero and
+    /// [`Off`](crate::ChannelState::Off) without one.
+    pub fn invalidation_stats(&self) -> InvalidationStats {
+        self.inner
+            .invalidations
+            .as_ref()
+            .map(|channel| channel.stats())
+            .unwrap_or_default()
     }
 
     /// Reads a value: L1, then L2 (filling L1). `None` on a miss.
@@ -172,7 +198,9 @@ impl TieredCache {
         T: Serialize + Clone + Send + Sync + 'static,
     {
         let policy = policy.or(&self.inner.defaults);
-        let (result, _) = self.store(key, value, &policy, None).await;
+        // Computations of this key that began before lose to this value.
+        self.inner.changes.key(key);
+        let (result, _) = self.store(key, value, &policy, None, None).await;
         if result.is_err() {
             self.invalidate_local(key);
         }
@@ -184,7 +212,7 @@ impl TieredCache {
     /// # Errors
     /// L2 errors (the L1 entry is gone regardless).
     pub async fn delete(&self, key: &str) -> Result<bool> {
-        let in_l1 = self.inner.l1.as_ref().is_some_and(|l1| l1.remove(key));
+        let in_l1 = self.inner.changed(key);
         let in_l2 = match &self.inner.l2 {
             Some(l2) => {
                 l2.call("delete", &self.inner.counters.l2, None, |b| b.delete(key))
@@ -205,10 +233,7 @@ impl TieredCache {
     /// errors.
     pub async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         crate::backend::check_prefix(prefix)?;
-        let mut removed = match &self.inner.l1 {
-            Some(l1) => l1.delete_prefix(prefix).await?,
-            None => 0,
-        };
+        let mut removed = self.inner.changed_prefix(prefix);
         if let Some(l2) = &self.inner.l2 {
             removed = l2
                 .call("delete_prefix", &self.inner.counters.l2, None, |b| {
@@ -243,29 +268,90 @@ impl TieredCache {
             ));
         }
         let inner = &self.inner;
-        Ok(TieredCache {
-            inner: Arc::new(Inner {
-                l1,
-                l1_max_ttl: inner.l2.as_ref().map(|_| l1_max_ttl),
-                l2: inner.l2.clone(),
-                codec: inner.codec.clone(),
-                defaults: inner.defaults.clone(),
-                stampede: inner.stampede.clone(),
-                recent_failures: inner.recent_failures.clone(),
-                flights: Flights::default(),
-                counters: Counters::default(),
-                l2_unavailable: inner.l2_unavailable,
-            }),
-        })
+        let invalidations = match &l1 {
+            Some(_) => inner.invalidations.clone(),
+            None => None,
+        };
+        Ok(TieredCache::attached(Inner {
+            l1,
+            l1_max_ttl: inner.l2.as_ref().map(|_| l1_max_ttl),
+            invalidations,
+            l1_ttl_unsynced: inner.l1_ttl_unsynced,
+            l1_generation: AtomicU64::new(0),
+            changes: Changes::default(),
+            l2: inner.l2.clone(),
+            codec: inner.codec.clone(),
+            defaults: inner.defaults.clone(),
+            stampede: inner.stampede.clone(),
+            recent_failures: inner.recent_failures.clone(),
+            flights: Flights::default(),
+            counters: Counters::default(),
+            l2_unavailable: inner.l2_unavailable,
+        }))
+    }
+
+    /// A cache around `inner`, attached to its invalidation channel.
+    fn attached(inner: Inner) -> TieredCache {
+        let inner = Arc::new(inner);
+        if let Some(channel) = &inner.invalidations {
+            channel.attach(Arc::downgrade(&inner));
+        }
+        TieredCache { inner }
     }
 
     /// Drops a key from this process's L1 only.
     ///
     /// This is where "this key changed elsewhere" events enter: a listener on
     /// Redis pub/sub or client-side tracking calls it to keep L1 coherent.
+    ///
+    /// A computation of the key that began before does not store its result.
     pub fn invalidate_local(&self, key: &str) {
-        if let Some(l1) = &self.inner.l1 {
-            l1.remove(key);
+        self.inner.changed(key);
+    }
+}
+
+impl Inner {
+    /// `key` changed: in-flight reads and computations of it do not store
+    /// what they bring back, and L1 drops it. Whether L1 held it.
+    pub(crate) fn changed(&self, key: &str) -> bool {
+        self.changes.key(key);
+        self.l1.as_ref().is_some_and(|l1| l1.remove(key))
+    }
+
+    /// Every key under `prefix` was removed; how many L1 held.
+    pub(crate) fn changed_prefix(&self, prefix: &str) -> u64 {
+        self.changes.all();
+        self.l1.as_ref().map_or(0, |l1| l1.remove_prefix(prefix))
+    }
+
+    /// Every key may have changed (the server was flushed).
+    pub(crate) fn changed_all(&self) {
+        self.changes.all();
+        self.flush_l1();
+    }
+
+    /// Drops every L1 entry, including those held through an [`L1Ref`].
+    pub(crate) fn flush_l1(&self) {
+        self.changes.flushed();
+        self.l1_generation.fetch_add(1, Ordering::SeqCst);
+        if let Some(l1) = &self.l1 {
+            l1.flush();
+        }
+    }
+
+    /// The generation new L1 entries are stamped with.
+    fn generation(&self) -> u64 {
+        self.l1_generation.load(Ordering::Acquire)
+    }
+
+    /// How long an L1 entry may be served without asking L2: `l1_max_ttl`,
+    /// or less while the invalidation channel is down.
+    fn l1_cap(&self) -> Option<Duration> {
+        match &self.invalidations {
+            Some(channel) if !channel.is_live() => {
+                self.l1_max_ttl.map(|cap| cap.min(self.l1_ttl_unsynced))
+            }
+            _ => self.l1_max_ttl,
         }
     }
 }

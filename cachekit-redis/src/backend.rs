@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use cachekit_core::{Backend, Error, ErrorKind, Health, Result, Ttl};
+use cachekit_core::{Backend, Error, ErrorKind, Health, Invalidations, Result, Ttl};
 use redis::Value;
 
 use crate::config::RedisConfig;
@@ -78,6 +78,12 @@ pub(crate) struct Inner {
     /// The config's `Display`, which holds no password.
     pub(crate) shown: String,
     pub(crate) scripts: Scripts,
+    /// Where the invalidation listener connects, and its channel once a
+    /// cache asked for it.
+    pub(crate) tracking: crate::tracking::Targets,
+    pub(crate) invalidations: std::sync::OnceLock<Arc<Invalidations>>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) response_timeout: Duration,
 }
 
 impl RedisBackend {
@@ -132,6 +138,7 @@ impl RedisBackend {
     fn build(config: RedisConfig) -> Result<Self> {
         config.validate()?;
         let manager = Manager::new(&config)?;
+        let tracking = manager.tracking();
         let pool = Pool::new(manager, &config);
         let inner = Inner {
             pool,
@@ -139,6 +146,10 @@ impl RedisBackend {
             lock_wait: config.lock_wait,
             shown: config.to_string(),
             scripts: Scripts::new(),
+            tracking,
+            invalidations: std::sync::OnceLock::new(),
+            connect_timeout: config.connect_timeout,
+            response_timeout: config.response_timeout,
         };
         Ok(Self {
             inner: Arc::new(inner),
@@ -319,14 +330,9 @@ impl Backend for RedisBackend {
         self.inner.set_one(key, &value, ttl).await
     }
 
+    /// Also counts the deletion (see [`deletion_mark`](Backend::deletion_mark)).
     async fn delete(&self, key: &str) -> Result<bool> {
-        let cmd = self.inner.command("UNLINK", key, 0, 0);
-        let removed: i64 = self
-            .inner
-            .pool
-            .query(&cmd, Op::new("UNLINK", Some(key)))
-            .await?;
-        Ok(removed > 0)
+        self.inner.delete_and_mark(key).await
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
@@ -436,11 +442,50 @@ impl Backend for RedisBackend {
         // With no key prefix configured, "" would SCAN and UNLINK the whole
         // database, keys of other applications included.
         cachekit_core::backend::check_prefix(prefix)?;
-        self.inner.unlink_matching(prefix).await
+        let removed = self.inner.unlink_matching(prefix).await?;
+        if let Err(err) = self.inner.mark_clear().await {
+            tracing::debug!(target: "cachekit", error = %err, "could not count a prefix clear");
+        }
+        self.inner.announce_clear(prefix).await;
+        Ok(removed)
+    }
+
+    fn keeps_deletion_marks(&self) -> bool {
+        true
+    }
+
+    /// The deletion counters of `key`'s hash slot and of prefix clears.
+    async fn deletion_mark(&self, key: &str) -> Result<Option<Bytes>> {
+        self.inner.deletion_mark(key).await.map(Some)
+    }
+
+    /// Stores with a script that first checks the counters read by
+    /// [`deletion_mark`](Backend::deletion_mark).
+    async fn set_unless_deleted(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+        mark: &[u8],
+    ) -> Result<bool> {
+        self.inner
+            .set_unless_deleted(key, value, px_arg(ttl), mark)
+            .await
     }
 
     async fn health(&self) -> Health {
         crate::health::probe(&self.inner).await
+    }
+
+    /// Redis notifies through server-assisted client-side caching: the
+    /// first call starts this backend's listener (see the crate docs).
+    fn invalidations(&self) -> Option<Arc<Invalidations>> {
+        Some(
+            self.inner
+                .invalidations
+                .get_or_init(|| crate::tracking::start(&self.inner))
+                .clone(),
+        )
     }
 }
 

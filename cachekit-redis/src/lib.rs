@@ -18,6 +18,13 @@
 //! the server (`host:port`), the cause and the fix; no message, log line or
 //! `Debug` output contains the password.
 //!
+//! Caches in front of a `RedisBackend` keep their L1 coherent across
+//! processes: the backend listens for changed keys with Redis's
+//! server-assisted client-side caching (`CLIENT TRACKING ON BCAST`, RESP3,
+//! one connection per primary) and announces prefix clears on the
+//! `__cachekit__:clear` channel. See
+//! [`TieredCacheBuilder::l1_invalidation`](cachekit_core::TieredCacheBuilder::l1_invalidation).
+//!
 //! TLS uses rustls with the *ring* crypto provider, installed as the
 //! process default the first time a `rediss://` backend is built (unless the
 //! application installed one first).
@@ -25,12 +32,14 @@
 mod backend;
 mod cas;
 mod config;
+mod deletions;
 mod errors;
 mod health;
 mod lock;
 mod pool;
 mod script;
 mod topology;
+mod tracking;
 
 pub use backend::RedisBackend;
 pub use cas::Version;

@@ -43,9 +43,11 @@ use self::lanes::{Handle, Lanes, OpenError};
 use crate::config::bench::{BenchCheckout, BenchDeadlines};
 use crate::errors::{self, Op, Target};
 
+pub(crate) use clients::{Clients, Endpoint};
 pub(crate) use cluster::primaries;
 pub(crate) use link::Link;
 pub(crate) use manager::Manager;
+pub(crate) use sentinel::Sentinels;
 
 /// What can be sent on a connection: one command or one pipeline.
 #[derive(Clone, Copy)]

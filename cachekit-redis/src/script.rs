@@ -56,6 +56,8 @@ pub(crate) struct Scripts {
     pub(crate) release_lock: Script,
     pub(crate) extend_lock: Script,
     pub(crate) get_with_ttl: Script,
+    pub(crate) set_unless_deleted: Script,
+    pub(crate) delete_and_mark: Script,
 }
 
 impl Scripts {
@@ -66,6 +68,8 @@ impl Scripts {
             release_lock: Script::new(crate::lock::RELEASE_LOCK),
             extend_lock: Script::new(crate::lock::EXTEND_LOCK),
             get_with_ttl: Script::new(crate::topology::GET_WITH_TTL),
+            set_unless_deleted: Script::new(crate::deletions::SET_UNLESS_DELETED),
+            delete_and_mark: Script::new(crate::deletions::DELETE_AND_MARK),
         }
     }
 }

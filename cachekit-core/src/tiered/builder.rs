@@ -16,6 +16,14 @@ use crate::memory::MemoryBackend;
 /// process may be after another process changes a key.
 pub const DEFAULT_L1_MAX_TTL: Duration = Duration::from_secs(60);
 
+/// Default cap on an L1 entry's lifetime while the L2's invalidation
+/// channel is down (or not yet up): how stale this process may be then.
+pub const DEFAULT_L1_TTL_UNSYNCED: Duration = Duration::from_secs(1);
+
+/// The environment variable that turns L1 invalidation off (`off`,
+/// `false`, `0` or `no`) when the builder does not choose.
+pub const L1_INVALIDATION_ENV: &str = "CACHEKIT_L1_INVALIDATION";
+
 /// Default deadline of one L2 operation.
 ///
 /// A healthy Redis answers in well under a millisecond on a LAN and in a few
@@ -53,6 +61,8 @@ enum L1Choice {
 pub struct TieredCacheBuilder {
     l1: L1Choice,
     l1_max_ttl: Duration,
+    l1_invalidation: Option<bool>,
+    l1_ttl_unsynced: Duration,
     l2: Option<Arc<dyn Backend>>,
     l2_timeout: Option<Duration>,
     breaker: Option<BreakerConfig>,
@@ -70,6 +80,8 @@ impl Default for TieredCacheBuilder {
         Self {
             l1: L1Choice::Default,
             l1_max_ttl: DEFAULT_L1_MAX_TTL,
+            l1_invalidation: None,
+            l1_ttl_unsynced: DEFAULT_L1_TTL_UNSYNCED,
             l2: None,
             l2_timeout: Some(DEFAULT_L2_TIMEOUT),
             breaker: Some(BreakerConfig::default()),
@@ -121,6 +133,25 @@ impl TieredCacheBuilder {
     /// cap does not apply.
     pub fn l1_max_ttl(mut self, ttl: Duration) -> Self {
         self.l1_max_ttl = ttl;
+        self
+    }
+
+    /// Whether L1 follows changes made by other processes, through the L2's
+    /// invalidation channel (Redis: client-side caching in BCAST mode).
+    /// Default: on when the L2 has such a channel, unless
+    /// `CACHEKIT_L1_INVALIDATION=off`; this setting wins over the variable.
+    /// Without it, another process's change is seen after at most
+    /// [`l1_max_ttl`](Self::l1_max_ttl).
+    pub fn l1_invalidation(mut self, on: bool) -> Self {
+        self.l1_invalidation = Some(on);
+        self
+    }
+
+    /// The L1 lifetime while the invalidation channel is down or not yet up
+    /// (default 1 s): a process that cannot hear about changes keeps
+    /// entries only this long. Capped by [`l1_max_ttl`](Self::l1_max_ttl).
+    pub fn l1_ttl_unsynced(mut self, ttl: Duration) -> Self {
+        self.l1_ttl_unsynced = ttl;
         self
     }
 
@@ -223,6 +254,12 @@ impl TieredCacheBuilder {
         if self.l1_max_ttl.is_zero() {
             return Err(Error::config("l1_max_ttl", "must be greater than zero"));
         }
+        if self.l1_ttl_unsynced.is_zero() {
+            return Err(Error::config(
+                "l1_ttl_unsynced",
+                "must be greater than zero",
+            ));
+        }
         if self.l2_timeout.is_some_and(|t| t.is_zero()) {
             return Err(Error::config("l2_timeout", "must be greater than zero"));
         }
@@ -255,6 +292,11 @@ impl TieredCacheBuilder {
             ));
         }
         let l1_max_ttl = self.l2.is_some().then_some(self.l1_max_ttl);
+        let wanted = self.l1_invalidation.unwrap_or_else(invalidation_from_env);
+        let invalidations = match (&l1, &self.l2) {
+            (Some(_), Some(l2)) if wanted => l2.invalidations(),
+            _ => None,
+        };
         let l2 = self.l2.map(|backend| {
             Arc::new(GuardedL2::new(
                 backend,
@@ -264,25 +306,46 @@ impl TieredCacheBuilder {
                 self.max_l2_queued,
             ))
         });
-        Ok(TieredCache {
-            inner: Arc::new(Inner {
-                l1,
-                l1_max_ttl,
-                l2,
-                codec: Codec::new(self.codec),
-                // Resolved once, so that TTLs past a century are shortened.
-                defaults: self.defaults.or(&Policy::default()),
-                stampede: self.stampede,
-                recent_failures: moka::sync::Cache::builder()
-                    .max_capacity(100_000)
-                    // moka refuses lifetimes past 1,000 years; a century
-                    // is as good as never.
-                    .time_to_live(self.stale_retry_interval.min(crate::deadline::FAR))
-                    .build(),
-                flights: Default::default(),
-                counters: Default::default(),
-                l2_unavailable: self.l2_unavailable,
-            }),
-        })
+        Ok(TieredCache::attached(Inner {
+            l1,
+            l1_max_ttl,
+            invalidations,
+            l1_ttl_unsynced: self.l1_ttl_unsynced,
+            l1_generation: Default::default(),
+            changes: Default::default(),
+            l2,
+            codec: Codec::new(self.codec),
+            // Resolved once, so that TTLs past a century are shortened.
+            defaults: self.defaults.or(&Policy::default()),
+            stampede: self.stampede,
+            recent_failures: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                // moka refuses lifetimes past 1,000 years; a century
+                // is as good as never.
+                .time_to_live(self.stale_retry_interval.min(crate::deadline::FAR))
+                .build(),
+            flights: Default::default(),
+            counters: Default::default(),
+            l2_unavailable: self.l2_unavailable,
+        }))
+    }
+}
+
+/// `CACHEKIT_L1_INVALIDATION`: on unless it says off; an unreadable value
+/// is reported once and leaves it on.
+fn invalidation_from_env() -> bool {
+    let Ok(value) = std::env::var(L1_INVALIDATION_ENV) else {
+        return true;
+    };
+    match value.trim().to_ascii_lowercase().as_str() {
+        "off" | "false" | "0" | "no" => false,
+        "on" | "true" | "1" | "yes" | "" => true,
+        _ => {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                tracing::warn!(target: "cachekit", variable = L1_INVALIDATION_ENV, value = %value, "not on/off; L1 invalidation stays on");
+            });
+            true
+        }
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::changes::Ticket;
 use super::flight::{self, FlightState, LeaderGuard, Role, Shared};
 use super::l2::Budget;
 use super::tiers::Found;
@@ -292,6 +293,9 @@ impl TieredCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        // Taken before L2 is read: a change of the key from here on (in
+        // this process or reported by another) voids what this call stores.
+        let ticket = self.inner.changes.ticket(key);
         let leader = loop {
             match self.inner.flights.join(key, shared) {
                 Role::Leader(guard) => break Some(guard),
@@ -360,7 +364,11 @@ impl TieredCache {
         }
         // Boxed apart: an L2 hit then allocates only the (smaller) future
         // above, which stays within the allocator's per-thread cache.
-        Box::pin(self.compute_and_store(key, policy, budget, leader, fallback, strict, compute))
+        let leading = Leading {
+            guard: leader,
+            ticket,
+        };
+        Box::pin(self.compute_and_store(key, policy, budget, leading, fallback, strict, compute))
             .await
     }
 
@@ -371,7 +379,7 @@ impl TieredCache {
         key: &str,
         policy: &Policy,
         budget: Option<&Budget>,
-        leader: Option<LeaderGuard<'_>>,
+        leading: Leading<'_>,
         mut fallback: Option<T>,
         strict: Strict<E>,
         compute: F,
@@ -381,6 +389,10 @@ impl TieredCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        let Leading {
+            guard: leader,
+            ticket,
+        } = leading;
         let mut lock_token = None;
         if leader.is_some() {
             match self.stampede::<T>(key, policy, budget).await {
@@ -391,6 +403,7 @@ impl TieredCache {
                 Stampede::Compute(token) => lock_token = token,
             }
         }
+        let computed = self.begin_compute(key, ticket, budget).await;
         self.inner.counters.compute();
         let result = match (policy.compute_timeout, fallback.take()) {
             (Some(limit), Some(stale_value)) => {
@@ -413,7 +426,9 @@ impl TieredCache {
         };
         match result {
             Ok(value) => {
-                let (stored, shared) = self.store(key, &value, policy, budget).await;
+                let (stored, shared) = self
+                    .store(key, &value, policy, budget, Some(&computed))
+                    .await;
                 self.release(key, lock_token).await;
                 if let (Err(err), Some(convert)) = (stored, strict) {
                     self.invalidate_local(key);
@@ -437,6 +452,30 @@ impl TieredCache {
 
     /// Whether a recomputation of `key` failed within the stale retry
     /// interval. Out of line: only a caller holding a stale value asks.
+    /// What a computation of `key` must know to not store over a change
+    /// that happens while it runs: the local `ticket` (taken before L2 was
+    /// read) and the L2's deletion mark, read now, before the computation
+    /// reads its sources. Without a mark (none kept, or L2 failing) the
+    /// value is stored plainly.
+    pub(crate) async fn begin_compute(
+        &self,
+        key: &str,
+        ticket: Ticket,
+        budget: Option<&Budget>,
+    ) -> Computed {
+        let mark = match &self.inner.l2 {
+            Some(l2) if l2.backend.keeps_deletion_marks() => l2
+                .call("mark", &self.inner.counters.l2, budget, |b| b.deletion_mark(key))
+                .await
+                .unwrap_or_else(|err| {
+                    tracing::debug!(target: "cachekit", key, error = %err, "no deletion mark; the value will be stored unchecked");
+                    None
+                }),
+            _ => None,
+        };
+        Computed { ticket, mark }
+    }
+
     #[cold]
     #[inline(never)]
     fn failed_lately(&self, key: &str) -> bool {
@@ -555,10 +594,14 @@ impl TieredCache {
                 guard.finish_with(|| Arc::new(v));
                 return;
             }
+            let ticket = cache.inner.changes.ticket(&key);
+            let computed = cache.begin_compute(&key, ticket, None).await;
             cache.inner.counters.refresh();
             match compute().await {
                 Ok(value) => {
-                    let (_, shared) = cache.store(&key, &value, &policy, None).await;
+                    let (_, shared) = cache
+                        .store(&key, &value, &policy, None, Some(&computed))
+                        .await;
                     guard.finish_with(|| shared.unwrap_or_else(|| Arc::new(value)));
                 }
                 Err(_) => {
@@ -568,6 +611,19 @@ impl TieredCache {
             }
         });
     }
+}
+
+/// What a computation saw before it began, checked when its value is stored.
+pub(crate) struct Computed {
+    pub(crate) ticket: Ticket,
+    /// The L2's [`deletion_mark`](crate::Backend::deletion_mark).
+    pub(crate) mark: Option<bytes::Bytes>,
+}
+
+/// The flight this call leads (if any) and what it saw when it began.
+struct Leading<'a> {
+    guard: Option<LeaderGuard<'a>>,
+    ticket: Ticket,
 }
 
 fn finish(leader: Option<LeaderGuard<'_>>, state: FlightState) {

@@ -117,7 +117,9 @@ impl TieredCache {
     #[inline]
     pub fn value_ref<'e, T: Cacheable>(&self, entry: &'e L1Ref) -> Option<&'e T> {
         let stored = &*entry.0;
-        if stored.is_retired() {
+        // Retired: it left L1. An older generation: L1 was flushed since
+        // (moka retires flushed entries only in its housekeeping).
+        if stored.is_retired() || stored.generation != self.inner.generation() {
             return None;
         }
         let value = stored.decoded.as_ref()?.downcast_ref::<T>()?;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::breaker::BreakerState;
 use crate::counter::ThreadCounter;
+use crate::invalidation::InvalidationStats;
 
 #[derive(Debug, Default)]
 pub(crate) struct TierCounters {
@@ -104,9 +105,13 @@ pub(crate) struct Counters {
     stale_served: AtomicU64,
     refreshes: AtomicU64,
     lock_waits: AtomicU64,
+    superseded: AtomicU64,
 }
 
 impl Counters {
+    pub(crate) fn superseded(&self) {
+        self.superseded.fetch_add(1, Relaxed);
+    }
     pub(crate) fn compute(&self) {
         self.computes.fetch_add(1, Relaxed);
     }
@@ -135,9 +140,11 @@ impl Counters {
             stale_served: self.stale_served.load(Relaxed),
             refreshes: self.refreshes.load(Relaxed),
             lock_waits: self.lock_waits.load(Relaxed),
+            superseded: self.superseded.load(Relaxed),
             breaker: BreakerState::Closed,
             breaker_opened: 0,
             l2_unavailable: false,
+            invalidation: InvalidationStats::default(),
         }
     }
 }
@@ -207,6 +214,10 @@ pub struct TieredStats {
     pub refreshes: u64,
     /// Polls spent waiting for another process's computation (stampede lock).
     pub lock_waits: u64,
+    /// Computed values not stored because their key was changed (set,
+    /// deleted, invalidated or cleared, here or in another process) after
+    /// the computation began; the caller still got the value.
+    pub superseded: u64,
     /// The L2 circuit breaker's state now.
     pub breaker: BreakerState,
     /// How often the circuit breaker has opened.
@@ -216,6 +227,8 @@ pub struct TieredStats {
     /// this process's memory only (`cachekit::default_backend_status()`
     /// says why).
     pub l2_unavailable: bool,
+    /// The L1 invalidation channel (see [`ChannelState`](crate::ChannelState)).
+    pub invalidation: InvalidationStats,
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde::Serialize;
 
+use super::changes::Ticket;
+use super::compute::Computed;
 use super::flight::Shared;
 use super::l2::Budget;
 use super::{Cacheable, Policy, TieredCache};
@@ -62,6 +64,7 @@ impl TieredCache {
                 Ok(v) => {
                     let mut typed = Stored::clone(&stored);
                     typed.set_decoded(Arc::new(v.clone()));
+                    typed.generation = self.inner.generation();
                     l1.insert_stored(key, typed);
                     v
                 }
@@ -109,6 +112,7 @@ impl TieredCache {
         let Some(l2) = &self.inner.l2 else {
             return Ok(None);
         };
+        let ticket = self.inner.changes.ticket(key);
         let counters = &self.inner.counters.l2;
         // The remaining TTL is only needed to fill L1 or to spot a stale
         // entry; without either, a plain GET saves Redis a PTTL per read.
@@ -171,7 +175,7 @@ impl TieredCache {
             Ttl::Remaining(left) => Some(left),
             _ => None,
         };
-        let shared = self.l1_put(key, bytes, &value, logical, remaining_life);
+        let shared = self.l1_put(key, bytes, &value, logical, remaining_life, Some(&ticket));
         Ok(Some(L2Hit {
             value,
             shared,
@@ -182,7 +186,10 @@ impl TieredCache {
     /// Encodes and writes a value to L2 (through its guards), then L1.
     ///
     /// L1 is written even when L2 fails: the value is correct, and L1 keeps
-    /// serving while L2 is unhealthy.
+    /// serving while L2 is unhealthy. A computed value comes with the
+    /// `ticket` taken before its computation began: if its key changed
+    /// since, it is not stored at all (a change that lands during the L2
+    /// write removes it from L1 again).
     ///
     /// # Errors
     /// Encoding errors (nothing is written) and L2 errors (L1 is written).
@@ -193,6 +200,7 @@ impl TieredCache {
         value: &T,
         policy: &Policy,
         budget: Option<&Budget>,
+        computed: Option<&Computed>,
     ) -> (Result<()>, Option<Shared>)
     where
         T: Serialize + Clone + Send + Sync + 'static,
@@ -209,28 +217,45 @@ impl TieredCache {
                 return (Err(err), None);
             }
         };
+        let ticket = computed.map(|c| &c.ticket);
+        if ticket.is_some_and(|t| !self.inner.changes.key_unchanged(t)) {
+            self.inner.counters.superseded();
+            return (Ok(()), None);
+        }
+        let mark = computed.and_then(|c| c.mark.as_deref());
         let mut result = Ok(());
         if let Some(l2) = &self.inner.l2 {
             let counters = &self.inner.counters.l2;
-            match l2
-                .call("set", counters, budget, |b| b.set(key, bytes.clone(), life))
-                .await
-            {
-                Ok(()) => counters.set(),
+            let sent = bytes.clone();
+            let write = l2.call("set", counters, budget, |b| async move {
+                match mark {
+                    Some(mark) => b.set_unless_deleted(key, sent, life, mark).await,
+                    None => b.set(key, sent, life).await.map(|()| true),
+                }
+            });
+            match write.await {
+                Ok(true) => counters.set(),
+                Ok(false) => {
+                    // Deleted by someone since the computation began.
+                    self.inner.counters.superseded();
+                    return (Ok(()), None);
+                }
                 Err(err) => {
                     tracing::debug!(target: "cachekit", key, error = %err, "L2 write failed or skipped; value kept in L1 only");
                     result = Err(err);
                 }
             }
         }
-        let shared = self.l1_put(key, bytes, value, logical, life);
+        let shared = self.l1_put(key, bytes, value, logical, life, ticket);
         (result, shared)
     }
 
     /// Inserts a copy of `value` into L1 and returns it (`None` without an
     /// L1). `logical` is how long the value stays fresh, `life` how long it
     /// may be kept at all (longer with serve-stale); L1 freshness is further
-    /// capped by `l1_max_ttl` when an L2 exists.
+    /// capped by `l1_max_ttl` when an L2 exists (and by `l1_ttl_unsynced`
+    /// while the invalidation channel is down). With a `ticket`, an entry
+    /// whose key changed since the ticket was taken is removed again.
     fn l1_put<T: Clone + Send + Sync + 'static>(
         &self,
         key: &str,
@@ -238,12 +263,13 @@ impl TieredCache {
         value: &T,
         logical: Option<Duration>,
         life: Option<Duration>,
+        ticket: Option<&Ticket>,
     ) -> Option<Shared> {
         let l1 = self.inner.l1.as_ref()?;
         let value = Arc::new(value.clone());
         let now = Instant::now();
         let at = |d: Option<Duration>| d.and_then(|d| expiry_at(now, d));
-        let l1_fresh = match (logical, self.inner.l1_max_ttl) {
+        let l1_fresh = match (logical, self.inner.l1_cap()) {
             (Some(t), Some(cap)) => Some(t.min(cap)),
             (t, cap) => t.or(cap),
         };
@@ -260,7 +286,18 @@ impl TieredCache {
                 ..Stored::typed(bytes, value.clone(), at(l1_fresh))
             }
         };
-        l1.insert_stored(key, stored);
+        l1.insert_stored(
+            key,
+            Stored {
+                generation: self.inner.generation(),
+                ..stored
+            },
+        );
+        if ticket.is_some_and(|t| !self.inner.changes.unchanged(t)) {
+            // The key changed while its value was on the way here.
+            l1.remove(key);
+            return None;
+        }
         self.inner.counters.l1.set();
         Some(value)
     }

@@ -67,6 +67,24 @@ impl Inner {
         }
     }
 
+    /// Tells every process's L1 that the keys under `prefix` are gone
+    /// (their listeners also hear of each key removed, but not of L1
+    /// entries whose L2 write had failed). Best effort: a refusal (an ACL
+    /// without PUBLISH) is logged at debug level.
+    pub(crate) async fn announce_clear(&self, prefix: &str) {
+        let mut publish = redis::cmd("PUBLISH");
+        publish
+            .arg(crate::tracking::CLEAR_CHANNEL)
+            .arg(format!("{}{prefix}", self.key_prefix));
+        if let Err(err) = self
+            .pool
+            .query::<i64>(&publish, Op::new("PUBLISH", None))
+            .await
+        {
+            tracing::debug!(target: "cachekit", error = %err, "could not announce a prefix clear");
+        }
+    }
+
     /// `GET key`; a key of another type is a miss.
     pub(crate) async fn get_one(&self, key: &str) -> Result<Option<Bytes>> {
         let op = Op::new("GET", Some(key));

@@ -29,6 +29,7 @@ use super::{cluster, Conn, Link};
 use crate::config::bench::BenchDeadlines;
 use crate::config::{parse_url, ParsedUrl, RedisConfig, Topology};
 use crate::errors::{self, Place, Target};
+use crate::tracking::Targets;
 
 /// How connections are opened.
 #[derive(Clone)]
@@ -51,6 +52,8 @@ pub(crate) struct Manager {
     /// redis-rs's own transport.
     coalesce_writes: bool,
     target: Arc<Target>,
+    /// Where the invalidation listener connects.
+    tracking: Targets,
 }
 
 /// How messages name what `url` points at.
@@ -88,22 +91,31 @@ impl Manager {
         let url = parse_url(&config.url)?;
         let target = Arc::new(target_of(&url));
         let clients = Clients::new(config, &url, &target)?;
-        let connector = match &url.topology {
-            Topology::Standalone => Connector::Direct(
-                clients.endpoint(clients.tcp_addr(url.host(), url.port()), target.clone())?,
-            ),
-            Topology::Unix(path) => Connector::Direct(
-                clients.endpoint(ConnectionAddr::Unix(path.clone()), target.clone())?,
-            ),
-            Topology::Sentinel { service } => Connector::Sentinel(Arc::new(Sentinels::new(
-                config,
-                &url,
-                service,
-                clients,
-                target.clone(),
-            )?)),
+        let (connector, tracking) = match &url.topology {
+            Topology::Standalone | Topology::Unix(_) => {
+                let addr = match &url.topology {
+                    Topology::Unix(path) => ConnectionAddr::Unix(path.clone()),
+                    _ => clients.tcp_addr(url.host(), url.port()),
+                };
+                let tracking = Targets::single(&clients, addr.clone(), target.clone())?;
+                let endpoint = clients.endpoint(addr, target.clone())?;
+                (Connector::Direct(endpoint), tracking)
+            }
+            Topology::Sentinel { service } => {
+                let sentinels = Arc::new(Sentinels::new(
+                    config,
+                    &url,
+                    service,
+                    clients.clone(),
+                    target.clone(),
+                )?);
+                let tracking = Targets::sentinel(sentinels.clone(), &clients);
+                (Connector::Sentinel(sentinels), tracking)
+            }
             Topology::Cluster => {
-                Connector::Cluster(cluster::client(config, &url, &clients, &target)?)
+                let client = cluster::client(config, &url, &clients, &target)?;
+                let tracking = Targets::cluster(&clients, target.clone());
+                (Connector::Cluster(client), tracking)
             }
         };
         // Our own deadlines cover the whole exchange; redis-rs's would race
@@ -118,6 +130,7 @@ impl Manager {
             connect_timeout: config.connect_timeout,
             coalesce_writes: config.coalesce_writes,
             target,
+            tracking,
         })
     }
 
@@ -132,6 +145,11 @@ impl Manager {
     /// Whether the connections are cluster connections.
     pub(crate) fn is_cluster(&self) -> bool {
         matches!(self.connector, Connector::Cluster(_))
+    }
+
+    /// Where the invalidation listener connects.
+    pub(crate) fn tracking(&self) -> Targets {
+        self.tracking.clone()
     }
 
     pub(crate) fn target(&self) -> Arc<Target> {

@@ -121,6 +121,11 @@ impl Sentinels {
         self.current.lock().ok().and_then(|current| current.clone())
     }
 
+    /// How messages name the deployment.
+    pub(crate) fn target(&self) -> &Target {
+        &self.target
+    }
+
     /// How many `+switch-master` announcements for the service were seen.
     pub(crate) fn switches(&self) -> u64 {
         self.switches.load(Ordering::Relaxed)
@@ -161,7 +166,7 @@ impl Sentinels {
 
     /// Asks the sentinels in turn, from the one that answered last, for the
     /// primary's address.
-    async fn primary(&self) -> Result<(String, u16)> {
+    pub(crate) async fn primary(&self) -> Result<(String, u16)> {
         let count = self.sentinels.len();
         let first = self.preferred.load(Ordering::Relaxed);
         let mut failures = Vec::new();

@@ -27,9 +27,13 @@ const TTL: Option<Duration> = Some(Duration::from_secs(60));
 const LONG: Duration = Duration::from_secs(60);
 const DEADLINE: Duration = Duration::from_millis(150);
 
+/// Without L1 invalidation: its channel breaks with the server and marks L1
+/// stale, and these tests are about L2's breaker (invalidation_faults.rs
+/// pins what L1 does then).
 async fn cache_with(server: &RedisServer, breaker: BreakerConfig) -> TieredCache {
     TieredCache::builder()
         .l2(redis(&server.url()).await)
+        .l1_invalidation(false)
         .l2_timeout(DEADLINE)
         .breaker(breaker)
         .build()

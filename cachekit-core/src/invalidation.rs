@@ -10,8 +10,10 @@
 //! ([`lost`](Invalidations::lost), [`resumed`](Invalidations::resumed)).
 //!
 //! While the channel is down a process cannot know what it missed: every
-//! attached L1 is flushed when it goes down and again when it comes back,
-//! and in between L1 entries live at most the cache's
+//! attached L1 is flushed when it goes down and again when it comes back
+//! (its entries are marked stale: never served as fresh again, only as
+//! the fallback of a policy with `max_stale` when recomputing fails), and
+//! in between L1 entries live at most the cache's
 //! [`l1_ttl_unsynced`](crate::TieredCacheBuilder::l1_ttl_unsynced).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
@@ -107,9 +109,7 @@ impl Invalidations {
     /// store their result.
     pub fn key(&self, key: &str) {
         self.keys.fetch_add(1, Ordering::Relaxed);
-        self.each(|cache| {
-            cache.changed(key);
-        });
+        self.each(|cache| cache.changed_elsewhere(key));
     }
 
     /// Every key starting with `prefix` was removed.
@@ -128,18 +128,18 @@ impl Invalidations {
     }
 
     /// The channel broke (or could not be set up): the listener cannot
-    /// know what it missed. Every attached L1 is flushed and, until
+    /// know what it missed. Every attached L1 is flushed (if it was live)
+    /// and, until
     /// [`resumed`](Self::resumed), keeps entries only briefly. Logged once
     /// per outage; `why` must hold no secret.
     pub fn lost(&self, why: &str) {
         let was = self.state.swap(DOWN, Ordering::SeqCst);
+        // Once down, entries are short-lived already: a failed attempt to
+        // set the channel up again learns nothing new.
         if was == LIVE {
             self.losses.fetch_add(1, Ordering::Relaxed);
+            self.flush();
         }
-        // Flush even if it was already down: entries made in between were
-        // short-lived, but a flush costs little and a caller may have
-        // filled L1 from a read the server answered before it went away.
-        self.flush();
         if !self.logged.swap(true, Ordering::AcqRel) {
             tracing::warn!(
                 target: "cachekit",

@@ -12,6 +12,7 @@ mod blocking;
 mod builder;
 mod changes;
 mod compute;
+mod echoes;
 mod flight;
 mod l2;
 mod outage;
@@ -25,8 +26,6 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::backend::Backend;
 use crate::codec::Codec;
@@ -81,11 +80,10 @@ pub(crate) struct Inner {
     invalidations: Option<Arc<Invalidations>>,
     /// The L1 lifetime while `invalidations` is down.
     l1_ttl_unsynced: Duration,
-    /// Bumped by every flush of L1: an entry stamped with an older one is
-    /// no longer served through an [`L1Ref`].
-    l1_generation: AtomicU64,
     /// Changes since reads and computations began (see [`changes`]).
     changes: Changes,
+    /// Echoes of this cache's own writes to wait for (see [`echoes`]).
+    echoes: echoes::Echoes,
     /// Shared with caches made by [`TieredCache::with_l1`], so they share its
     /// breaker and in-flight bound too.
     l2: Option<Arc<GuardedL2>>,
@@ -277,8 +275,8 @@ impl TieredCache {
             l1_max_ttl: inner.l2.as_ref().map(|_| l1_max_ttl),
             invalidations,
             l1_ttl_unsynced: inner.l1_ttl_unsynced,
-            l1_generation: AtomicU64::new(0),
             changes: Changes::default(),
+            echoes: Default::default(),
             l2: inner.l2.clone(),
             codec: inner.codec.clone(),
             defaults: inner.defaults.clone(),
@@ -318,30 +316,40 @@ impl Inner {
         self.l1.as_ref().is_some_and(|l1| l1.remove(key))
     }
 
+    /// Another process (or client) changed `key`, as the invalidation
+    /// channel reports; the echo of this cache's own write is let pass.
+    pub(crate) fn changed_elsewhere(&self, key: &str) {
+        if !self.echoes.consume(key) {
+            self.changed(key);
+        }
+    }
+
     /// Every key under `prefix` was removed; how many L1 held.
     pub(crate) fn changed_prefix(&self, prefix: &str) -> u64 {
         self.changes.all();
         self.l1.as_ref().map_or(0, |l1| l1.remove_prefix(prefix))
     }
 
-    /// Every key may have changed (the server was flushed).
+    /// Every key was deleted (the server was flushed): L1 drops everything.
     pub(crate) fn changed_all(&self) {
         self.changes.all();
-        self.flush_l1();
-    }
-
-    /// Drops every L1 entry, including those held through an [`L1Ref`].
-    pub(crate) fn flush_l1(&self) {
         self.changes.flushed();
-        self.l1_generation.fetch_add(1, Ordering::SeqCst);
         if let Some(l1) = &self.l1 {
             l1.flush();
         }
     }
 
-    /// The generation new L1 entries are stamped with.
+    /// Marks every L1 entry stale, including those held through an
+    /// [`L1Ref`]: no longer served as fresh, but still there for a
+    /// caller whose policy serves stale values when recomputing fails.
+    pub(crate) fn flush_l1(&self) {
+        self.changes.flushed();
+    }
+
+    /// The L1 generation: entries stamped with an older one are stale.
+    #[inline]
     fn generation(&self) -> u64 {
-        self.l1_generation.load(Ordering::Acquire)
+        self.changes.generation()
     }
 
     /// How long an L1 entry may be served without asking L2: `l1_max_ttl`,

@@ -84,6 +84,8 @@ pub(crate) struct Inner {
     pub(crate) invalidations: std::sync::OnceLock<Arc<Invalidations>>,
     pub(crate) connect_timeout: Duration,
     pub(crate) response_timeout: Duration,
+    /// Off only in benches (see `BenchSwitches::no_deletion_marks`).
+    pub(crate) deletion_marks: bool,
 }
 
 impl RedisBackend {
@@ -150,6 +152,7 @@ impl RedisBackend {
             invalidations: std::sync::OnceLock::new(),
             connect_timeout: config.connect_timeout,
             response_timeout: config.response_timeout,
+            deletion_marks: !config.bench.no_deletion_marks,
         };
         Ok(Self {
             inner: Arc::new(inner),
@@ -332,7 +335,16 @@ impl Backend for RedisBackend {
 
     /// Also counts the deletion (see [`deletion_mark`](Backend::deletion_mark)).
     async fn delete(&self, key: &str) -> Result<bool> {
-        self.inner.delete_and_mark(key).await
+        if self.inner.deletion_marks {
+            return self.inner.delete_and_mark(key).await;
+        }
+        let cmd = self.inner.command("UNLINK", key, 0, 0);
+        let removed: i64 = self
+            .inner
+            .pool
+            .query(&cmd, Op::new("UNLINK", Some(key)))
+            .await?;
+        Ok(removed > 0)
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
@@ -451,7 +463,7 @@ impl Backend for RedisBackend {
     }
 
     fn keeps_deletion_marks(&self) -> bool {
-        true
+        self.inner.deletion_marks
     }
 
     /// The deletion counters of `key`'s hash slot and of prefix clears.

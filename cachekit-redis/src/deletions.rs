@@ -6,9 +6,9 @@
 //! the counter before it starts ([`RedisBackend::deletion_mark`]); its
 //! result is stored by a script that checks the counter first, so the
 //! check and the write are atomic on the server. Counters are shared by
-//! keys of one cluster hash slot (at most 16,384 small keys, never
-//! expiring): a delete of another key of the same slot during a
-//! computation costs that computation its store, never correctness. The
+//! keys of one cluster hash slot (at most 16,384 small keys): a delete of another key of the same slot during a
+//! computation costs that computation its store, never correctness; a
+//! counter expires a day after its slot's last delete. The
 //! counter key carries a hash tag that puts it in the key's slot, so the
 //! script works on a cluster too. Prefix clears also increment one
 //! counter per backend, checked on standalone and Sentinel deployments; a
@@ -47,10 +47,13 @@ return 1
 ";
 
 /// `KEYS[1]` key, `KEYS[2]` its slot's counter: removes the key, counts a
-/// deletion; how many keys were removed.
+/// deletion (the counter lives a day past the last one: a computation
+/// that read it would have to run that long to miss its expiry); how many
+/// keys were removed.
 pub(crate) const DELETE_AND_MARK: &str = r"
 local removed = redis.call('UNLINK', KEYS[1])
 redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], 86400000)
 return removed
 ";
 

@@ -347,6 +347,11 @@ impl RedisCluster {
         self.primaries().iter().map(|n| n.command(args)).collect()
     }
 
+    /// [`RedisServer::data_keys`] of database 0 on every primary.
+    pub fn data_keys_on_primaries(&self) -> Vec<u64> {
+        self.primaries().iter().map(|n| n.data_keys(0)).collect()
+    }
+
     /// `FLUSHALL` on every primary (replicas follow).
     ///
     /// # Panics

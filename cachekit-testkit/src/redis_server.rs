@@ -475,6 +475,22 @@ impl RedisServer {
         conn.call(args)
     }
 
+    /// How many keys database `db` holds besides cachekit's own counters
+    /// (`__cachekit__:` keys, see the deletion marks of `cachekit-redis`):
+    /// what a test that counts keys means.
+    ///
+    /// # Panics
+    ///
+    /// As [`command`](Self::command), or when the reply is not a number.
+    pub fn data_keys(&self, db: u32) -> u64 {
+        let db = db.to_string();
+        let reply = self.command(&["EVAL", DATA_KEYS, "0", &db]);
+        match reply.trim_start_matches("(integer) ").parse() {
+            Ok(count) => count,
+            Err(_) => self.fail(format_args!("counting keys answered {reply:?}")),
+        }
+    }
+
     /// Empties every database.
     ///
     /// # Panics
@@ -551,3 +567,8 @@ impl Drop for RedisServer {
 
 #[cfg(test)]
 mod tests;
+
+/// Counts the keys of database `ARGV[1]` that are not cachekit's counters.
+const DATA_KEYS: &str = "redis.call('SELECT', ARGV[1]) local n = 0 \
+    for _, k in ipairs(redis.call('KEYS', '*')) do \
+    if not string.find(k, '__cachekit__:', 1, true) then n = n + 1 end end return n";

@@ -311,8 +311,8 @@ impl TieredCacheBuilder {
             l1_max_ttl,
             invalidations,
             l1_ttl_unsynced: self.l1_ttl_unsynced,
-            l1_generation: Default::default(),
             changes: Default::default(),
+            echoes: Default::default(),
             l2,
             codec: Codec::new(self.codec),
             // Resolved once, so that TTLs past a century are shortened.

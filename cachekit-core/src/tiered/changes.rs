@@ -64,20 +64,28 @@ impl Changes {
         }
     }
 
-    /// Whether nothing that concerns the ticket's key changed since it was
-    /// taken. Called after the result is in L1 (with a fence between), so
-    /// that a change either shows here or removes the entry itself.
+    /// Whether the ticket's key was neither changed nor cleared since it
+    /// was taken (an L1 flush aside: see [`generation_of`](Self::generation_of)).
+    /// Called before a computed value is stored, and after a value is put
+    /// in L1 (with a fence between), so that a change either shows here or
+    /// removes the entry itself.
     pub(crate) fn unchanged(&self, ticket: &Ticket) -> bool {
         std::sync::atomic::fence(Ordering::SeqCst);
-        self.flushes.load(Ordering::SeqCst) == ticket.flushes && self.key_unchanged(ticket)
-    }
-
-    /// Whether the ticket's key was neither changed nor cleared since it
-    /// was taken (an L1 flush aside): whether a computed value may still
-    /// be stored.
-    pub(crate) fn key_unchanged(&self, ticket: &Ticket) -> bool {
         self.epoch.load(Ordering::SeqCst) == ticket.epoch
             && self.stripes[ticket.stripe].load(Ordering::SeqCst) == ticket.seen
+    }
+
+    /// The L1 generation when the ticket was taken: what a value read
+    /// from L2 under it is stamped with, so that a flush since makes it
+    /// stale at once.
+    pub(crate) fn generation_of(ticket: &Ticket) -> u64 {
+        ticket.flushes
+    }
+
+    /// The L1 generation now (bumped by every flush).
+    #[inline]
+    pub(crate) fn generation(&self) -> u64 {
+        self.flushes.load(Ordering::Acquire)
     }
 
     /// `key` changed; called before the key is removed from L1.
@@ -90,7 +98,8 @@ impl Changes {
         self.epoch.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// L1 is about to be flushed though no key is known to have changed.
+    /// L1 is flushed though no key is known to have changed: its entries
+    /// become stale (the next generation begins).
     pub(crate) fn flushed(&self) {
         self.flushes.fetch_add(1, Ordering::SeqCst);
     }
@@ -114,8 +123,8 @@ mod tests {
 
         let ticket = changes.ticket("a");
         changes.flushed();
-        assert!(!changes.unchanged(&ticket), "L1 was flushed");
-        assert!(changes.key_unchanged(&ticket), "but the key did not change");
+        assert!(changes.unchanged(&ticket), "a flush changes no key");
+        assert_eq!(Changes::generation_of(&ticket) + 1, changes.generation());
 
         let ticket = changes.ticket("a");
         // A key in another stripe leaves the ticket valid.

@@ -340,6 +340,7 @@ impl TieredCache {
         // One L2 deadline for all of this call's L2 operations.
         let budget = self.inner.l2.as_ref().and_then(|l2| l2.budget());
         let budget = budget.as_ref();
+        let mut l2_failed = false;
         if leader.is_some() {
             // The previous flight may have filled the cache after our L1 check.
             if let Found::Fresh(v, _) = self.l1_peek::<T>(key, policy) {
@@ -359,6 +360,7 @@ impl TieredCache {
                         finish(leader, FlightState::Failed);
                         return Err(convert(err));
                     }
+                    l2_failed = true;
                 }
             }
         }
@@ -367,6 +369,7 @@ impl TieredCache {
         let leading = Leading {
             guard: leader,
             ticket,
+            l2_failed,
         };
         Box::pin(self.compute_and_store(key, policy, budget, leading, fallback, strict, compute))
             .await
@@ -392,6 +395,7 @@ impl TieredCache {
         let Leading {
             guard: leader,
             ticket,
+            l2_failed,
         } = leading;
         let mut lock_token = None;
         if leader.is_some() {
@@ -403,7 +407,11 @@ impl TieredCache {
                 Stampede::Compute(token) => lock_token = token,
             }
         }
-        let computed = self.begin_compute(key, ticket, budget).await;
+        // After a failed read the mark would fail too (and count again).
+        let computed = match l2_failed {
+            false => self.begin_compute(key, ticket, budget).await,
+            true => Computed { ticket, mark: None },
+        };
         self.inner.counters.compute();
         let result = match (policy.compute_timeout, fallback.take()) {
             (Some(limit), Some(stale_value)) => {
@@ -624,6 +632,8 @@ pub(crate) struct Computed {
 struct Leading<'a> {
     guard: Option<LeaderGuard<'a>>,
     ticket: Ticket,
+    /// The L2 read failed (deadline, breaker, connection).
+    l2_failed: bool,
 }
 
 fn finish(leader: Option<LeaderGuard<'_>>, state: FlightState) {

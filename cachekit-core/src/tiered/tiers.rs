@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::changes::Ticket;
+use super::changes::{Changes, Ticket};
 use super::compute::Computed;
 use super::flight::Shared;
 use super::l2::Budget;
@@ -25,6 +25,15 @@ pub(crate) enum Found<T> {
     /// age cap, so L2 should be asked first).
     Stale(T),
     Miss,
+}
+
+/// Where a value put in L1 comes from, with the ticket its read or
+/// computation took.
+enum FillOrigin<'t> {
+    /// Read from L2.
+    Read(&'t Ticket),
+    /// Written to L2 by this cache: set, or computed (with a ticket).
+    Written(Option<&'t Ticket>),
 }
 
 /// A value read from L2.
@@ -64,7 +73,6 @@ impl TieredCache {
                 Ok(v) => {
                     let mut typed = Stored::clone(&stored);
                     typed.set_decoded(Arc::new(v.clone()));
-                    typed.generation = self.inner.generation();
                     l1.insert_stored(key, typed);
                     v
                 }
@@ -76,6 +84,11 @@ impl TieredCache {
                 }
             },
         };
+        // Stored before L1 was last flushed (its invalidation channel
+        // broke or came back): it may have changed unseen.
+        if stored.generation != self.inner.generation() {
+            return Found::Stale(value);
+        }
         // Most hits need no clock: no serve-stale window and no refresh-ahead.
         let wants_refresh = policy.refresh_ahead.is_some() && stored.logical_until.is_some();
         if stored.fresh_until.is_none() && !wants_refresh {
@@ -175,7 +188,14 @@ impl TieredCache {
             Ttl::Remaining(left) => Some(left),
             _ => None,
         };
-        let shared = self.l1_put(key, bytes, &value, logical, remaining_life, Some(&ticket));
+        let shared = self.l1_put(
+            key,
+            bytes,
+            &value,
+            logical,
+            remaining_life,
+            FillOrigin::Read(&ticket),
+        );
         Ok(Some(L2Hit {
             value,
             shared,
@@ -218,7 +238,7 @@ impl TieredCache {
             }
         };
         let ticket = computed.map(|c| &c.ticket);
-        if ticket.is_some_and(|t| !self.inner.changes.key_unchanged(t)) {
+        if ticket.is_some_and(|t| !self.inner.changes.unchanged(t)) {
             self.inner.counters.superseded();
             return (Ok(()), None);
         }
@@ -226,6 +246,11 @@ impl TieredCache {
         let mut result = Ok(());
         if let Some(l2) = &self.inner.l2 {
             let counters = &self.inner.counters.l2;
+            // Our value goes to L1 after the write: its echo must not drop it.
+            let echoed = self.inner.l1.is_some() && self.inner.invalidations.is_some();
+            if echoed {
+                self.inner.echoes.expect(key);
+            }
             let sent = bytes.clone();
             let write = l2.call("set", counters, budget, |b| async move {
                 match mark {
@@ -237,16 +262,29 @@ impl TieredCache {
                 Ok(true) => counters.set(),
                 Ok(false) => {
                     // Deleted by someone since the computation began.
+                    if echoed {
+                        self.inner.echoes.withdraw(key);
+                    }
                     self.inner.counters.superseded();
                     return (Ok(()), None);
                 }
                 Err(err) => {
+                    if echoed {
+                        self.inner.echoes.withdraw(key);
+                    }
                     tracing::debug!(target: "cachekit", key, error = %err, "L2 write failed or skipped; value kept in L1 only");
                     result = Err(err);
                 }
             }
         }
-        let shared = self.l1_put(key, bytes, value, logical, life, ticket);
+        let shared = self.l1_put(
+            key,
+            bytes,
+            value,
+            logical,
+            life,
+            FillOrigin::Written(ticket),
+        );
         (result, shared)
     }
 
@@ -263,7 +301,7 @@ impl TieredCache {
         value: &T,
         logical: Option<Duration>,
         life: Option<Duration>,
-        ticket: Option<&Ticket>,
+        origin: FillOrigin<'_>,
     ) -> Option<Shared> {
         let l1 = self.inner.l1.as_ref()?;
         let value = Arc::new(value.clone());
@@ -286,10 +324,16 @@ impl TieredCache {
                 ..Stored::typed(bytes, value.clone(), at(l1_fresh))
             }
         };
+        // A value read from L2 belongs to the generation its read began
+        // in: if L1 was flushed since, it is stale from the start.
+        let (generation, ticket) = match origin {
+            FillOrigin::Read(ticket) => (Changes::generation_of(ticket), Some(ticket)),
+            FillOrigin::Written(ticket) => (self.inner.generation(), ticket),
+        };
         l1.insert_stored(
             key,
             Stored {
-                generation: self.inner.generation(),
+                generation,
                 ..stored
             },
         );

@@ -46,6 +46,9 @@ pub struct BenchSwitches {
     pub deadlines: BenchDeadlines,
     /// How a command gets a connection.
     pub checkout: BenchCheckout,
+    /// No deletion marks: `delete` is a plain UNLINK and computed values
+    /// are stored with a plain SET, as before they existed.
+    pub no_deletion_marks: bool,
 }
 
 impl BenchSwitches {
@@ -54,6 +57,13 @@ impl BenchSwitches {
         Self {
             deadlines,
             checkout,
+            no_deletion_marks: false,
         }
+    }
+
+    /// The same switches without deletion marks.
+    pub fn without_deletion_marks(mut self) -> Self {
+        self.no_deletion_marks = true;
+        self
     }
 }

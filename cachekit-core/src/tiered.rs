@@ -7,6 +7,11 @@
 //! bound on calls in flight; an L2 failure is logged, counted and skipped, and
 //! the caller still gets a value (fail-open) unless it asked for the strict
 //! (fail-closed) variants.
+//!
+//! With an L2 that can notify (Redis), L1 follows changes made by any
+//! process: see [`crate::invalidation`]. A computation whose key is
+//! changed, deleted or cleared (here or elsewhere) while it runs returns
+//! its value to its caller without storing it.
 
 mod blocking;
 mod builder;
@@ -297,10 +302,11 @@ impl TieredCache {
         TieredCache { inner }
     }
 
-    /// Drops a key from this process's L1 only.
-    ///
-    /// This is where "this key changed elsewhere" events enter: a listener on
-    /// Redis pub/sub or client-side tracking calls it to keep L1 coherent.
+    /// Drops a key from this process's L1 only, for a change this process
+    /// learned of by its own means. Changes made through any cache on a
+    /// Redis L2 reach every process's L1 by themselves (see
+    /// [`TieredCacheBuilder::l1_invalidation`]); [`delete`](Self::delete)
+    /// is the fleet-wide removal.
     ///
     /// A computation of the key that began before does not store its result.
     pub fn invalidate_local(&self, key: &str) {

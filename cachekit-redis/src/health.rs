@@ -46,6 +46,12 @@ pub(crate) async fn probe(inner: &Inner) -> Health {
     if !inner.key_prefix.is_empty() {
         health = health.detail("key_prefix", &inner.key_prefix);
     }
+    if let Some(channel) = inner.invalidations.get() {
+        let stats = channel.stats();
+        health = health
+            .detail("invalidation", format!("{:?}", stats.state).to_lowercase())
+            .detail("invalidation_losses", stats.losses);
+    }
     if let Err(err) = ping {
         return health.detail("error", err);
     }

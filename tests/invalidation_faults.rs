@@ -29,22 +29,6 @@ use cachekit_testkit::logs::Logs;
 use cachekit_testkit::RedisServer;
 use common::*;
 
-/// The ids of the connections on `server` with tracking on (`t` in
-/// `CLIENT LIST`'s flags; Redis 7.0 shows no lib-name): the listeners'.
-/// Each is also in BCAST mode (`B`) and subscribed (`P`).
-fn tracking_ids(server: &RedisServer) -> Vec<String> {
-    let list = server.command(&["CLIENT", "LIST"]);
-    list.lines()
-        .filter(|c| {
-            let field = |name: &str| c.split(' ').find_map(|f| f.strip_prefix(name));
-            let flags = field("flags=").unwrap_or_default();
-            flags.contains('t') && flags.contains('B') && field("resp=") == Some("3")
-        })
-        .filter_map(|c| c.split(' ').find_map(|f| f.strip_prefix("id=")))
-        .map(str::to_owned)
-        .collect()
-}
-
 /// A, whose listening connection is the only one on `server` (its id is
 /// returned), then B.
 async fn pair(server: &RedisServer) -> (TieredCache, String, TieredCache) {

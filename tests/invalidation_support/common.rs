@@ -14,7 +14,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use cachekit::{Backend, ChannelState, RedisBackend, RedisConfig, TieredCache, Ttl};
-use cachekit_testkit::PATIENCE;
+use cachekit_testkit::{RedisServer, PATIENCE};
 
 /// The L1 lifetime while the channel is down, short to keep tests fast.
 pub const UNSYNCED: Duration = Duration::from_millis(300);
@@ -148,6 +148,22 @@ pub async fn propagates(a: &TieredCache, b: &TieredCache, key: &str, old: u64, n
     let since = Instant::now();
     write(b, key, new).await;
     sees(a, key, Some(old), Some(new), since).await;
+}
+
+/// The ids of the connections on `server` with tracking on (`t` in
+/// `CLIENT LIST`'s flags; Redis 7.0 shows no lib-name): the listeners'.
+/// Each is also in BCAST mode (`B`) and subscribed (`P`).
+pub fn tracking_ids(server: &RedisServer) -> Vec<String> {
+    let list = server.command(&["CLIENT", "LIST"]);
+    list.lines()
+        .filter(|c| {
+            let field = |name: &str| c.split(' ').find_map(|f| f.strip_prefix(name));
+            let flags = field("flags=").unwrap_or_default();
+            flags.contains('t') && flags.contains('B') && field("resp=") == Some("3")
+        })
+        .filter_map(|c| c.split(' ').find_map(|f| f.strip_prefix("id=")))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Runs a blocking testkit fault (kill, restart, pause...) off the async

@@ -63,7 +63,11 @@ async fn killed_listener_connection_flushes_and_a_change_made_meanwhile_is_not_m
     assert_eq!(down.losses, before.losses + 1);
     assert!(down.flushes > before.flushes, "the loss flushed no L1");
     assert_eq!(l1_life(&a, "k").await, None, "A's L1 kept k");
-    assert_eq!(b.stats().invalidation.state, ChannelState::Live, "B's listener was killed");
+    assert_eq!(
+        b.stats().invalidation.state,
+        ChannelState::Live,
+        "B's listener was killed"
+    );
 
     // A reads again while down (a short-lived entry), then B changes it.
     assert_eq!(a.get::<u64>("k").await, Some(2));
@@ -126,7 +130,10 @@ async fn stopped_redis_is_noticed_l1_is_flushed_and_entries_live_briefly_until_i
     })
     .await;
     state(&a, ChannelState::Down, "A").await;
-    until("A's L1 to drop k", async || l1_life(&a, "k").await.is_none()).await;
+    until("A's L1 to drop k", async || {
+        l1_life(&a, "k").await.is_none()
+    })
+    .await;
     let down = a.stats().invalidation;
     assert_eq!(down.losses, before.losses + 1);
     assert!(down.flushes > before.flushes);
@@ -168,9 +175,7 @@ fn logs() -> &'static Logs {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_client_command_the_cache_works_with_short_l1_lifetimes_and_warns_once() {
     let logs = logs();
-    let server = RedisServer::builder()
-        .acl_user("app", ACL_PASSWORD)
-        .start();
+    let server = RedisServer::builder().acl_user("app", ACL_PASSWORD).start();
     assert_eq!(server.command(&["ACL", "SETUSER", "app", "-client"]), "OK");
     let a = cache(backend(&server.url()).await);
 
@@ -203,7 +208,10 @@ async fn without_the_client_command_the_cache_works_with_short_l1_lifetimes_and_
         "the WARN says what was refused: {}",
         warned[0]
     );
-    assert!(!logs.text().contains(ACL_PASSWORD), "the password was logged");
+    assert!(
+        !logs.text().contains(ACL_PASSWORD),
+        "the password was logged"
+    );
 }
 
 #[cfg(feature = "file")]
@@ -221,5 +229,8 @@ async fn a_file_l2_has_no_channel() {
         .unwrap();
     assert_eq!(cache.stats().invalidation.state, ChannelState::Off);
     cache.set("k", &1_u64, Some(LONG)).await.unwrap();
-    assert!(long_lived(l1_life(&cache, "k").await), "the L1 keeps l1_max_ttl");
+    assert!(
+        long_lived(l1_life(&cache, "k").await),
+        "the L1 keeps l1_max_ttl"
+    );
 }

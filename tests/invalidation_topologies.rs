@@ -9,6 +9,9 @@
 //!   per primary); a primary is SIGKILLed and its replica promoted; the
 //!   loss is counted, A's L1 flushed, the channel live again on the new
 //!   set of primaries, and changes on every primary propagate again.
+//! - Cluster with a primary down and no replica to take over: the channel
+//!   stays down (it could not hear the slots' changes once they are served
+//!   again) until every slot has a live primary.
 #![cfg(feature = "redis")]
 #![allow(
     clippy::unwrap_used,
@@ -20,6 +23,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use cachekit::{ChannelState, TieredCache};
 use cachekit_testkit::{RedisCluster, SentinelSet};
@@ -65,7 +69,11 @@ async fn sentinel_failover_flushes_and_changes_propagate_from_the_new_primary() 
     assert_ne!(old, new);
     recovered(&a, before).await;
     // Nothing read k since: only the flush can have removed it.
-    assert_eq!(l1_life(&a, "k").await, None, "A's L1 kept k across the failover");
+    assert_eq!(
+        l1_life(&a, "k").await,
+        None,
+        "A's L1 kept k across the failover"
+    );
     // A listens to the new primary (the one B now writes to).
     let on_new = fault({
         let set = set.clone();
@@ -125,3 +133,65 @@ async fn cluster_changes_on_every_primary_propagate_before_and_after_a_primary_f
         propagates(&a, &b, key, 3, 4).await;
     }
 }
+
+/// Whether the running nodes other than `old` report the cluster down.
+fn cluster_fails_without(cluster: &RedisCluster, old: std::net::SocketAddr) -> bool {
+    cluster
+        .nodes()
+        .iter()
+        .filter(|n| n.addr() != old && n.is_running())
+        .all(|n| {
+            n.command(&["CLUSTER", "INFO"])
+                .contains("cluster_state:fail")
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_channel_stays_down_while_slots_have_no_live_primary() {
+    let cluster = fault(|| RedisCluster::builder().replicas_per_primary(0).start()).await;
+    let cluster = Arc::new(cluster);
+    let keys = cluster.keys_on_distinct_primaries(1);
+    let (a, b) = pair(&cluster.url()).await;
+
+    let old = fault({
+        let (cluster, key) = (cluster.clone(), keys[0].clone());
+        move || cluster.kill_primary_for_key(&key)
+    })
+    .await;
+    until("the other nodes to fail it", async || {
+        let cluster = cluster.clone();
+        fault(move || cluster_fails_without(&cluster, old)).await
+    })
+    .await;
+    // The listener retries (pauses up to 2 s): watch several attempts.
+    let (watch, seen) = (Instant::now(), a.stats().invalidation);
+    while watch.elapsed() < Duration::from_secs(4)
+        || a.stats().invalidation.flushes < seen.flushes + 2
+    {
+        let now = a.stats().invalidation;
+        assert_eq!(
+            now.state,
+            ChannelState::Down,
+            "A listens while the slots of {old} have no live primary: {now:?}"
+        );
+        assert!(
+            watch.elapsed() < PATIENCE_LONG,
+            "no attempt to listen again: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    fault({
+        let cluster = cluster.clone();
+        move || cluster.restart_node(old)
+    })
+    .await;
+    state(&a, ChannelState::Live, "A").await;
+    for key in &keys {
+        write(&b, key, 1).await;
+        propagates(&a, &b, key, 1, 2).await;
+    }
+}
+
+/// Longer than the listener's longest pause between attempts, twice over.
+const PATIENCE_LONG: Duration = Duration::from_secs(20);

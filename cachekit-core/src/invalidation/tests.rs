@@ -144,9 +144,7 @@ async fn entries_put_while_down_live_at_most_l1_ttl_unsynced() {
     assert_eq!(cache.get::<u64>("read").await, Some(2));
     assert_eq!(cache.stats().l2.hits, 1);
     // Computed.
-    let computed: u64 = cache
-        .get_or_compute("computed", None, || async { 3 })
-        .await;
+    let computed: u64 = cache.get_or_compute("computed", None, || async { 3 }).await;
     assert_eq!(computed, 3);
 
     for key in ["set", "read", "computed"] {
@@ -225,7 +223,10 @@ async fn keys_prefixes_and_server_flushes_reach_every_attached_l1() {
     for cache in [&one, &two] {
         assert_eq!(l1_life(cache, "a:1").await, None);
         assert_eq!(l1_life(cache, "b:1").await, None);
-        assert!(l1_life(cache, "a:2").await.is_some(), "an unrelated key went");
+        assert!(
+            l1_life(cache, "a:2").await.is_some(),
+            "an unrelated key went"
+        );
     }
     let held = one.l1_ref("a:2").unwrap();
     channel.all();
@@ -234,7 +235,11 @@ async fn keys_prefixes_and_server_flushes_reach_every_attached_l1() {
     let stats = channel.stats();
     assert_eq!((stats.keys, stats.prefixes), (1, 1));
     assert_eq!(stats.flushes, 2, "resumed, then the server flush");
-    assert_eq!(stats.state, ChannelState::Live, "a server flush is no outage");
+    assert_eq!(
+        stats.state,
+        ChannelState::Live,
+        "a server flush is no outage"
+    );
 }
 
 #[tokio::test]
@@ -257,7 +262,10 @@ async fn caches_that_do_not_listen_are_off_and_keep_l1_max_ttl() {
         .l1_invalidation(true)
         .build()
         .unwrap();
-    let no_l2 = TieredCache::builder().l1_invalidation(true).build().unwrap();
+    let no_l2 = TieredCache::builder()
+        .l1_invalidation(true)
+        .build()
+        .unwrap();
     for cache in [&opted_out, &no_l1, &no_l2] {
         assert_eq!(cache.stats().invalidation, InvalidationStats::default());
     }

@@ -204,8 +204,10 @@ async fn without_the_client_command_the_cache_works_with_short_l1_lifetimes_and_
         .collect();
     assert_eq!(warned.len(), 1, "one WARN per outage: {warned:#?}");
     assert!(
-        warned[0].contains("CLIENT TRACKING") && warned[0].contains("no permissions"),
-        "the WARN says what was refused: {}",
+        warned[0].contains("CLIENT TRACKING")
+            && warned[0].contains("+client|tracking")
+            && warned[0].contains("CACHEKIT_L1_INVALIDATION=off"),
+        "the WARN says what was refused and what fixes it: {}",
         warned[0]
     );
     assert!(

@@ -74,13 +74,19 @@ async fn sentinel_failover_flushes_and_changes_propagate_from_the_new_primary() 
         None,
         "A's L1 kept k across the failover"
     );
-    // A listens to the new primary (the one B now writes to).
-    let on_new = fault({
+    // Both listeners move to the new primary (B's may notice the switch
+    // a moment after A's) and leave the old one.
+    let what = format!("A's and B's listeners on the new primary {new}, none on {old}");
+    until(&what, async || {
         let set = set.clone();
-        move || tracking_ids(set.primary()).len()
+        fault(move || {
+            let nodes = set.data_nodes();
+            let on = |addr| nodes.iter().find(|n| n.addr() == addr).map(tracking_ids);
+            on(new).map(|ids| ids.len()) == Some(2) && on(old).is_some_and(|ids| ids.is_empty())
+        })
+        .await
     })
     .await;
-    assert_eq!(on_new, 2, "A's and B's listeners on the new primary {new}");
 
     write(&b, "k", 3).await;
     propagates(&a, &b, "k", 3, 4).await;

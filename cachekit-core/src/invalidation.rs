@@ -205,3 +205,6 @@ impl Invalidations {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

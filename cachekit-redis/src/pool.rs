@@ -44,7 +44,7 @@ use crate::config::bench::{BenchCheckout, BenchDeadlines};
 use crate::errors::{self, Op, Target};
 
 pub(crate) use clients::{Clients, Endpoint};
-pub(crate) use cluster::primaries;
+pub(crate) use cluster::{primaries, served_slots, SLOTS};
 pub(crate) use link::Link;
 pub(crate) use manager::Manager;
 pub(crate) use sentinel::Sentinels;

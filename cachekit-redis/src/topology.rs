@@ -40,13 +40,40 @@ pub(crate) async fn check_mode(inner: &Inner) -> Result<()> {
 
 /// The cluster's live primaries, as one node sees them now.
 pub(crate) async fn primaries(inner: &Inner) -> Result<Vec<(String, u16)>> {
+    Ok(crate::pool::primaries(&cluster_nodes(inner).await?))
+}
+
+/// The cluster's live primaries, as one node sees them now, if together
+/// they serve every slot.
+///
+/// # Errors
+/// [`ErrorKind::Connection`](cachekit_core::ErrorKind::Connection) when
+/// some slots have no live primary (a failover under way): whoever
+/// listens to these primaries would not hear those slots' changes once a
+/// promoted replica serves them.
+pub(crate) async fn serving_primaries(inner: &Inner) -> Result<Vec<(String, u16)>> {
+    let text = cluster_nodes(inner).await?;
+    let served = crate::pool::served_slots(&text);
+    if served < crate::pool::SLOTS {
+        let unserved = crate::pool::SLOTS - served;
+        return Err(cachekit_core::Error::new(
+            cachekit_core::ErrorKind::Connection,
+            format!(
+                "{unserved} of the cluster's slots have no live primary (a failover under way, \
+                 or a primary down with no replica to promote); waiting until every slot is served"
+            ),
+        ));
+    }
+    Ok(crate::pool::primaries(&text))
+}
+
+async fn cluster_nodes(inner: &Inner) -> Result<String> {
     let mut nodes = redis::cmd("CLUSTER");
     nodes.arg("NODES");
-    let text: String = inner
+    inner
         .pool
         .query(&nodes, Op::new("CLUSTER NODES", None))
-        .await?;
-    Ok(crate::pool::primaries(&text))
+        .await
 }
 
 // A cluster gets single-key commands only, never a pipeline of several

@@ -40,6 +40,12 @@ const TOPOLOGY_EVERY: Duration = Duration::from_secs(1);
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);
 
+/// What fixes a listener the server's ACL refuses.
+const NOPERM_HINT: &str = "; let the user listen (ACL SETUSER <user> +client|tracking \
+    +subscribe +ping &__cachekit__:clear) or turn L1 invalidation off \
+    (TieredCacheBuilder::l1_invalidation(false) or CACHEKIT_L1_INVALIDATION=off); \
+    until then L1 entries live at most l1_ttl_unsynced";
+
 /// Starts the listener of `backend` (on cachekit's task runtime) and
 /// returns its channel, down until the listener has set tracking up.
 pub(crate) fn start(backend: &Arc<Inner>) -> Arc<Invalidations> {
@@ -117,9 +123,14 @@ async fn track(inner: &Inner, endpoint: &Endpoint, feed: Feed) -> Result<Multipl
         .set_push_sender(feed);
     let target = &endpoint.target;
     let failed = |what: &str, err: redis::RedisError| {
+        let hint = if err.code() == Some("NOPERM") {
+            NOPERM_HINT
+        } else {
+            ""
+        };
         Error::new(
             cachekit_core::ErrorKind::Connection,
-            format!("L1 invalidation: {what} on {target} failed: {err}"),
+            format!("L1 invalidation: {what} on {target} failed: {err}{hint}"),
         )
     };
     let mut conn = endpoint

@@ -172,9 +172,7 @@ pub(crate) fn primaries(nodes: &str) -> Vec<(String, u16)> {
             let _id = fields.next()?;
             let addr = fields.next()?;
             let flags = fields.next()?;
-            let is_live_primary = flags.split(',').any(|f| f == "master")
-                && !flags.split(',').any(|f| f == "fail" || f == "noaddr");
-            if !is_live_primary {
+            if !is_live_primary(flags) {
                 return None;
             }
             // `ip:port@cport[,hostname]`
@@ -184,6 +182,36 @@ pub(crate) fn primaries(nodes: &str) -> Vec<(String, u16)> {
             Some((host.to_owned(), port.parse().ok()?))
         })
         .collect()
+}
+
+fn is_live_primary(flags: &str) -> bool {
+    flags.split(',').any(|f| f == "master")
+        && !flags.split(',').any(|f| f == "fail" || f == "noaddr")
+}
+
+/// The number of slots of a cluster.
+pub(crate) const SLOTS: usize = 16384;
+
+/// How many distinct slots the live primaries of `CLUSTER NODES` output
+/// serve (slot fields `A-B` or `A`; the bracketed migration notes aside).
+pub(crate) fn served_slots(nodes: &str) -> usize {
+    let mut served = vec![false; SLOTS];
+    for line in nodes.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if !fields.get(2).is_some_and(|flags| is_live_primary(flags)) {
+            continue;
+        }
+        for range in fields.iter().skip(8).filter(|f| !f.starts_with('[')) {
+            let (first, last) = range.split_once('-').unwrap_or((range, range));
+            let (Ok(first), Ok(last)) = (first.parse::<usize>(), last.parse::<usize>()) else {
+                continue;
+            };
+            if let Some(slots) = served.get_mut(first..=last.min(SLOTS - 1)) {
+                slots.fill(true);
+            }
+        }
+    }
+    served.iter().filter(|s| **s).count()
 }
 
 #[cfg(test)]
@@ -211,6 +239,11 @@ mod tests {
 6ec2 127.0.0.1:30005@40005 master,fail - 1426238316232 1426238315000 5 connected
 e7d1 ::1:30001@40001 myself,master - 0 0 1 connected 0-5460
 ";
+        assert_eq!(served_slots(nodes), SLOTS);
+        let failed = nodes.replace("myself,master", "myself,master,fail");
+        assert_eq!(served_slots(&failed), SLOTS - 5461);
+        let odd = "a 1.2.3.4:1@2 master - 0 0 1 connected 5 9-7 x-1 [3->-b] 16380-99999 0-2";
+        assert_eq!(served_slots(odd), 1 + 4 + 3);
         assert_eq!(
             primaries(nodes),
             vec![

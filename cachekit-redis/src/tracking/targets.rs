@@ -86,7 +86,9 @@ impl Targets {
             Self::Single(_) => Ok(Topology::Fixed),
             Self::Sentinel(sentinels, _) => Ok(Topology::Switches(sentinels.switches())),
             Self::Cluster(..) => {
-                let mut list = crate::topology::primaries(backend).await?;
+                // Not while some slots lack a primary: the one promoted
+                // for them would go unheard until the next comparison.
+                let mut list = crate::topology::serving_primaries(backend).await?;
                 list.sort();
                 Ok(Topology::Primaries(list))
             }

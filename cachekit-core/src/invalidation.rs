@@ -57,6 +57,9 @@ pub struct InvalidationStats {
     pub flushes: u64,
     /// Times the channel went down.
     pub losses: u64,
+    /// Failures reported by the listener: losses, and each attempt to set
+    /// the channel up again that failed (it retries every 0.1-2 s).
+    pub failures: u64,
 }
 
 /// The invalidation channel of one backend, as the caches see it.
@@ -73,6 +76,7 @@ pub struct Invalidations {
     prefixes: AtomicU64,
     flushes: AtomicU64,
     losses: AtomicU64,
+    failures: AtomicU64,
     /// Whether the current outage has been logged.
     logged: AtomicBool,
     /// How logs name the channel (no credentials).
@@ -99,6 +103,7 @@ impl Invalidations {
             prefixes: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
             losses: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
             logged: AtomicBool::new(false),
             name: name.into(),
         }
@@ -133,6 +138,7 @@ impl Invalidations {
     /// [`resumed`](Self::resumed), keeps entries only briefly. Logged once
     /// per outage; `why` must hold no secret.
     pub fn lost(&self, why: &str) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
         let was = self.state.swap(DOWN, Ordering::SeqCst);
         // Once down, entries are short-lived already: a failed attempt to
         // set the channel up again learns nothing new.
@@ -178,6 +184,7 @@ impl Invalidations {
             prefixes: self.prefixes.load(Ordering::Relaxed),
             flushes: self.flushes.load(Ordering::Relaxed),
             losses: self.losses.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
         }
     }
 

@@ -340,6 +340,7 @@ impl Inner {
     pub(crate) fn changed_all(&self) {
         self.changes.all();
         self.changes.flushed();
+        self.echoes.clear();
         if let Some(l1) = &self.l1 {
             l1.flush();
         }
@@ -350,6 +351,12 @@ impl Inner {
     /// caller whose policy serves stale values when recomputing fails.
     pub(crate) fn flush_l1(&self) {
         self.changes.flushed();
+        self.echoes.clear();
+    }
+
+    /// Whether this cache's writes come back as announcements now.
+    pub(crate) fn hears_echoes(&self) -> bool {
+        self.l1.is_some() && self.invalidations.as_ref().is_some_and(|c| c.is_live())
     }
 
     /// The L1 generation: entries stamped with an older one are stale.

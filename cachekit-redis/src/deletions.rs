@@ -3,7 +3,7 @@
 //! storing its result over the deletion.
 //!
 //! Each delete also increments a counter in Redis, and a computation reads
-//! the counter before it starts ([`RedisBackend::deletion_mark`]); its
+//! the counter before it starts (`Backend::deletion_mark`); its
 //! result is stored by a script that checks the counter first, so the
 //! check and the write are atomic on the server. Counters are shared by
 //! keys of one cluster hash slot (at most 16,384 small keys): a delete of another key of the same slot during a

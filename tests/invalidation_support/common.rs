@@ -78,6 +78,15 @@ pub async fn l1_life(cache: &TieredCache, key: &str) -> Option<Duration> {
     }
 }
 
+/// Whether `cache`'s L1 serves `key` as fresh. A flush leaves entries in
+/// place, stale (for serve-stale): a held reference is the probe that
+/// never asks L2.
+pub fn l1_fresh(cache: &TieredCache, key: &str) -> bool {
+    cache
+        .l1_ref(key)
+        .is_some_and(|entry| cache.get_ref::<u64>(&entry).is_some())
+}
+
 /// Whether an L1 entry of `life` was put while the channel was live.
 pub fn long_lived(life: Option<Duration>) -> bool {
     life.is_some_and(|life| life > UNSYNCED * 10)

@@ -11,6 +11,9 @@
 //! announcement finds none left. An expectation whose write failed is
 //! withdrawn; one whose echo never comes expires after [`EXPECT_FOR`]
 //! (a late echo then drops the entry: a lookup in L2, never a stale value).
+//! Echoes are expected only while the channel is live, and a flush (the
+//! channel broke or came back) forgets them all: echoes of writes made
+//! before a reconnection never come.
 
 use std::time::Duration;
 
@@ -38,6 +41,12 @@ impl Echoes {
         self.0.entry_by_ref(key).and_compute_with(|found| {
             Op::Put(found.map_or(1, |n| n.into_value().saturating_add(1)))
         });
+    }
+
+    /// The channel broke or came back: echoes of earlier writes will not
+    /// come, and an expectation left over would swallow a later change.
+    pub(crate) fn clear(&self) {
+        self.0.invalidate_all();
     }
 
     /// The write of `key` failed: its echo may never come.

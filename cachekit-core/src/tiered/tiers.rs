@@ -247,7 +247,7 @@ impl TieredCache {
         if let Some(l2) = &self.inner.l2 {
             let counters = &self.inner.counters.l2;
             // Our value goes to L1 after the write: its echo must not drop it.
-            let echoed = self.inner.l1.is_some() && self.inner.invalidations.is_some();
+            let echoed = self.inner.hears_echoes();
             if echoed {
                 self.inner.echoes.expect(key);
             }

@@ -298,3 +298,84 @@ async fn an_invalidate_from_another_process_wins_over_a_computation() {
         assert_eq!(remote(1).await, 2, "call {i} in this process");
     }
 }
+
+// ---------------------------------------------------------------------------
+// A computation storing while a prefix clear is still removing keys.
+
+const CLEARED: &str = "clearing:";
+const TARGET: &str = "clearing:target";
+
+/// Puts `n` keys under [`CLEARED`], so that clearing them takes a while.
+async fn fill(url: &str, n: usize) {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<(String, u8)> = (0..n).map(|i| (format!("{CLEARED}fill:{i}"), 0)).collect();
+    for chunk in keys.chunks(1000) {
+        let () = conn.mset(chunk).await.unwrap();
+    }
+}
+
+/// A computation began before a prefix clear (in a process that does not
+/// hear invalidations, so only the deletion mark can stop it) and stores
+/// after the clear removed its key but before the clear is done: the
+/// clear wins, and nothing of the old value is left in Redis once
+/// `delete_prefix` returned.
+///
+/// Fails (most runs) when the clear counts itself after removing the
+/// keys: the store then lands behind the SCAN, with the counter unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_during_a_prefix_clear_does_not_outlive_it() {
+    let server = Arc::new(RedisServer::start());
+    let url = server.url();
+    let computing = {
+        let redis = RedisBackend::connect_lazy(RedisConfig::builder().url(&url).build().unwrap());
+        let builder = TieredCache::builder().l2(redis.unwrap());
+        builder.l1_invalidation(false).build().unwrap()
+    };
+    // Clearing 50,000 keys takes longer than the default L2 deadline.
+    let writer = {
+        let redis = RedisBackend::connect_lazy(RedisConfig::builder().url(&url).build().unwrap());
+        let builder = TieredCache::builder().l2(redis.unwrap());
+        builder.l2_timeout(PATIENCE).build().unwrap()
+    };
+    fill(&url, 50_000).await;
+    let (began, began_rx) = tokio::sync::oneshot::channel::<()>();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let computation = tokio::spawn(async move {
+        let value: u64 = computing
+            .get_or_compute(TARGET, TTL, || async move {
+                began.send(()).unwrap();
+                released.await.unwrap();
+                1
+            })
+            .await;
+        (value, computing.stats())
+    });
+    began_rx.await.unwrap();
+    // The value the computation will store is already in Redis.
+    writer.set(TARGET, &1_u64, TTL).await.unwrap();
+    let clear = tokio::spawn(async move { writer.delete_prefix(CLEARED).await });
+    let watched = server.clone();
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        while watched.command(&["EXISTS", TARGET]) != "(integer) 0" {
+            assert!(
+                started.elapsed() < PATIENCE,
+                "the clear never removed the key"
+            );
+        }
+    })
+    .await
+    .unwrap();
+    release.send(()).unwrap();
+    let (value, stats) = computation.await.unwrap();
+    assert_eq!(value, 1, "the computation's own caller gets its value");
+    let removed = clear.await.unwrap().unwrap();
+    println!("cleared {removed} keys; computing cache: {stats:?}");
+    assert_eq!(
+        server.command(&["EXISTS", TARGET]),
+        "(integer) 0",
+        "the value computed before the clear outlived it"
+    );
+    assert_eq!(stats.superseded, 1, "{stats:?}");
+}

@@ -454,10 +454,14 @@ impl Backend for RedisBackend {
         // With no key prefix configured, "" would SCAN and UNLINK the whole
         // database, keys of other applications included.
         cachekit_core::backend::check_prefix(prefix)?;
-        let removed = self.inner.unlink_matching(prefix).await?;
+        // Counted before the keys go: a computation that read the counter
+        // before can no longer store, and one that stored before the count
+        // is removed below. (Counted after, a store landing behind the
+        // SCAN would outlive the clear.)
         if let Err(err) = self.inner.mark_clear().await {
             tracing::debug!(target: "cachekit", error = %err, "could not count a prefix clear");
         }
+        let removed = self.inner.unlink_matching(prefix).await?;
         self.inner.announce_clear(prefix).await;
         Ok(removed)
     }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use cachekit::{BreakerConfig, Policy, TieredCache};
 use cachekit_testkit::eventually;
 use cachekit_testkit::RedisServer;
-use common::{fault, lazy_redis, redis, Latencies, CALL_BOUND};
+use common::{fault, invalidation_live, lazy_redis, redis, Latencies, CALL_BOUND};
 
 const FRESH: Duration = Duration::from_millis(300);
 const RETRY: Duration = Duration::from_millis(400);
@@ -63,6 +63,7 @@ async fn with_redis_down_and_the_source_failing_the_stale_value_is_served_and_th
         .stale_retry_interval(RETRY)
         .build()
         .unwrap();
+    invalidation_live(&cache).await;
     let key = "faults:stale:down";
     let source = Source::default();
     source.generation.store(1, SeqCst);
@@ -134,6 +135,7 @@ async fn with_redis_hung_and_the_source_slow_the_stale_value_comes_within_the_de
         )
         .build()
         .unwrap();
+    invalidation_live(&cache).await;
     let key = "faults:stale:hung";
     let mut source = Source::default();
     source.generation.store(1, SeqCst);

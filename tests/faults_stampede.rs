@@ -8,18 +8,19 @@
     reason = "test helpers too: a failed setup step must fail the test loudly"
 )]
 
+#[path = "faults_support/children.rs"]
+mod children;
 #[path = "faults_support/common.rs"]
 #[allow(dead_code)]
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cachekit::{BreakerConfig, DistributedLock, RedisBackend, StampedeConfig, TieredCache};
 use cachekit_testkit::RedisServer;
+use children::{field, hear, say, Child};
 use common::{fault, lazy_redis, redis, Latencies, CALL_BOUND};
 use serde::{Deserialize, Serialize};
 
@@ -31,8 +32,6 @@ const ANSWER: u64 = 42;
 /// How long the body takes: long enough for every process to arrive
 /// while it runs.
 const BODY_TIME: Duration = Duration::from_millis(300);
-/// How long a parent waits for a child's next line.
-const CHILD_PATIENCE: Duration = Duration::from_secs(30);
 
 /// The cached value: the answer, and which process computed it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,12 +74,6 @@ async fn stampede_child() {
     }
 }
 
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{line}").unwrap();
-    out.flush().unwrap();
-}
-
 /// `CALLERS` concurrent callers of one cold key, released by the parent's
 /// `GO` so that every process starts at once.
 async fn child_calls(url: &str, key: &str) {
@@ -111,14 +104,8 @@ async fn child_calls(url: &str, key: &str) {
         })
         .collect();
     say("READY");
-    let line = tokio::task::spawn_blocking(|| {
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    assert_eq!(line.trim(), "GO", "the parent went away");
+    let line = tokio::task::spawn_blocking(hear).await.unwrap();
+    assert_eq!(line, "GO", "the parent went away");
     go_tx.send(true).unwrap();
     let mut seen = Vec::new();
     for caller in callers {
@@ -158,81 +145,9 @@ async fn child_holds(url: &str, key: &str) {
 // ---------------------------------------------------------------------------
 // The parent side.
 
-/// A child process of this test binary; killed when dropped.
-struct Child {
-    process: std::process::Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Child {
-    fn spawn(role: &str, url: &str, key: &str) -> Self {
-        let mut process = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "stampede_child",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, format!("{role}|{url}|{key}"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = process.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self { process, lines }
-    }
-
-    /// The next line with `marker`, from the marker on; the test harness's
-    /// own lines are skipped.
-    fn expect(&self, marker: &str) -> String {
-        let deadline = Instant::now() + CHILD_PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                // The harness may have started the line ("test name ... ").
-                Ok(line) => {
-                    if let Some(at) = line.find(marker) {
-                        return line[at..].to_owned();
-                    }
-                }
-                Err(err) => panic!("child {}: no {marker} line: {err}", self.process.id()),
-            }
-        }
-    }
-
-    fn send(&mut self, line: &str) {
-        let stdin = self.process.stdin.as_mut().unwrap();
-        writeln!(stdin, "{line}").unwrap();
-        stdin.flush().unwrap();
-    }
-
-    fn finish(mut self) {
-        let status = self.process.wait().unwrap();
-        assert!(status.success(), "child exited with {status}");
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
-}
-
-/// `name=value` out of a RESULT line.
-fn field<'a>(line: &'a str, name: &str) -> &'a str {
-    line.split(' ')
-        .find_map(|part| part.strip_prefix(name)?.strip_prefix('='))
-        .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+fn spawn(role: &str, url: &str, key: &str) -> Child {
+    let spec = format!("{role}|{url}|{key}");
+    Child::spawn("stampede_child", CHILD_ENV, &spec, &[])
 }
 
 #[test]
@@ -240,7 +155,7 @@ fn four_processes_of_fifty_callers_run_the_body_once() {
     let server = RedisServer::start();
     let key = "faults:stampede:cold";
     let mut children: Vec<Child> = (0..PROCESSES)
-        .map(|_| Child::spawn("call", &server.url(), key))
+        .map(|_| spawn("call", &server.url(), key))
         .collect();
     for child in &children {
         child.expect("READY");
@@ -288,7 +203,7 @@ async fn a_dead_holder_delays_the_others_only_until_its_lease_ends() {
     let server = RedisServer::start();
     let key = "faults:stampede:orphan";
     let lock_key = format!("{key}:lock");
-    let holder = Child::spawn("hold", &server.url(), key);
+    let holder = spawn("hold", &server.url(), key);
     let holder = fault(move || {
         holder.expect("COMPUTING");
         holder

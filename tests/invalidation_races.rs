@@ -9,7 +9,7 @@
     reason = "test helpers too: a failed setup step must fail the test loudly"
 )]
 
-#[path = "invalidation_support/children.rs"]
+#[path = "faults_support/children.rs"]
 #[allow(dead_code)]
 mod children;
 

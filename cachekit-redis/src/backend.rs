@@ -24,17 +24,12 @@ const SCAN_COUNT: usize = 1000;
 /// (hash, list...) counts as absent, as a cache read would have missed it,
 /// and SET replaces it. `KEYS[1]` key; `ARGV[1]` value; `ARGV[2]` PX milliseconds,
 /// '' (no expiry) or '0' (expired at once: the key is deleted, 1 returned).
-pub(crate) const SET_IF_ABSENT: &str = r"
+pub(crate) const SET_IF_ABSENT: &str = crate::script::storing_script!(
+    r"
 if redis.call('TYPE', KEYS[1])['ok'] == 'string' then return 0 end
-if ARGV[2] == '0' then
-  redis.call('DEL', KEYS[1])
-elseif ARGV[2] == '' then
-  redis.call('SET', KEYS[1], ARGV[1])
-else
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-end
-return 1
-";
+return store(KEYS[1], ARGV[1], ARGV[2])
+"
+);
 
 /// A pooled Redis (or Valkey) [`Backend`].
 ///

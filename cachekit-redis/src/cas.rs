@@ -24,7 +24,8 @@ use crate::errors::Op;
 /// `ARGV[3]` new value; `ARGV[4]` PX milliseconds, '' (no expiry) or '0'
 /// (expired at once: deleted). A key of another type
 /// reads as absent, as it does for `get`; SET replaces it.
-pub(crate) const COMPARE_AND_SET: &str = r"
+pub(crate) const COMPARE_AND_SET: &str = crate::script::storing_script!(
+    r"
 local current = false
 if redis.call('TYPE', KEYS[1])['ok'] == 'string' then
   current = redis.call('GET', KEYS[1])
@@ -34,15 +35,9 @@ if ARGV[1] == 'absent' then
 elseif current ~= ARGV[2] then
   return 0
 end
-if ARGV[4] == '0' then
-  redis.call('DEL', KEYS[1])
-elseif ARGV[4] == '' then
-  redis.call('SET', KEYS[1], ARGV[3])
-else
-  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
-end
-return 1
-";
+return store(KEYS[1], ARGV[3], ARGV[4])
+"
+);
 
 /// What [`RedisBackend::set_if_version`] compares against: the value as it
 /// was read, or "no value".

@@ -33,18 +33,13 @@ pub(crate) const MARKS: &str = "__cachekit__:";
 /// `KEYS[1]` key, `KEYS[2]` its slot's counter, `KEYS[3]` (optional) the
 /// clears counter; `ARGV[1]` value, `ARGV[2]` PX as for SET_IF_ABSENT,
 /// `ARGV[3]`, `ARGV[4]` the counters as read. 1 when stored.
-pub(crate) const SET_UNLESS_DELETED: &str = r"
+pub(crate) const SET_UNLESS_DELETED: &str = crate::script::storing_script!(
+    r"
 if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[3] then return 0 end
 if KEYS[3] and (redis.call('GET', KEYS[3]) or '0') ~= ARGV[4] then return 0 end
-if ARGV[2] == '0' then
-  redis.call('DEL', KEYS[1])
-elseif ARGV[2] == '' then
-  redis.call('SET', KEYS[1], ARGV[1])
-else
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-end
-return 1
-";
+return store(KEYS[1], ARGV[1], ARGV[2])
+"
+);
 
 /// `KEYS[1]` key, `KEYS[2]` its slot's counter: removes the key, counts a
 /// deletion (the counter lives a day past the last one: a computation

@@ -7,6 +7,30 @@ use redis::{FromRedisValue, ServerErrorKind};
 use crate::errors::{self, Op};
 use crate::pool::{Pool, Retry};
 
+/// A script that ends by storing a value the way every cachekit write
+/// does: `store(key, value, px)`, with `px` the PX milliseconds, `''` (no
+/// expiry) or `'0'` (expired at once: the key is deleted); returns 1.
+macro_rules! storing_script {
+    ($body:literal) => {
+        concat!(
+            r"
+local function store(key, value, px)
+  if px == '0' then
+    redis.call('DEL', key)
+  elseif px == '' then
+    redis.call('SET', key, value)
+  else
+    redis.call('SET', key, value, 'PX', px)
+  end
+  return 1
+end
+",
+            $body
+        )
+    };
+}
+pub(crate) use storing_script;
+
 /// A Lua script with its SHA1, computed once.
 pub(crate) struct Script {
     source: &'static str,

@@ -130,3 +130,18 @@ pub fn keyspace_hits(server: &cachekit_testkit::RedisServer) -> u64 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no keyspace_hits in {info}"))
 }
+
+/// Waits (up to 10 s) until `cache`'s L1 invalidation channel is live, so
+/// that the echo of the test's first write is expected rather than taken
+/// for another process's change (which would drop the value from L1).
+pub async fn invalidation_live(cache: &cachekit::TieredCache) {
+    let started = Instant::now();
+    while cache.stats().invalidation.state != cachekit::ChannelState::Live {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the invalidation channel never came up: {:?}",
+            cache.stats().invalidation
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

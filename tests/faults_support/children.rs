@@ -1,7 +1,7 @@
-//! Child processes for the cross-process invalidation tests: the test
+//! Child processes for the tests that need several processes: the test
 //! binary re-runs itself (one ignored test, told what to do by an
 //! environment variable) and talks to the parent over stdin/stdout, the
-//! way `tests/faults_stampede.rs` does.
+//! way `tests/faults_stampede.rs` and the `invalidation_*` tests do.
 //!
 //! Included by each test file with `#[path]`; not every file uses every
 //! helper.

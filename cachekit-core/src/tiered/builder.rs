@@ -13,7 +13,8 @@ use crate::lock::{DistributedLock, StampedeConfig};
 use crate::memory::MemoryBackend;
 
 /// Default cap on an L1 entry's freshness when an L2 exists: how stale this
-/// process may be after another process changes a key.
+/// process may be after another process changes a key when no invalidation
+/// channel tells it (a file L2, or invalidation turned off).
 pub const DEFAULT_L1_MAX_TTL: Duration = Duration::from_secs(60);
 
 /// Default cap on an L1 entry's lifetime while the L2's invalidation

@@ -18,7 +18,7 @@ use std::time::Duration;
 use cachekit::{BreakerConfig, Policy, TieredCache};
 use cachekit_testkit::eventually;
 use cachekit_testkit::RedisServer;
-use common::{fault, invalidation_live, lazy_redis, redis, Latencies, CALL_BOUND};
+use common::{announced, fault, invalidation_live, lazy_redis, redis, Latencies, CALL_BOUND};
 
 const FRESH: Duration = Duration::from_millis(300);
 const RETRY: Duration = Duration::from_millis(400);
@@ -76,6 +76,10 @@ async fn with_redis_down_and_the_source_failing_the_stale_value_is_served_and_th
         }
     };
     assert_eq!(call(&source).await, Ok(1));
+    // The echo of the store drops the entry; read it back into L1.
+    announced(&cache, 1).await;
+    assert_eq!(call(&source).await, Ok(1));
+    assert_eq!(cache.stats().l2.hits, 1);
     server.stop();
     source.failing.store(true, SeqCst);
     // Expiry is what is under test: let the value go stale.
@@ -144,6 +148,10 @@ async fn with_redis_hung_and_the_source_slow_the_stale_value_comes_within_the_de
         .try_get_or_compute_policy(key, &Policy::new(), || first)
         .await;
     assert_eq!(got, Ok(1));
+    // The echo of the store drops the entry; read it back into L1.
+    announced(&cache, 1).await;
+    assert_eq!(cache.get::<u64>(key).await, Some(1));
+    assert_eq!(cache.stats().l2.hits, 1);
 
     let paused = server.clone();
     fault(move || paused.pause()).await;

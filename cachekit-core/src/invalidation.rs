@@ -114,7 +114,13 @@ impl Invalidations {
     /// store their result.
     pub fn key(&self, key: &str) {
         self.keys.fetch_add(1, Ordering::Relaxed);
-        self.each(|cache| cache.changed_elsewhere(key));
+        // Also the echo of this process's own writes: BCAST announces a key
+        // once per event-loop iteration however many clients wrote it, so
+        // an echo cannot be told from another client's change landing in
+        // the same iteration, and every announcement drops the entry.
+        self.each(|cache| {
+            cache.changed(key);
+        });
     }
 
     /// Every key starting with `prefix` was removed.

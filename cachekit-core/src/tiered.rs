@@ -17,7 +17,6 @@ mod blocking;
 mod builder;
 mod changes;
 mod compute;
-mod echoes;
 mod flight;
 mod l2;
 mod outage;
@@ -87,8 +86,6 @@ pub(crate) struct Inner {
     l1_ttl_unsynced: Duration,
     /// Changes since reads and computations began (see [`changes`]).
     changes: Changes,
-    /// Echoes of this cache's own writes to wait for (see [`echoes`]).
-    echoes: echoes::Echoes,
     /// Shared with caches made by [`TieredCache::with_l1`], so they share its
     /// breaker and in-flight bound too.
     l2: Option<Arc<GuardedL2>>,
@@ -281,7 +278,6 @@ impl TieredCache {
             invalidations,
             l1_ttl_unsynced: inner.l1_ttl_unsynced,
             changes: Changes::default(),
-            echoes: Default::default(),
             l2: inner.l2.clone(),
             codec: inner.codec.clone(),
             defaults: inner.defaults.clone(),
@@ -322,14 +318,6 @@ impl Inner {
         self.l1.as_ref().is_some_and(|l1| l1.remove(key))
     }
 
-    /// Another process (or client) changed `key`, as the invalidation
-    /// channel reports; the echo of this cache's own write is let pass.
-    pub(crate) fn changed_elsewhere(&self, key: &str) {
-        if !self.echoes.consume(key) {
-            self.changed(key);
-        }
-    }
-
     /// Every key under `prefix` was removed; how many L1 held.
     pub(crate) fn changed_prefix(&self, prefix: &str) -> u64 {
         self.changes.all();
@@ -340,7 +328,6 @@ impl Inner {
     pub(crate) fn changed_all(&self) {
         self.changes.all();
         self.changes.flushed();
-        self.echoes.clear();
         if let Some(l1) = &self.l1 {
             l1.flush();
         }
@@ -351,12 +338,6 @@ impl Inner {
     /// caller whose policy serves stale values when recomputing fails.
     pub(crate) fn flush_l1(&self) {
         self.changes.flushed();
-        self.echoes.clear();
-    }
-
-    /// Whether this cache's writes come back as announcements now.
-    pub(crate) fn hears_echoes(&self) -> bool {
-        self.l1.is_some() && self.invalidations.as_ref().is_some_and(|c| c.is_live())
     }
 
     /// The L1 generation: entries stamped with an older one are stale.

@@ -145,3 +145,19 @@ pub async fn invalidation_live(cache: &cachekit::TieredCache) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// Waits (up to 10 s) until `cache`'s invalidation channel has announced
+/// `keys` keys in all: the echo of a cache's own write drops its L1 entry
+/// (Redis announces every write, the writer's too), so a test that needs
+/// the value in L1 waits for the echo, then reads it back from L2.
+pub async fn announced(cache: &cachekit::TieredCache, keys: u64) {
+    let started = Instant::now();
+    while cache.stats().invalidation.keys < keys {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the echo never came: {:?}",
+            cache.stats().invalidation
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

@@ -313,7 +313,6 @@ impl TieredCacheBuilder {
             invalidations,
             l1_ttl_unsynced: self.l1_ttl_unsynced,
             changes: Default::default(),
-            echoes: Default::default(),
             l2,
             codec: Codec::new(self.codec),
             // Resolved once, so that TTLs past a century are shortened.

@@ -246,11 +246,6 @@ impl TieredCache {
         let mut result = Ok(());
         if let Some(l2) = &self.inner.l2 {
             let counters = &self.inner.counters.l2;
-            // Our value goes to L1 after the write: its echo must not drop it.
-            let echoed = self.inner.hears_echoes();
-            if echoed {
-                self.inner.echoes.expect(key);
-            }
             let sent = bytes.clone();
             let write = l2.call("set", counters, budget, |b| async move {
                 match mark {
@@ -262,16 +257,10 @@ impl TieredCache {
                 Ok(true) => counters.set(),
                 Ok(false) => {
                     // Deleted by someone since the computation began.
-                    if echoed {
-                        self.inner.echoes.withdraw(key);
-                    }
                     self.inner.counters.superseded();
                     return (Ok(()), None);
                 }
                 Err(err) => {
-                    if echoed {
-                        self.inner.echoes.withdraw(key);
-                    }
                     tracing::debug!(target: "cachekit", key, error = %err, "L2 write failed or skipped; value kept in L1 only");
                     result = Err(err);
                 }

@@ -22,6 +22,8 @@
 //!
 //! [moka]: https://docs.rs/moka
 
+/// The byte buffer the [`Backend`] trait reads and writes.
+pub use bytes::Bytes;
 pub use cachekit_core::backend::{Backend, Health, Ttl};
 pub use cachekit_core::breaker::{BreakerConfig, BreakerState};
 pub use cachekit_core::codec::{Codec, CodecConfig};
@@ -32,8 +34,8 @@ pub use cachekit_core::lock::{DistributedLock, StampedeConfig};
 pub use cachekit_core::memory::{MemoryBackend, MemoryBackendBuilder};
 pub use cachekit_core::tiered::{
     Cacheable, L1Ref, Policy, TierStats, TieredCache, TieredCacheBuilder, TieredStats, WeakL1Ref,
-    DEFAULT_L1_MAX_TTL, DEFAULT_L2_TIMEOUT, DEFAULT_MAX_L2_IN_FLIGHT, DEFAULT_MAX_L2_QUEUED,
-    DEFAULT_STALE_RETRY_INTERVAL,
+    DEFAULT_L1_MAX_TTL, DEFAULT_L1_TTL_UNSYNCED, DEFAULT_L2_TIMEOUT, DEFAULT_MAX_L2_IN_FLIGHT,
+    DEFAULT_MAX_L2_QUEUED, DEFAULT_STALE_RETRY_INTERVAL, L1_INVALIDATION_ENV,
 };
 
 #[cfg(feature = "file")]
@@ -69,7 +71,9 @@ pub mod redis {
 /// File backend specifics.
 #[cfg(feature = "file")]
 pub mod file {
-    pub use cachekit_file::{FileBackend, FileConfig, FileConfigBuilder, SweepStats, DIR_ENV};
+    pub use cachekit_file::{
+        FileBackend, FileConfig, FileConfigBuilder, SweepStats, DEFAULT_MAX_VALUE_SIZE, DIR_ENV,
+    };
 }
 
 /// The README's examples, compiled and run as doc tests.

@@ -40,6 +40,7 @@ use crate::memory::MemoryBackend;
 pub use builder::{
     TieredCacheBuilder, DEFAULT_L1_MAX_TTL, DEFAULT_L1_TTL_UNSYNCED, DEFAULT_L2_TIMEOUT,
     DEFAULT_MAX_L2_IN_FLIGHT, DEFAULT_MAX_L2_QUEUED, DEFAULT_STALE_RETRY_INTERVAL,
+    L1_INVALIDATION_ENV,
 };
 use changes::Changes;
 use flight::Flights;

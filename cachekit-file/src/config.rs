@@ -151,6 +151,10 @@ fn fraction(max: u64, fraction: f64) -> u64 {
     value.clamp(1, max)
 }
 
+/// The largest value a file cache accepts unless told otherwise (or its
+/// budget holds less).
+pub const DEFAULT_MAX_VALUE_SIZE: u64 = 16 << 20;
+
 /// Builds a [`FileConfig`]; see [`FileConfig::builder`] for the defaults.
 #[derive(Debug, Clone)]
 #[must_use]
@@ -158,7 +162,9 @@ pub struct FileConfigBuilder {
     dir: Option<PathBuf>,
     max_bytes: u64,
     max_entries: u64,
-    max_value_size: u64,
+    /// `None`: the default, [`DEFAULT_MAX_VALUE_SIZE`] or what fits the
+    /// budget, whichever is smaller.
+    max_value_size: Option<u64>,
     durable: bool,
     caller_writes: bool,
     high_watermark: f64,
@@ -172,7 +178,7 @@ impl Default for FileConfigBuilder {
             dir: None,
             max_bytes: 256 << 20,
             max_entries: 100_000,
-            max_value_size: 16 << 20,
+            max_value_size: None,
             durable: false,
             caller_writes: false,
             high_watermark: 0.95,
@@ -205,10 +211,11 @@ impl FileConfigBuilder {
         self
     }
 
-    /// The largest value accepted (default 16 MiB); larger values fail with
-    /// [`ErrorKind::TooLarge`] and nothing is written.
+    /// The largest value accepted (default 16 MiB, or less when a smaller
+    /// `max_bytes` would not hold it after eviction); larger values fail
+    /// with [`ErrorKind::TooLarge`] and nothing is written.
     pub fn max_value_size(mut self, bytes: u64) -> Self {
-        self.max_value_size = bytes;
+        self.max_value_size = Some(bytes);
         self
     }
 
@@ -325,11 +332,11 @@ impl FileConfigBuilder {
             Some(dir) => dir,
             None => FileConfig::default_dir()?,
         };
-        let config = FileConfig {
+        let mut config = FileConfig {
             dir,
             max_bytes: self.max_bytes,
             max_entries: self.max_entries,
-            max_value_size: self.max_value_size,
+            max_value_size: 0,
             durable: self.durable,
             caller_writes: self.caller_writes,
             high_watermark: high,
@@ -337,17 +344,20 @@ impl FileConfigBuilder {
             sweep_interval: self.sweep_interval,
         };
         // One value must fit after eviction, or a set could evict itself.
-        let largest_entry = self.max_value_size.saturating_add(HEADER_LEN as u64);
-        if self.max_value_size == 0 || largest_entry > config.low().0 {
+        let fits = config.low().0.saturating_sub(HEADER_LEN as u64);
+        let (field, max_value_size) = match self.max_value_size {
+            Some(size) => ("max_value_size", size),
+            None => ("max_bytes", DEFAULT_MAX_VALUE_SIZE.min(fits)),
+        };
+        if max_value_size == 0 || max_value_size > fits {
             return Err(Error::config(
-                "max_value_size",
+                field,
                 format!(
-                    "must be between 1 and the low watermark of max_bytes minus the {HEADER_LEN}-byte header ({} bytes), got {}",
-                    config.low().0.saturating_sub(HEADER_LEN as u64),
-                    self.max_value_size
+                    "max_value_size must be between 1 and the low watermark of max_bytes minus the {HEADER_LEN}-byte header ({fits} bytes), got {max_value_size}"
                 ),
             ));
         }
+        config.max_value_size = max_value_size;
         Ok(config)
     }
 }
@@ -391,8 +401,26 @@ mod tests {
         assert!(field(base().max_value_size(0)).contains("`max_value_size`"));
         assert!(field(base().max_bytes(1000).max_value_size(900)).contains("`max_value_size`"));
         assert!(field(base().dir("")).contains("`dir`"));
+        // A budget too small for even one byte of value names max_bytes.
+        assert!(field(base().max_bytes(10)).contains("`max_bytes`"));
         let ok = base().max_bytes(1000).max_value_size(100).build().unwrap();
         assert_eq!(ok.high(), (950, 95_000));
         assert_eq!(ok.low(), (850, 85_000));
+    }
+
+    #[test]
+    fn the_default_value_size_fits_a_small_budget() {
+        let base = || FileConfig::builder().dir("/tmp/x");
+        let small = base().max_bytes(8 << 20).build().unwrap();
+        assert_eq!(
+            small.max_value_size(),
+            small.low().0 - HEADER_LEN as u64,
+            "the largest value that still fits after eviction"
+        );
+        let large = base().build().unwrap();
+        assert_eq!(large.max_value_size(), DEFAULT_MAX_VALUE_SIZE);
+        // Given explicitly, a size that does not fit is still refused.
+        let err = base().max_bytes(8 << 20).max_value_size(16 << 20).build();
+        assert!(err.unwrap_err().message().contains("`max_value_size`"));
     }
 }

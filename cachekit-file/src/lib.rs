@@ -221,5 +221,5 @@ mod index;
 mod store;
 
 pub use backend::FileBackend;
-pub use config::{FileConfig, FileConfigBuilder, DIR_ENV};
+pub use config::{FileConfig, FileConfigBuilder, DEFAULT_MAX_VALUE_SIZE, DIR_ENV};
 pub use store::SweepStats;

@@ -20,17 +20,6 @@ mod commands;
 /// UNLINK batch.
 const SCAN_COUNT: usize = 1000;
 
-/// Stores the value unless a string is there; a key of another type
-/// (hash, list...) counts as absent, as a cache read would have missed it,
-/// and SET replaces it. `KEYS[1]` key; `ARGV[1]` value; `ARGV[2]` PX milliseconds,
-/// '' (no expiry) or '0' (expired at once: the key is deleted, 1 returned).
-pub(crate) const SET_IF_ABSENT: &str = crate::script::storing_script!(
-    r"
-if redis.call('TYPE', KEYS[1])['ok'] == 'string' then return 0 end
-return store(KEYS[1], ARGV[1], ARGV[2])
-"
-);
-
 /// A pooled Redis (or Valkey) [`Backend`].
 ///
 /// Cheap to clone: clones share the pool. Every operation takes one

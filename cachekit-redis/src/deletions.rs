@@ -30,28 +30,6 @@ const SLOTS: usize = 16_384;
 /// Where cachekit keeps its counters, under the backend's key prefix.
 pub(crate) const MARKS: &str = "__cachekit__:";
 
-/// `KEYS[1]` key, `KEYS[2]` its slot's counter, `KEYS[3]` (optional) the
-/// clears counter; `ARGV[1]` value, `ARGV[2]` PX as for SET_IF_ABSENT,
-/// `ARGV[3]`, `ARGV[4]` the counters as read. 1 when stored.
-pub(crate) const SET_UNLESS_DELETED: &str = crate::script::storing_script!(
-    r"
-if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[3] then return 0 end
-if KEYS[3] and (redis.call('GET', KEYS[3]) or '0') ~= ARGV[4] then return 0 end
-return store(KEYS[1], ARGV[1], ARGV[2])
-"
-);
-
-/// `KEYS[1]` key, `KEYS[2]` its slot's counter: removes the key, counts a
-/// deletion (the counter lives a day past the last one: a computation
-/// that read it would have to run that long to miss its expiry); how many
-/// keys were removed.
-pub(crate) const DELETE_AND_MARK: &str = r"
-local removed = redis.call('UNLINK', KEYS[1])
-redis.call('INCR', KEYS[2])
-redis.call('PEXPIRE', KEYS[2], 86400000)
-return removed
-";
-
 impl Inner {
     /// The counter of `key`'s slot (the Redis key, prefix included).
     fn slot_counter(&self, key: &str) -> String {

@@ -22,24 +22,6 @@ use crate::backend::{px, Inner, RedisBackend};
 use crate::errors::Op;
 use crate::pool::Retry;
 
-/// Deletes the lock only if it still holds our token.
-/// `KEYS[1]` lock key; `ARGV[1]` token.
-pub(crate) const RELEASE_LOCK: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-";
-
-/// Extends the lock only if it still holds our token.
-/// `KEYS[1]` lock key; `ARGV[1]` token; `ARGV[2]` lease in milliseconds.
-pub(crate) const EXTEND_LOCK: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-";
-
 const FIRST_BACKOFF: Duration = Duration::from_millis(2);
 const MAX_BACKOFF: Duration = Duration::from_millis(50);
 

@@ -1,5 +1,5 @@
-//! Lua scripts, sent by hash (EVALSHA) and by source only when the server
-//! does not know them yet.
+//! Lua scripts (the files in `lua/`), sent by hash (EVALSHA) and by
+//! source only when the server does not know them yet.
 
 use cachekit_core::Result;
 use redis::{FromRedisValue, ServerErrorKind};
@@ -7,29 +7,19 @@ use redis::{FromRedisValue, ServerErrorKind};
 use crate::errors::{self, Op};
 use crate::pool::{Pool, Retry};
 
-/// A script that ends by storing a value the way every cachekit write
-/// does: `store(key, value, px)`, with `px` the PX milliseconds, `''` (no
-/// expiry) or `'0'` (expired at once: the key is deleted); returns 1.
-macro_rules! storing_script {
-    ($body:literal) => {
+/// A script from `lua/`, and one that ends by storing a value: `store.lua`
+/// (`store(key, value, px)`) prepended.
+macro_rules! lua {
+    ($name:literal) => {
+        include_str!(concat!("lua/", $name, ".lua"))
+    };
+    (storing $name:literal) => {
         concat!(
-            r"
-local function store(key, value, px)
-  if px == '0' then
-    redis.call('DEL', key)
-  elseif px == '' then
-    redis.call('SET', key, value)
-  else
-    redis.call('SET', key, value, 'PX', px)
-  end
-  return 1
-end
-",
-            $body
+            include_str!("lua/store.lua"),
+            include_str!(concat!("lua/", $name, ".lua"))
         )
     };
 }
-pub(crate) use storing_script;
 
 /// A Lua script with its SHA1, computed once.
 pub(crate) struct Script {
@@ -87,13 +77,13 @@ pub(crate) struct Scripts {
 impl Scripts {
     pub(crate) fn new() -> Self {
         Self {
-            set_if_absent: Script::new(crate::backend::SET_IF_ABSENT),
-            compare_and_set: Script::new(crate::cas::COMPARE_AND_SET),
-            release_lock: Script::new(crate::lock::RELEASE_LOCK),
-            extend_lock: Script::new(crate::lock::EXTEND_LOCK),
-            get_with_ttl: Script::new(crate::topology::GET_WITH_TTL),
-            set_unless_deleted: Script::new(crate::deletions::SET_UNLESS_DELETED),
-            delete_and_mark: Script::new(crate::deletions::DELETE_AND_MARK),
+            set_if_absent: Script::new(lua!(storing "set_if_absent")),
+            compare_and_set: Script::new(lua!(storing "compare_and_set")),
+            release_lock: Script::new(lua!("release_lock")),
+            extend_lock: Script::new(lua!("extend_lock")),
+            get_with_ttl: Script::new(lua!("get_with_ttl")),
+            set_unless_deleted: Script::new(lua!(storing "set_unless_deleted")),
+            delete_and_mark: Script::new(lua!("delete_and_mark")),
         }
     }
 }

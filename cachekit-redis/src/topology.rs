@@ -106,14 +106,6 @@ pub(crate) async fn get_each(inner: &Inner, keys: &[&str]) -> Result<Vec<Option<
     futures_util::future::try_join_all(keys.iter().map(|key| inner.get_one(key))).await
 }
 
-/// A value and its remaining lifetime in one single-key command: a key of
-/// another type reads as missing. `KEYS[1]` the key.
-pub(crate) const GET_WITH_TTL: &str = r"
-local value = redis.pcall('GET', KEYS[1])
-if type(value) == 'table' and value.err then return {false, -2} end
-return {value, redis.call('PTTL', KEYS[1])}
-";
-
 /// `get_with_ttl` on a cluster: GET and PTTL in one script, a single-key
 /// command that follows redirects like any other (a GET + PTTL pipeline
 /// meets redis-rs's pipeline redirects, see above), in one round trip and

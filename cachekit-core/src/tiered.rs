@@ -22,6 +22,8 @@ mod l2;
 mod outage;
 mod pinned;
 mod policy;
+mod refresh;
+mod stampede;
 mod stats;
 mod tiers;
 

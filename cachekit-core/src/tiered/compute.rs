@@ -3,13 +3,14 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
 use super::changes::Ticket;
 use super::flight::{self, FlightState, LeaderGuard, Role, Shared};
 use super::l2::Budget;
+use super::stampede::Stampede;
 use super::tiers::Found;
 use super::{Cacheable, Policy, TieredCache};
 use crate::error::Error;
@@ -18,14 +19,6 @@ use crate::keys::{CallKey, KeyBuilder};
 /// Fail-closed callers pass how to turn a cache error into theirs; fail-open
 /// callers pass `None`, and then no cache error ever surfaces.
 type Strict<E> = Option<fn(Error) -> E>;
-
-/// What the stampede lock step decided.
-enum Stampede<T> {
-    /// Another process stored the value while we waited.
-    Hit(T, Option<Shared>),
-    /// Compute; release the lock with this token afterwards, if any.
-    Compute(Option<String>),
-}
 
 impl TieredCache {
     /// Returns the cached value, or runs `compute`, caches and returns its result.
@@ -296,35 +289,13 @@ impl TieredCache {
         // Taken before L2 is read: a change of the key from here on (in
         // this process or reported by another) voids what this call stores.
         let ticket = self.inner.changes.ticket(key);
-        let leader = loop {
-            match self.inner.flights.join(key, shared) {
-                Role::Leader(guard) => break Some(guard),
-                Role::Follower(rx) => match flight::wait(rx).await {
-                    FlightState::Done(shared) => match shared.downcast_ref::<T>() {
-                        Some(v) => {
-                            self.inner.counters.coalesced();
-                            return Ok(v.clone());
-                        }
-                        None => break None,
-                    },
-                    FlightState::Failed => match stale {
-                        Some(v) => {
-                            self.inner.counters.stale_served();
-                            return Ok(v);
-                        }
-                        // Fail-closed callers retry as leaders, so that they
-                        // check L2 themselves before computing.
-                        None if strict.is_some() => {}
-                        None => break None,
-                    },
-                    FlightState::Abandoned | FlightState::Running => {
-                        if let Found::Fresh(v, _) = self.l1_peek(key, policy) {
-                            self.inner.counters.coalesced();
-                            return Ok(v);
-                        }
-                    }
-                },
-            }
+        let mut stale = stale;
+        let joined = self
+            .join_flight(key, shared, policy, &mut stale, strict.is_some())
+            .await;
+        let leader = match joined {
+            Joined::Answered(v) => return Ok(v),
+            Joined::GoOn(leader) => leader,
         };
         let mut fallback = stale;
         // `read_through` looked for a recent failure before this call
@@ -373,6 +344,51 @@ impl TieredCache {
         };
         Box::pin(self.compute_and_store(key, policy, budget, leading, fallback, strict, compute))
             .await
+    }
+
+    /// Joins the key's single flight: returns another caller's answer (or
+    /// the stale value when that caller failed), or goes on as the
+    /// flight's leader, or alone (`None`: the flight's value was of
+    /// another type, or it failed and there is no stale value).
+    async fn join_flight<T: Cacheable>(
+        &self,
+        key: &str,
+        shared: Option<&Arc<str>>,
+        policy: &Policy,
+        stale: &mut Option<T>,
+        strict: bool,
+    ) -> Joined<'_, T> {
+        loop {
+            let rx = match self.inner.flights.join(key, shared) {
+                Role::Leader(guard) => return Joined::GoOn(Some(guard)),
+                Role::Follower(rx) => rx,
+            };
+            match flight::wait(rx).await {
+                FlightState::Done(shared) => {
+                    let Some(v) = shared.downcast_ref::<T>() else {
+                        return Joined::GoOn(None);
+                    };
+                    self.inner.counters.coalesced();
+                    return Joined::Answered(v.clone());
+                }
+                FlightState::Failed => match stale.take() {
+                    Some(v) => {
+                        self.inner.counters.stale_served();
+                        return Joined::Answered(v);
+                    }
+                    // Fail-closed callers retry as leaders, so that they
+                    // check L2 themselves before computing.
+                    None if strict => {}
+                    None => return Joined::GoOn(None),
+                },
+                FlightState::Abandoned | FlightState::Running => {
+                    if let Found::Fresh(v, _) = self.l1_peek(key, policy) {
+                        self.inner.counters.coalesced();
+                        return Joined::Answered(v);
+                    }
+                }
+            }
+        }
     }
 
     /// The rest of the miss path: stampede lock, compute, store, publish.
@@ -458,8 +474,6 @@ impl TieredCache {
         }
     }
 
-    /// Whether a recomputation of `key` failed within the stale retry
-    /// interval. Out of line: only a caller holding a stale value asks.
     /// What a computation of `key` must know to not store over a change
     /// that happens while it runs: the local `ticket` (taken before L2 was
     /// read) and the L2's deletion mark, read now, before the computation
@@ -484,9 +498,11 @@ impl TieredCache {
         Computed { ticket, mark }
     }
 
+    /// Whether a recomputation of `key` failed within the stale retry
+    /// interval. Out of line: only a caller holding a stale value asks.
     #[cold]
     #[inline(never)]
-    fn failed_lately(&self, key: &str) -> bool {
+    pub(super) fn failed_lately(&self, key: &str) -> bool {
         self.inner.recent_failures.contains_key(key)
     }
 
@@ -498,127 +514,14 @@ impl TieredCache {
         finish_with(leader, &value, None);
         value
     }
+}
 
-    /// With a distributed lock configured: take it, or wait for its holder's
-    /// value, re-reading L2, until `max_wait`; then compute anyway. Taking the
-    /// lock is an L2 operation like any other: guarded, and within `budget`.
-    async fn stampede<T: Cacheable>(
-        &self,
-        key: &str,
-        policy: &Policy,
-        budget: Option<&Budget>,
-    ) -> Stampede<T> {
-        let (Some((lock, config)), Some(l2)) = (&self.inner.stampede, &self.inner.l2) else {
-            return Stampede::Compute(None);
-        };
-        let counters = &self.inner.counters.l2;
-        let give_up = crate::deadline::later(Instant::now(), config.max_wait);
-        let mut waited = false;
-        loop {
-            match l2
-                .call_other("lock", counters, budget, || {
-                    lock.try_lock(key, config.lease)
-                })
-                .await
-            {
-                Ok(Some(token)) => {
-                    // The holder we waited for may have stored its value
-                    // and let go between our last read and this take.
-                    if waited {
-                        if let Ok(Some(hit)) = self.l2_read::<T>(key, policy, None).await {
-                            if hit.fresh {
-                                self.release(key, Some(token)).await;
-                                return Stampede::Hit(hit.value, hit.shared);
-                            }
-                        }
-                    }
-                    return Stampede::Compute(Some(token));
-                }
-                Ok(None) => {}
-                Err(err) => {
-                    tracing::debug!(target: "cachekit", key, error = %err, "stampede lock unavailable; computing without it");
-                    return Stampede::Compute(None);
-                }
-            }
-            let now = Instant::now();
-            if now >= give_up {
-                tracing::warn!(target: "cachekit", key, max_wait = ?config.max_wait, "gave up waiting for another process's computation");
-                return Stampede::Compute(None);
-            }
-            self.inner.counters.lock_wait();
-            waited = true;
-            // A poll interval longer than what is left of max_wait must
-            // not hold the wait past it.
-            tokio::time::sleep(config.poll_interval.min(give_up - now)).await;
-            // Waiting here is deliberate (bounded by max_wait), so these
-            // reads get a deadline each rather than the call's budget.
-            if let Ok(Some(hit)) = self.l2_read::<T>(key, policy, None).await {
-                if hit.fresh {
-                    return Stampede::Hit(hit.value, hit.shared);
-                }
-            }
-        }
-    }
-
-    async fn release(&self, key: &str, token: Option<String>) {
-        let (Some(token), Some((lock, _)), Some(l2)) =
-            (token, &self.inner.stampede, &self.inner.l2)
-        else {
-            return;
-        };
-        let counters = &self.inner.counters.l2;
-        if let Err(err) = l2
-            .call_other("unlock", counters, None, || lock.unlock(key, &token))
-            .await
-        {
-            tracing::debug!(target: "cachekit", key, error = %err, "could not release the stampede lock; it expires with its lease");
-        }
-    }
-
-    /// Starts one background recomputation of `key`, unless one is running.
-    fn spawn_refresh<T, E, F, Fut>(&self, key: &str, policy: &Policy, compute: F)
-    where
-        T: Cacheable,
-        E: Send + 'static,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, E>> + Send + 'static,
-    {
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        if self.inner.flights.is_running(key) {
-            return;
-        }
-        let cache = self.clone();
-        let key: Arc<str> = key.into();
-        let policy = policy.clone();
-        handle.spawn(async move {
-            let Role::Leader(guard) = cache.inner.flights.join(&key, Some(&key)) else {
-                return;
-            };
-            // A refresh that finished while this task was queued leaves
-            // nothing to do.
-            if let Found::Fresh(v, false) = cache.l1_peek::<T>(&key, &policy) {
-                guard.finish_with(|| Arc::new(v));
-                return;
-            }
-            let ticket = cache.inner.changes.ticket(&key);
-            let computed = cache.begin_compute(&key, ticket, None).await;
-            cache.inner.counters.refresh();
-            match compute().await {
-                Ok(value) => {
-                    let (_, shared) = cache
-                        .store(&key, &value, &policy, None, Some(&computed))
-                        .await;
-                    guard.finish_with(|| shared.unwrap_or_else(|| Arc::new(value)));
-                }
-                Err(_) => {
-                    tracing::warn!(target: "cachekit", key = &*key, "background refresh failed; the current value stays until it expires");
-                    guard.finish(FlightState::Failed);
-                }
-            }
-        });
-    }
+/// How a call joined its key's single flight.
+enum Joined<'a, T> {
+    /// Another caller's flight answered (or, as it failed, the stale value).
+    Answered(T),
+    /// This call goes on: leading the flight, or on its own (`None`).
+    GoOn(Option<LeaderGuard<'a>>),
 }
 
 /// What a computation saw before it began, checked when its value is stored.

@@ -8,7 +8,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use cachekit::keys::{KeyCache, Recall};
+use cachekit::__private::remembered::{Probe, RecentCalls, Want};
 use cachekit::{cached, KeyBuilder, TieredCache};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -30,28 +30,22 @@ fn l1_hit(c: &mut Criterion) {
     // By hand: the same interop key (remembered the same way) and the same
     // TieredCache calls the attribute generates: the remembered L1 entry
     // first, then the full lookup.
-    let keys = KeyCache::new(KeyBuilder::new("bench", "user_by_hand").unwrap());
+    let keys = RecentCalls::new(KeyBuilder::new("bench", "user_by_hand").unwrap());
     let by_hand = TieredCache::builder().build().unwrap();
     // (The attribute also encodes a `u64` argument without serde, which
     // hand-written code through the public API does not.)
     let by_hand_entry = |id: u64| -> String {
-        let call = match keys.recall(&(id,)).unwrap() {
-            Recall::Entry(recalled) => {
-                if let Some(v) = recalled
-                    .entry()
-                    .and_then(|e| by_hand.value_ref::<String>(e))
-                {
-                    recalled.hit();
+        let call = match keys.probe_args(Want::Entry, &(id,)).unwrap() {
+            Probe::Remembered(entry) => {
+                if let Some(v) = entry.value::<String>(&by_hand) {
                     return v.clone();
                 }
-                recalled.forget().unwrap()
+                entry.forget().unwrap()
             }
-            Recall::Key(call) => call,
+            Probe::Key(call) => call.unwrap(),
         };
         let v = by_hand.get_or_compute_blocking(call.key(), ttl, || load(id));
-        if let Some(entry) = by_hand.l1_ref(call.key()).filter(|_| call.is_repeat()) {
-            keys.remember(&call, &entry);
-        }
+        keys.remember(&call, &by_hand);
         v
     };
     // What a user would write without cachekit: moka keyed by the argument.
@@ -71,8 +65,11 @@ fn l1_hit(c: &mut Criterion) {
     });
     group.bench_function("hand_written_tiered", |b| {
         b.iter(|| {
-            let key = keys.key(&(black_box(42u64),)).unwrap();
-            black_box(by_hand.get_or_compute_blocking(&key, ttl, || load(42)))
+            let Ok(Probe::Key(Some(call))) = keys.probe_args(Want::Key, &(black_box(42u64),))
+            else {
+                unreachable!("asked for the key")
+            };
+            black_box(by_hand.get_or_compute_blocking(call.key(), ttl, || load(42)))
         })
     });
     group.bench_function("cached_fn", |b| b.iter(|| black_box(user(black_box(42)))));

@@ -33,9 +33,10 @@ pub use cachekit_core::keys::{self, derive_key, KeyBuilder};
 pub use cachekit_core::lock::{DistributedLock, StampedeConfig};
 pub use cachekit_core::memory::{MemoryBackend, MemoryBackendBuilder};
 pub use cachekit_core::tiered::{
-    Cacheable, L1Ref, Policy, TierStats, TieredCache, TieredCacheBuilder, TieredStats, WeakL1Ref,
-    DEFAULT_L1_MAX_TTL, DEFAULT_L1_TTL_UNSYNCED, DEFAULT_L2_TIMEOUT, DEFAULT_MAX_L2_IN_FLIGHT,
-    DEFAULT_MAX_L2_QUEUED, DEFAULT_STALE_RETRY_INTERVAL, L1_INVALIDATION_ENV,
+    BlockingEntry, Cacheable, Entry, FailClosed, FailOpen, Policy, RefreshAhead, TierStats,
+    TieredCache, TieredCacheBuilder, TieredStats, DEFAULT_L1_MAX_TTL, DEFAULT_L1_TTL_UNSYNCED,
+    DEFAULT_L2_TIMEOUT, DEFAULT_MAX_L2_IN_FLIGHT, DEFAULT_MAX_L2_QUEUED,
+    DEFAULT_STALE_RETRY_INTERVAL, L1_INVALIDATION_ENV,
 };
 
 #[cfg(feature = "file")]

@@ -17,17 +17,19 @@ pub use std::time::Duration;
 use cachekit_core::{Backend, ErrorKind};
 pub use cachekit_core::{Cacheable, Error, KeyBuilder, Policy, Result, TieredCache};
 
+#[path = "private/calls.rs"]
+mod calls;
 #[path = "private/handle.rs"]
 mod handle;
-#[path = "private/keys.rs"]
-mod keys;
+#[path = "private/probe.rs"]
+mod probe;
 
 pub use cachekit_core::keys::ArgBytes;
-pub use handle::{
-    option, option_blocking, result, result_blocking, settle, value, value_blocking, CachedFn,
-    Call, FnStats, Found,
-};
-pub use keys::*;
+/// The remembered-entry shortcut, for the benches that rebuild it by hand.
+pub use cachekit_core::remembered;
+pub use calls::{option, option_blocking, result, result_blocking, settle, value, value_blocking};
+pub use handle::{CachedFn, Call, FnStats};
+pub use probe::*;
 
 const LOG: &str = "cachekit";
 
@@ -279,14 +281,16 @@ mod tests {
         assert_eq!(op(Operation::Named("get_user"), Some(3)), "get_user.v3");
     }
 
-    /// Every call moves its `Found` through a few frames: it must stay the
-    /// size of the `Recall` it wraps, with no tag of its own (see
-    /// [`Found::Key`]).
+    /// Every call moves its `Probe` through a few frames: it must have no
+    /// tag of its own (see `Probe::Key`): the size of the entry it borrows.
     #[test]
-    fn a_lookup_result_is_no_larger_than_the_lookup_it_wraps() {
-        use cachekit_core::keys::{CallKey, Recall};
+    fn a_probe_is_no_larger_than_the_entry_it_borrows() {
+        use cachekit_core::remembered::{CallKey, Probe, RememberedEntry};
         use std::mem::size_of;
-        assert_eq!(size_of::<Found<'static>>(), size_of::<Recall<'static>>());
+        assert_eq!(
+            size_of::<Probe<'static>>(),
+            size_of::<RememberedEntry<'static>>()
+        );
         assert_eq!(size_of::<Option<CallKey>>(), size_of::<CallKey>());
     }
 

@@ -96,11 +96,16 @@ async fn policy_durations_work_at_their_maximum() {
                 .await;
             assert_eq!(v, 2);
             let v: Result<u64, ()> = cache
-                .try_get_or_compute_policy(&key("c"), &policy, || async { Ok(3) })
+                .entry(&key("c"))
+                .policy(policy.clone())
+                .or_try_compute(|| async { Ok(3) })
                 .await;
             assert_eq!(v, Ok(3));
             let v: Result<u64, ()> = cache
-                .try_get_or_compute_refreshing(&key("c"), &policy, || async { Ok(4) })
+                .entry(&key("c"))
+                .policy(policy.clone())
+                .refreshing()
+                .or_try_compute(|| async { Ok(4) })
                 .await;
             stored.unwrap();
             assert_eq!(v, Ok(3), "a fresh hit");

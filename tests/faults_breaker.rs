@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cachekit::{BreakerConfig, BreakerState, Error, ErrorKind, Policy, TieredCache};
+use cachekit::{BreakerConfig, BreakerState, Error, ErrorKind, TieredCache};
 use cachekit_testkit::eventually;
 use cachekit_testkit::RedisServer;
 use common::{fault, redis, Latencies, CALL_BOUND};
@@ -298,14 +298,12 @@ async fn fail_closed_calls_get_the_cache_error_instead_of_running_uncached() {
     for i in 0..4u64 {
         let runs = runs.clone();
         let result = cache
-            .try_get_or_compute_strict(
-                &format!("faults:strict:{i}"),
-                &Policy::new(),
-                || async move {
-                    runs.fetch_add(1, SeqCst);
-                    Ok::<u64, AppError>(i)
-                },
-            )
+            .entry(&format!("faults:strict:{i}"))
+            .strict()
+            .or_try_compute(|| async move {
+                runs.fetch_add(1, SeqCst);
+                Ok::<u64, AppError>(i)
+            })
             .await;
         match result {
             Err(AppError::Cache(kind)) => kinds.push(kind),

@@ -69,11 +69,7 @@ async fn with_redis_down_and_the_source_failing_the_stale_value_is_served_and_th
     source.generation.store(1, SeqCst);
     let call = |source: &Source| {
         let (cache, fetch) = (cache.clone(), source.fetch());
-        async move {
-            cache
-                .try_get_or_compute_policy(key, &Policy::new(), || fetch)
-                .await
-        }
+        async move { cache.entry(key).or_try_compute(|| fetch).await }
     };
     assert_eq!(call(&source).await, Ok(1));
     // The echo of the store drops the entry; read it back into L1.
@@ -144,9 +140,7 @@ async fn with_redis_hung_and_the_source_slow_the_stale_value_comes_within_the_de
     let mut source = Source::default();
     source.generation.store(1, SeqCst);
     let first = source.fetch();
-    let got = cache
-        .try_get_or_compute_policy(key, &Policy::new(), || first)
-        .await;
+    let got = cache.entry(key).or_try_compute(|| first).await;
     assert_eq!(got, Ok(1));
     // The echo of the store drops the entry; read it back into L1.
     announced(&cache, 1).await;
@@ -165,7 +159,7 @@ async fn with_redis_hung_and_the_source_slow_the_stale_value_comes_within_the_de
             let (cache, latencies, fetch) = (cache.clone(), latencies.clone(), source.fetch());
             tokio::spawn(async move {
                 latencies
-                    .time(cache.try_get_or_compute_policy(key, &Policy::new(), || fetch))
+                    .time(cache.entry(key).or_try_compute(|| fetch))
                     .await
             })
         })
@@ -203,7 +197,10 @@ async fn refresh_ahead_with_redis_down_refreshes_once_and_keeps_serving() {
         let (cache, fetch, policy) = (cache.clone(), source.fetch(), policy.clone());
         async move {
             cache
-                .try_get_or_compute_refreshing(key, &policy, move || fetch)
+                .entry(key)
+                .policy(policy.clone())
+                .refreshing()
+                .or_try_compute(move || fetch)
                 .await
         }
     };

@@ -73,7 +73,6 @@
 
 mod canonical;
 mod direct;
-mod memo;
 mod types;
 
 #[cfg(test)]
@@ -90,7 +89,6 @@ use canonical::{CanonError, Encoder, Profile};
 
 #[doc(hidden)]
 pub use direct::{ArgBytes, DirectArg};
-pub use memo::{CallKey, KeyCache, Lookup, Recall, Recalled};
 pub use types::{Set, Timestamp};
 
 /// Length of `args_hash`: 32 bytes in hex.
@@ -256,7 +254,7 @@ impl KeyBuilder {
     }
 
     /// `prefix` + the hex digest.
-    fn compose(&self, digest: &[u8; 32]) -> String {
+    pub(crate) fn compose(&self, digest: &[u8; 32]) -> String {
         let mut key = String::with_capacity(self.prefix.len() + HASH_HEX_LEN);
         key.push_str(&self.prefix);
         push_hex(&mut key, digest);
@@ -288,14 +286,14 @@ fn hash_args<A: Serialize + ?Sized>(args: &A) -> Result<[u8; 32]> {
     with_canonical_args(args, blake2b)
 }
 
-fn blake2b(bytes: &[u8]) -> [u8; 32] {
+pub(crate) fn blake2b(bytes: &[u8]) -> [u8; 32] {
     Blake2b::<U32>::digest(bytes).into()
 }
 
 /// Runs `f` on the canonical bytes of `args`, encoded in the thread's
 /// reusable buffer (a fresh one if that is in use).
 #[inline(always)]
-fn with_canonical_args<A, R>(args: &A, f: impl FnOnce(&[u8]) -> R) -> Result<R>
+pub(crate) fn with_canonical_args<A, R>(args: &A, f: impl FnOnce(&[u8]) -> R) -> Result<R>
 where
     A: Serialize + ?Sized,
 {

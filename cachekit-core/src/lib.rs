@@ -17,6 +17,8 @@ pub mod keys;
 pub mod lock;
 pub mod memory;
 #[doc(hidden)]
+pub mod remembered;
+#[doc(hidden)]
 pub mod runtime;
 pub mod tiered;
 
@@ -28,4 +30,7 @@ pub use invalidation::{ChannelState, InvalidationStats, Invalidations};
 pub use keys::{derive_key, KeyBuilder};
 pub use lock::{DistributedLock, StampedeConfig};
 pub use memory::{MemoryBackend, MemoryBackendBuilder};
-pub use tiered::{Cacheable, Policy, TierStats, TieredCache, TieredCacheBuilder, TieredStats};
+pub use tiered::{
+    BlockingEntry, Cacheable, Entry, Policy, TierStats, TieredCache, TieredCacheBuilder,
+    TieredStats,
+};

@@ -47,7 +47,7 @@ pub(crate) struct Stored {
     /// in; a flush moves the cache to the next one.
     pub(crate) generation: u64,
     /// Set once the entry has left the cache (replaced, removed, evicted or
-    /// expired), so that an [`L1Ref`](crate::tiered::L1Ref) held elsewhere stops serving it.
+    /// expired), so that an [`L1Ref`](crate::remembered::L1Ref) held elsewhere stops serving it.
     pub(crate) retired: AtomicBool,
 }
 
@@ -160,7 +160,7 @@ fn decoded_weight<T>(bytes: &[u8]) -> usize {
 
 /// The share of an L1's budget that references held outside it may keep
 /// in memory by themselves: the remembered entries of `#[cached]` functions
-/// (see [`KeyCache`](crate::keys::KeyCache)) hold theirs strongly, and an
+/// (see [`RecentCalls`](crate::remembered::RecentCalls)) hold theirs strongly, and an
 /// entry held so stays allocated after L1 evicts it. Past the limit they
 /// hold entries weakly. The bytes are counted when an entry is taken, in
 /// L1 or not, so the limit is an upper bound on what they keep alive.

@@ -17,10 +17,10 @@ mod blocking;
 mod builder;
 mod changes;
 mod compute;
+mod entry;
 mod flight;
 mod l2;
 mod outage;
-mod pinned;
 mod policy;
 mod refresh;
 mod stampede;
@@ -45,9 +45,9 @@ pub use builder::{
     L1_INVALIDATION_ENV,
 };
 use changes::Changes;
+pub use entry::{BlockingEntry, Entry, FailClosed, FailOpen, RefreshAhead};
 use flight::Flights;
 use l2::GuardedL2;
-pub use pinned::{L1Ref, WeakL1Ref};
 pub use policy::Policy;
 use stats::Counters;
 pub use stats::{TierStats, TieredStats};
@@ -311,6 +311,23 @@ impl TieredCache {
     pub fn invalidate_local(&self, key: &str) {
         self.inner.changed(key);
     }
+
+    /// The L1 entry under `key` as stored, for [`crate::remembered`].
+    pub(crate) fn l1_stored(&self, key: &str) -> Option<Arc<crate::memory::Stored>> {
+        self.inner.l1.as_ref()?.get_stored(key)
+    }
+
+    /// The current L1 generation: entries stamped with an older one are stale.
+    #[inline(always)]
+    pub(crate) fn l1_generation(&self) -> u64 {
+        self.inner.generation()
+    }
+
+    /// Counts an L1 hit served outside the tiers' own lookups.
+    #[inline(always)]
+    pub(crate) fn count_l1_hit(&self) {
+        self.inner.counters.l1.hit();
+    }
 }
 
 impl Inner {
@@ -337,7 +354,7 @@ impl Inner {
     }
 
     /// Marks every L1 entry stale, including those held through an
-    /// [`L1Ref`]: no longer served as fresh, but still there for a
+    /// `L1Ref`: no longer served as fresh, but still there for a
     /// caller whose policy serves stale values when recomputing fails.
     pub(crate) fn flush_l1(&self) {
         self.changes.flushed();

@@ -319,7 +319,7 @@ fn derive_key(config: &Config, private: &TokenStream) -> TokenStream {
             #[allow(clippy::needless_borrow, clippy::nonminimal_bool)]
             let #fits = true #(&& #pushes)*;
             if #fits {
-                if let ::core::option::Option::Some(found) = #want.lookup_encoded(#keys, &#direct) {
+                if let ::core::option::Option::Some(found) = #private::probe_encoded(#keys, #want, &#direct) {
                     return found;
                 }
             }

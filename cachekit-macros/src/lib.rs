@@ -182,14 +182,14 @@ use proc_macro::TokenStream;
 /// cachekit implementation, so other languages can share the entries.
 /// Each function remembers the keys of recently seen argument lists in a
 /// 128-slot table per thread (lists of up to 256 canonical bytes; see
-/// `cachekit::keys::KeyCache`), so a repeated call costs one canonical
+/// `docs/architecture.md`, "The remembered-entry shortcut"), so a repeated call costs one canonical
 /// encoding and a table lookup instead of a Blake2b. Lists of plain
 /// integers, `bool`s, `char`s and strings (`&str`, `String`) are encoded
 /// without serde, to the same bytes. A slot also remembers
 /// where its key's value sits in L1, so a repeated call that hits L1 reads
 /// the value from there without looking the key up in moka; L1 marks an
 /// entry when it is replaced, deleted, evicted or expires, and such an
-/// entry is never served (see `cachekit::TieredCache::get_ref`).
+/// entry is never served.
 ///
 /// - The default namespace is the package name (`CARGO_PKG_NAME`),
 ///   lowercased.

@@ -22,10 +22,10 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::runtime::Handle;
 
+use super::compute::Strict;
 use super::tiers::Found;
 use super::{Cacheable, Policy, TieredCache};
 use crate::error::{Error, ErrorKind, Result};
-use crate::keys::{CallKey, KeyBuilder};
 
 impl TieredCache {
     /// Blocking [`get`](Self::get).
@@ -75,83 +75,13 @@ impl TieredCache {
         block_on(self.delete_prefix(prefix)).unwrap_or_else(|| Err(no_runtime()))
     }
 
-    /// Blocking [`get_or_compute`](Self::get_or_compute).
-    pub fn get_or_compute_blocking<T, F>(&self, key: &str, ttl: Option<Duration>, compute: F) -> T
-    where
-        T: Cacheable,
-        F: FnOnce() -> T + Send,
-    {
-        let result = self
-            .try_get_or_compute_blocking(key, ttl, || Ok::<T, std::convert::Infallible>(compute()));
-        match result {
-            Ok(v) => v,
-            Err(never) => match never {},
-        }
-    }
-
-    /// Blocking [`try_get_or_compute`](Self::try_get_or_compute).
-    ///
-    /// # Errors
-    /// Only the computation's own error.
-    pub fn try_get_or_compute_blocking<T, E, F>(
-        &self,
-        key: &str,
-        ttl: Option<Duration>,
-        compute: F,
-    ) -> Result<T, E>
-    where
-        T: Cacheable,
-        E: Send,
-        F: FnOnce() -> Result<T, E> + Send,
-    {
-        let policy = Policy {
-            ttl,
-            ..Policy::default()
-        };
-        self.try_get_or_compute_policy_blocking(key, &policy, compute)
-    }
-
-    /// Blocking [`try_get_or_compute_policy`](Self::try_get_or_compute_policy).
-    ///
-    /// # Errors
-    /// Only the computation's own error, when there is no stale value to serve.
-    pub fn try_get_or_compute_policy_blocking<T, E, F>(
-        &self,
-        key: &str,
-        policy: &Policy,
-        compute: F,
-    ) -> Result<T, E>
-    where
-        T: Cacheable,
-        E: Send,
-        F: FnOnce() -> Result<T, E> + Send,
-    {
-        self.read_through_blocking(key, None, policy, compute)
-    }
-
-    /// [`try_get_or_compute_policy_blocking`](Self::try_get_or_compute_policy_blocking)
-    /// for a `#[cached]` call, whose key's shared copy the single-flight
-    /// entry keeps instead of copying the key.
-    #[doc(hidden)]
-    pub fn try_get_or_compute_call_blocking<T, E, F>(
-        &self,
-        key: &CallKey,
-        policy: &Policy,
-        compute: F,
-    ) -> Result<T, E>
-    where
-        T: Cacheable,
-        E: Send,
-        F: FnOnce() -> Result<T, E> + Send,
-    {
-        self.read_through_blocking(key.key(), Some(key.shared()), policy, compute)
-    }
-
-    fn read_through_blocking<T, E, F>(
+    /// [`read_through`](Self::read_through) from synchronous code.
+    pub(super) fn read_through_blocking<T, E, F>(
         &self,
         key: &str,
         shared: Option<&Arc<str>>,
         policy: &Policy,
+        strict: Strict<E>,
         compute: F,
     ) -> Result<T, E>
     where
@@ -159,15 +89,14 @@ impl TieredCache {
         E: Send,
         F: FnOnce() -> Result<T, E> + Send,
     {
-        let policy = policy.or(&self.inner.defaults);
-        if let Found::Fresh(v, _) = self.l1_peek::<T>(key, &policy) {
+        if let Found::Fresh(v, _) = self.l1_peek::<T>(key, policy) {
             self.inner.counters.l1.hit();
             return Ok(v);
         }
         // `compute` moves into the future; get it back if no runtime could run it.
         let mut compute = Some(compute);
         let slot = &mut compute;
-        let ran = block_on(self.read_through(key, shared, &policy, None, || {
+        let ran = block_on(self.read_through(key, shared, policy, strict, || {
             let compute = slot.take();
             async move {
                 match compute {
@@ -183,54 +112,6 @@ impl TieredCache {
                 f()
             }
             (None, None) => unreachable_compute(),
-        }
-    }
-
-    /// Blocking [`get_or_compute_with`](Self::get_or_compute_with).
-    pub fn get_or_compute_with_blocking<A, T, F>(
-        &self,
-        keys: &KeyBuilder,
-        args: &A,
-        ttl: Option<Duration>,
-        compute: F,
-    ) -> T
-    where
-        A: Serialize + ?Sized,
-        T: Cacheable,
-        F: FnOnce() -> T + Send,
-    {
-        match keys.key(args) {
-            Ok(key) => self.get_or_compute_blocking(&key, ttl, compute),
-            Err(err) => {
-                self.uncached(keys, &err);
-                compute()
-            }
-        }
-    }
-
-    /// Blocking [`try_get_or_compute_with`](Self::try_get_or_compute_with).
-    ///
-    /// # Errors
-    /// Only the computation's own error.
-    pub fn try_get_or_compute_with_blocking<A, T, E, F>(
-        &self,
-        keys: &KeyBuilder,
-        args: &A,
-        ttl: Option<Duration>,
-        compute: F,
-    ) -> Result<T, E>
-    where
-        A: Serialize + ?Sized,
-        T: Cacheable,
-        E: Send,
-        F: FnOnce() -> Result<T, E> + Send,
-    {
-        match keys.key(args) {
-            Ok(key) => self.try_get_or_compute_blocking(&key, ttl, compute),
-            Err(err) => {
-                self.uncached(keys, &err);
-                compute()
-            }
         }
     }
 }

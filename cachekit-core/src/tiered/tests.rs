@@ -234,7 +234,8 @@ async fn errors_are_returned_and_not_cached() {
     let calls = AtomicUsize::new(0);
     for _ in 0..2 {
         let r: Result<u32, &str> = cache
-            .try_get_or_compute("k", None, || async {
+            .entry("k")
+            .or_try_compute(|| async {
                 calls.fetch_add(1, SeqCst);
                 Err("db down")
             })
@@ -242,9 +243,7 @@ async fn errors_are_returned_and_not_cached() {
         assert_eq!(r, Err("db down"));
     }
     assert_eq!(calls.load(SeqCst), 2);
-    let ok: Result<u32, &str> = cache
-        .try_get_or_compute("k", None, || async { Ok(5) })
-        .await;
+    let ok: Result<u32, &str> = cache.entry("k").or_try_compute(|| async { Ok(5) }).await;
     assert_eq!(ok, Ok(5));
     assert_eq!(cache.get::<u32>("k").await, Some(5));
 }

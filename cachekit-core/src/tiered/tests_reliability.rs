@@ -149,7 +149,9 @@ async fn serve_stale_returns_the_old_value_when_recompute_fails_and_throttles() 
             .stale_retry_interval(Duration::from_secs(60))
     });
     let v: Result<u32, &str> = cache
-        .try_get_or_compute_policy("k", &policy, || async { Ok(1) })
+        .entry("k")
+        .policy(policy.clone())
+        .or_try_compute(|| async { Ok(1) })
         .await;
     assert_eq!(v, Ok(1));
     // L2 keeps it for ttl + max_stale.
@@ -159,7 +161,9 @@ async fn serve_stale_returns_the_old_value_when_recompute_fails_and_throttles() 
     let attempts = AtomicUsize::new(0);
     for _ in 0..3 {
         let v: Result<u32, &str> = cache
-            .try_get_or_compute_policy("k", &policy, || async {
+            .entry("k")
+            .policy(policy.clone())
+            .or_try_compute(|| async {
                 attempts.fetch_add(1, SeqCst);
                 Err("source down")
             })
@@ -175,7 +179,9 @@ async fn serve_stale_returns_the_old_value_when_recompute_fails_and_throttles() 
     // A successful recomputation replaces the stale value.
     let l2_only = cache_with(&l2, |b| b.policy(policy.clone()));
     let v: Result<u32, &str> = l2_only
-        .try_get_or_compute_policy("k", &policy, || async { Ok(2) })
+        .entry("k")
+        .policy(policy.clone())
+        .or_try_compute(|| async { Ok(2) })
         .await;
     assert_eq!(v, Ok(2));
 }
@@ -232,11 +238,15 @@ async fn serve_stale_also_covers_a_slow_recomputation() {
         .compute_timeout(Duration::from_millis(50));
     let cache = cache_with(&l2, |b| b.policy(policy.clone()));
     let _: Result<u32, ()> = cache
-        .try_get_or_compute_policy("k", &policy, || async { Ok(1) })
+        .entry("k")
+        .policy(policy.clone())
+        .or_try_compute(|| async { Ok(1) })
         .await;
     wait_until_stale(&cache, "k").await;
     let v: Result<u32, ()> = cache
-        .try_get_or_compute_policy("k", &policy, || async {
+        .entry("k")
+        .policy(policy.clone())
+        .or_try_compute(|| async {
             std::future::pending::<()>().await;
             Ok(2)
         })
@@ -250,13 +260,17 @@ async fn without_serve_stale_an_expired_value_is_never_returned() {
     let cache = TieredCache::builder().build().unwrap();
     let policy = Policy::new().ttl(Duration::from_millis(10));
     let _: Result<u32, ()> = cache
-        .try_get_or_compute_policy("k", &policy, || async { Ok(1) })
+        .entry("k")
+        .policy(policy.clone())
+        .or_try_compute(|| async { Ok(1) })
         .await;
     while cache.get::<u32>("k").await.is_some() {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let v: Result<u32, &str> = cache
-        .try_get_or_compute_policy("k", &policy, || async { Err("down") })
+        .entry("k")
+        .policy(policy.clone())
+        .or_try_compute(|| async { Err("down") })
         .await;
     assert_eq!(v, Err("down"));
 }
@@ -271,7 +285,10 @@ async fn refresh_ahead_recomputes_once_in_the_background() {
     let version = Arc::new(AtomicUsize::new(1));
     let call = |cache: TieredCache, version: Arc<AtomicUsize>, policy: Policy| async move {
         cache
-            .try_get_or_compute_refreshing("k", &policy, move || async move {
+            .entry("k")
+            .policy(policy.clone())
+            .refreshing()
+            .or_try_compute(move || async move {
                 let v = version.fetch_add(1, SeqCst);
                 // Slow enough that every hit below lands while it runs.
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -309,7 +326,9 @@ async fn ttl_jitter_shortens_ttls_within_the_fraction() {
     for i in 0..20 {
         let key = format!("k{i}");
         let _: Result<u8, ()> = cache
-            .try_get_or_compute_policy(&key, &policy, || async { Ok(1) })
+            .entry(&key)
+            .policy(policy.clone())
+            .or_try_compute(|| async { Ok(1) })
             .await;
         ttls.push(l2.inner.ttl(&key).await.unwrap().remaining().unwrap());
     }
@@ -341,7 +360,9 @@ async fn fail_closed_returns_the_cache_error_instead_of_computing() {
     let cache = cache_with(&l2, |b| b);
     let computed = AtomicUsize::new(0);
     let r: Result<u8, AppError> = cache
-        .try_get_or_compute_strict("k", &Policy::new(), || async {
+        .entry("k")
+        .strict()
+        .or_try_compute(|| async {
             computed.fetch_add(1, SeqCst);
             Ok(1)
         })
@@ -351,13 +372,17 @@ async fn fail_closed_returns_the_cache_error_instead_of_computing() {
     // Healthy again: strict calls work like the others.
     l2.fail_reads.store(false, SeqCst);
     let r: Result<u8, AppError> = cache
-        .try_get_or_compute_strict("k", &Policy::new(), || async { Ok(2) })
+        .entry("k")
+        .strict()
+        .or_try_compute(|| async { Ok(2) })
         .await;
     assert_eq!(r, Ok(2));
     // A failed write fails a strict call too.
     l2.fail_writes.store(true, SeqCst);
     let r: Result<u8, AppError> = cache
-        .try_get_or_compute_strict("other", &Policy::new(), || async { Ok(3) })
+        .entry("other")
+        .strict()
+        .or_try_compute(|| async { Ok(3) })
         .await;
     assert_eq!(r, Err(AppError::Cache(ErrorKind::Connection)));
 }

@@ -12,9 +12,9 @@
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-use super::{Cacheable, TieredCache};
 use crate::clock;
 use crate::memory::Stored;
+use crate::{Cacheable, TieredCache};
 
 /// A reference to one L1 entry, valid while the entry stays in L1.
 ///
@@ -81,8 +81,9 @@ impl TieredCache {
     /// assert_eq!(cache.get_ref::<u32>(&entry), None); // replaced: look up again
     /// # Ok(()) }
     /// ```
+    #[doc(hidden)]
     pub fn l1_ref(&self, key: &str) -> Option<L1Ref> {
-        self.inner.l1.as_ref()?.get_stored(key).map(L1Ref)
+        self.l1_stored(key).map(L1Ref)
     }
 
     /// The value of a referenced L1 entry, counted as an L1 hit, if the
@@ -92,6 +93,7 @@ impl TieredCache {
     ///
     /// `entry` must come from this cache's [`l1_ref`](Self::l1_ref). Unlike
     /// the normal lookup this never triggers a refresh-ahead.
+    #[doc(hidden)]
     pub fn get_ref<T: Cacheable>(&self, entry: &L1Ref) -> Option<T> {
         self.value_ref(entry).cloned()
     }
@@ -114,12 +116,13 @@ impl TieredCache {
     /// assert_eq!(cache.stats().l1.hits, 1);
     /// # Ok(()) }
     /// ```
+    #[doc(hidden)]
     #[inline]
     pub fn value_ref<'e, T: Cacheable>(&self, entry: &'e L1Ref) -> Option<&'e T> {
         let stored = &*entry.0;
         // Retired: it left L1. An older generation: L1 was flushed since
         // (moka retires flushed entries only in its housekeeping).
-        if stored.is_retired() || stored.generation != self.inner.generation() {
+        if stored.is_retired() || stored.generation != self.l1_generation() {
             return None;
         }
         let value = stored.decoded.as_ref()?.downcast_ref::<T>()?;
@@ -134,7 +137,7 @@ impl TieredCache {
         if until.is_some_and(|at| at <= clock::now_at_most() && at <= Instant::now()) {
             return None;
         }
-        self.inner.counters.l1.hit();
+        self.count_l1_hit();
         Some(value)
     }
 }

@@ -1,4 +1,4 @@
-//! The per-thread tables of a [`KeyCache`](super::KeyCache), what they may
+//! The per-thread tables of a [`RecentCalls`](super::RecentCalls), what they may
 //! keep alive, and their release when a thread exits.
 //!
 //! A slot holds its L1 entry strongly (a read costs no atomic operation)
@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use thread_local::ThreadLocal;
 
+use super::{L1Ref, WeakL1Ref};
 use crate::memory::PinBudget;
-use crate::tiered::{L1Ref, WeakL1Ref};
 
 /// Per thread, the values the table may keep in memory by itself: entries
 /// it holds strongly stay allocated after L1 drops them, until the thread
@@ -25,7 +25,7 @@ use crate::tiered::{L1Ref, WeakL1Ref};
 /// weakly (which costs two atomic operations per read).
 pub(super) const HELD_BYTES: usize = 64 * 1024;
 
-/// What a [`KeyCache`](super::KeyCache) keeps for all its threads; shared
+/// What a [`RecentCalls`](super::RecentCalls) keeps for all its threads; shared
 /// with the threads' exit hooks.
 pub(super) struct Tables {
     pub(super) threads: ThreadLocal<RefCell<Table>>,

@@ -1,68 +1,50 @@
-//! `key0` ... `key16`: a call's key arguments, looked up in its function's
-//! [`KeyCache`].
+//! A call's first step: its key arguments probed in its function's
+//! [`RecentCalls`] (the remembered-entry shortcut, see
+//! `cachekit_core::remembered`).
 //!
-//! One function per arity, each argument its own parameter, so that an
-//! argument that is not `Serialize` is reported at that argument (16 is the
-//! largest tuple serde serializes).
+//! `key0` ... `key16` take the arguments the serde way, one function per
+//! arity and each argument its own parameter, so that an argument that is
+//! not `Serialize` is reported at that argument (16 is the largest tuple
+//! serde serializes). [`probe_encoded`] takes arguments the generated code
+//! encoded itself (plain integers and strings, see [`Arg`]).
 
-use cachekit_core::keys::{ArgBytes, DirectArg, KeyCache, Recall};
+use cachekit_core::keys::{ArgBytes, DirectArg};
+use cachekit_core::remembered::{Probe, RecentCalls, Want};
 use serde::Serialize;
 
-use super::handle::Found;
 use super::LOG;
 
-/// What a lookup is for: the remembered L1 entry (a call), or only the
-/// key (`_refresh`, `_invalidate`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Want {
-    /// The remembered entry, else the key.
-    Entry,
-    /// The key only.
-    Key,
-}
-
-impl Want {
-    /// The serde way; `Key(None)` (logged) when the arguments give no key.
-    ///
-    /// Out of line: inlined next to the path without serde, its `Result`
-    /// shared a stack slot with that path's lookup, and the compiler then
-    /// moved the entry's last word in pieces (a byte, then the rest) and
-    /// read it back whole, a load the CPU cannot forward from the stores.
-    /// With the tag `Found` once had (see [`Found::Key`]), such stalls cost
-    /// an L1 hit of a small value about a tenth of its time.
-    #[inline(never)]
-    fn lookup<'k, A: Serialize + ?Sized>(self, keys: &'k KeyCache, args: &A) -> Found<'k> {
-        let found = match self {
-            Want::Entry => keys.recall(args),
-            Want::Key => keys.call_key(args).map(Recall::Key),
-        };
-        match found {
-            Ok(recall) => recall.into(),
-            Err(err) => {
-                no_key(keys, &err);
-                Found::Key(None)
-            }
+/// The serde way; `Key(None)` (logged) when the arguments give no key.
+///
+/// Out of line: inlined next to the path without serde, its `Result`
+/// shared a stack slot with that path's probe and stalled the CPU on every
+/// remembered hit (see `docs/performance.md`).
+#[inline(never)]
+fn probe_serde<'k, A: Serialize + ?Sized>(
+    keys: &'k RecentCalls,
+    want: Want,
+    args: &A,
+) -> Probe<'k> {
+    match keys.probe_args(want, args) {
+        Ok(probe) => probe,
+        Err(err) => {
+            no_key(keys, &err);
+            Probe::Key(None)
         }
     }
 }
 
 /// Logs a call whose arguments give no key (it then runs uncached).
 #[cold]
-fn no_key(keys: &KeyCache, err: &cachekit_core::Error) {
+fn no_key(keys: &RecentCalls, err: &cachekit_core::Error) {
     tracing::warn!(target: LOG, prefix = keys.builder().prefix(), error = %err, "no cache key for these arguments; calling uncached");
 }
 
-impl Want {
-    /// The lookup of arguments encoded without serde; `None` if they did
-    /// not fit [`ArgBytes`] (the caller then takes the serde path).
-    #[inline(always)]
-    pub fn lookup_encoded<'k>(self, keys: &'k KeyCache, args: &ArgBytes) -> Option<Found<'k>> {
-        let bytes = args.bytes()?;
-        Some(match self {
-            Want::Entry => keys.recall_encoded(bytes).into(),
-            Want::Key => Found::Key(Some(keys.call_key_encoded(bytes))),
-        })
-    }
+/// The probe of arguments encoded without serde; `None` if they did not
+/// fit [`ArgBytes`] (the caller then takes the serde path).
+#[inline(always)]
+pub fn probe_encoded<'k>(keys: &'k RecentCalls, want: Want, args: &ArgBytes) -> Option<Probe<'k>> {
+    Some(keys.probe(want, args.bytes()?))
 }
 
 /// One key argument, wrapped so that the generated code can ask, by method
@@ -100,24 +82,24 @@ impl<T: ?Sized> ViaSerde for &Arg<'_, T> {}
 
 macro_rules! key_fns {
     ($($name:ident: $($arg:ident $ty:ident),+;)+) => {$(
-        /// The lookup of a call with this many key arguments; `Key(None)`
-        /// (logged) when they give no key (see [`KeyCache::recall`]).
+        /// The probe of a call with this many key arguments; `Key(None)`
+        /// (logged) when they give no key.
         #[allow(clippy::too_many_arguments)]
         #[inline(always)]
         pub fn $name<'k, $($ty: Serialize + ?Sized),+>(
-            keys: &'k KeyCache,
+            keys: &'k RecentCalls,
             want: Want,
             $($arg: &$ty),+
-        ) -> Found<'k> {
-            want.lookup(keys, &($($arg,)+))
+        ) -> Probe<'k> {
+            probe_serde(keys, want, &($($arg,)+))
         }
     )+};
 }
 
-/// The lookup of a call without key arguments.
+/// The probe of a call without key arguments.
 #[inline(always)]
-pub fn key0(keys: &KeyCache, want: Want) -> Found<'_> {
-    want.lookup(keys, &())
+pub fn key0(keys: &RecentCalls, want: Want) -> Probe<'_> {
+    probe_serde(keys, want, &())
 }
 
 key_fns! {

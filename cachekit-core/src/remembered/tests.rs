@@ -5,6 +5,52 @@ use crate::TieredCache;
 
 const MINUTE: Option<Duration> = Some(Duration::from_secs(60));
 
+/// What a lookup through the remembered entry found.
+#[derive(Debug)]
+enum Lookup<T> {
+    Hit(T),
+    Key(CallKey),
+}
+
+/// The probe as a caller uses it, in terms easy to assert on.
+trait Probing {
+    fn lookup<A: Serialize + ?Sized, T>(
+        &self,
+        args: &A,
+        read: impl FnOnce(&L1Ref) -> Option<T>,
+    ) -> Result<Lookup<T>>;
+    fn call_key<A: Serialize + ?Sized>(&self, args: &A) -> Result<CallKey>;
+    fn key<A: Serialize + ?Sized>(&self, args: &A) -> Result<Arc<str>> {
+        self.call_key(args).map(|call| call.shared().clone())
+    }
+}
+
+impl Probing for RecentCalls {
+    fn lookup<A: Serialize + ?Sized, T>(
+        &self,
+        args: &A,
+        read: impl FnOnce(&L1Ref) -> Option<T>,
+    ) -> Result<Lookup<T>> {
+        Ok(match self.probe_args(Want::Entry, args)? {
+            Probe::Remembered(entry) => match entry.entry().and_then(read) {
+                Some(value) => {
+                    entry.hit();
+                    Lookup::Hit(value)
+                }
+                None => Lookup::Key(entry.forget().expect("slot kept")),
+            },
+            Probe::Key(call) => Lookup::Key(call.expect("a key")),
+        })
+    }
+
+    fn call_key<A: Serialize + ?Sized>(&self, args: &A) -> Result<CallKey> {
+        match self.probe_args(Want::Key, args)? {
+            Probe::Key(Some(call)) => Ok(call),
+            other => panic!("asked for the key, got {other:?}"),
+        }
+    }
+}
+
 fn builder() -> KeyBuilder {
     KeyBuilder::new("users", "get_user").unwrap()
 }
@@ -14,7 +60,7 @@ fn cache() -> TieredCache {
 }
 
 /// Looks `args` up, reading a remembered entry as a `u64` from `cache`.
-fn lookup(keys: &KeyCache, cache: &TieredCache, args: &impl Serialize) -> Lookup<u64> {
+fn lookup(keys: &RecentCalls, cache: &TieredCache, args: &impl Serialize) -> Lookup<u64> {
     keys.lookup(args, |entry| cache.get_ref::<u64>(entry))
         .unwrap()
 }
@@ -28,15 +74,15 @@ fn call_key(found: Lookup<u64>) -> CallKey {
 
 /// Stores `value` under `args`' key and remembers the entry, as a caller
 /// does after its second call (the first only records the key).
-fn store_and_remember(keys: &KeyCache, cache: &TieredCache, args: &impl Serialize, value: u64) {
+fn store_and_remember(keys: &RecentCalls, cache: &TieredCache, args: &impl Serialize, value: u64) {
     let call = call_key(lookup(keys, cache, args));
     cache.set_blocking(call.key(), &value, MINUTE).unwrap();
-    keys.remember(&call, &cache.l1_ref(call.key()).unwrap());
+    keys.remember_entry(&call, &cache.l1_ref(call.key()).unwrap());
 }
 
 #[test]
 fn gives_the_builders_keys_first_time_and_after() {
-    let keys = KeyCache::new(builder());
+    let keys = RecentCalls::new(builder());
     for round in 0..3 {
         for id in 0..1_000_u64 {
             let want = builder().key(&(id, "en")).unwrap();
@@ -47,7 +93,7 @@ fn gives_the_builders_keys_first_time_and_after() {
 
 #[test]
 fn equal_encodings_share_a_key_and_different_ones_never_do() {
-    let keys = KeyCache::new(builder());
+    let keys = RecentCalls::new(builder());
     // 2.0 and 2 encode identically (interop rule), so they must agree.
     assert_eq!(keys.key(&(2.0,)).unwrap(), keys.key(&(2,)).unwrap());
     // Fill every slot, then make sure nothing returns another's key.
@@ -61,7 +107,7 @@ fn equal_encodings_share_a_key_and_different_ones_never_do() {
 
 #[test]
 fn long_arguments_are_derived_not_remembered() {
-    let keys = KeyCache::new(builder());
+    let keys = RecentCalls::new(builder());
     let long = "x".repeat(MAX_REMEMBERED_ARGS * 2);
     let want = builder().key(&(&long,)).unwrap();
     assert_eq!(&*keys.key(&(&long,)).unwrap(), want);
@@ -77,7 +123,7 @@ fn long_arguments_are_derived_not_remembered() {
 
 #[test]
 fn a_remembered_entry_answers_until_it_leaves_l1() {
-    let (cache, keys) = (cache(), KeyCache::new(builder()));
+    let (cache, keys) = (cache(), RecentCalls::new(builder()));
     assert!(!call_key(lookup(&keys, &cache, &(1,))).is_repeat());
     store_and_remember(&keys, &cache, &(1,), 10);
     assert!(matches!(lookup(&keys, &cache, &(1,)), Lookup::Hit(10)));
@@ -94,14 +140,14 @@ fn a_remembered_entry_answers_until_it_leaves_l1() {
         0,
         "released"
     );
-    keys.remember(&call, &cache.l1_ref(&key).unwrap());
+    keys.remember_entry(&call, &cache.l1_ref(&key).unwrap());
     assert!(matches!(lookup(&keys, &cache, &(1,)), Lookup::Hit(11)));
     assert_eq!(keys.hits(), 2);
 }
 
 #[test]
 fn asking_for_the_key_keeps_the_remembered_entry() {
-    let (cache, keys) = (cache(), KeyCache::new(builder()));
+    let (cache, keys) = (cache(), RecentCalls::new(builder()));
     let _ = lookup(&keys, &cache, &(5,));
     store_and_remember(&keys, &cache, &(5,), 50);
     let want = builder().key(&(5,)).unwrap();
@@ -114,7 +160,7 @@ fn asking_for_the_key_keeps_the_remembered_entry() {
 
 #[test]
 fn remembers_an_entry_for_its_own_arguments_only() {
-    let (cache, keys) = (cache(), KeyCache::new(builder()));
+    let (cache, keys) = (cache(), RecentCalls::new(builder()));
     let _ = lookup(&keys, &cache, &(1,));
     let call = call_key(lookup(&keys, &cache, &(1,)));
     cache.set_blocking(call.key(), &1_u64, MINUTE).unwrap();
@@ -125,7 +171,7 @@ fn remembers_an_entry_for_its_own_arguments_only() {
     let other = (2..100_000_u64)
         .find(|id| call_key(lookup(&keys, &cache, &(*id,))).from.slot() == call.from.slot())
         .expect("some argument shares the slot");
-    keys.remember(&call, &entry);
+    keys.remember_entry(&call, &entry);
     let taken = call_key(lookup(&keys, &cache, &(other,)));
     assert_ne!(taken.key(), call.key());
     assert!(matches!(lookup(&keys, &cache, &(other,)), Lookup::Key(_)));
@@ -133,7 +179,7 @@ fn remembers_an_entry_for_its_own_arguments_only() {
 
 #[test]
 fn each_thread_remembers_its_own_entries() {
-    let (cache, keys) = (cache(), KeyCache::new(builder()));
+    let (cache, keys) = (cache(), RecentCalls::new(builder()));
     let _ = lookup(&keys, &cache, &(7,));
     store_and_remember(&keys, &cache, &(7,), 70);
     assert!(matches!(lookup(&keys, &cache, &(7,)), Lookup::Hit(70)));
@@ -148,7 +194,7 @@ fn each_thread_remembers_its_own_entries() {
                 key: call.key().into(),
                 ..call.clone()
             };
-            keys.remember(&stranger, &cache.l1_ref(call.key()).unwrap());
+            keys.remember_entry(&stranger, &cache.l1_ref(call.key()).unwrap());
             assert!(matches!(lookup(&keys, &cache, &(7,)), Lookup::Key(_)));
         });
     });
@@ -156,7 +202,7 @@ fn each_thread_remembers_its_own_entries() {
 
 #[test]
 fn values_beyond_the_budget_are_held_weakly() {
-    let (cache, keys) = (cache(), KeyCache::new(builder()));
+    let (cache, keys) = (cache(), RecentCalls::new(builder()));
     // Random bytes: LZ4 would shrink a repeated one below the budget.
     let mut rng = fastrand::Rng::with_seed(7);
     let big: Vec<u8> = (0..HELD_BYTES).map(|_| rng.u8(..)).collect();
@@ -164,7 +210,7 @@ fn values_beyond_the_budget_are_held_weakly() {
     let call = call_key(lookup(&keys, &cache, &(1,)));
     cache.set_blocking(call.key(), &big, MINUTE).unwrap();
     let entry = cache.l1_ref(call.key()).unwrap();
-    keys.remember(&call, &entry);
+    keys.remember_entry(&call, &entry);
     {
         let table = keys.tables.threads.get().unwrap().borrow();
         assert_eq!(table.held, 0);
@@ -188,7 +234,7 @@ fn values_beyond_the_budget_are_held_weakly() {
 
 #[test]
 fn a_read_that_calls_back_gets_a_derived_key() {
-    let (cache, keys) = (cache(), KeyCache::new(builder()));
+    let (cache, keys) = (cache(), RecentCalls::new(builder()));
     let _ = lookup(&keys, &cache, &(3,));
     store_and_remember(&keys, &cache, &(3,), 3);
     let got = keys.lookup(&(3,), |entry| {
@@ -204,7 +250,7 @@ fn a_read_that_calls_back_gets_a_derived_key() {
 
 #[test]
 fn errors_are_the_builders() {
-    let keys = KeyCache::new(builder());
+    let keys = RecentCalls::new(builder());
     let err = keys.key(&(f64::NAN,)).unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -240,7 +286,7 @@ fn the_inline_compare_agrees_with_slice_equality() {
 
 #[test]
 fn hits_sum_every_threads_tables_including_finished_threads() {
-    let keys = KeyCache::new(builder());
+    let keys = RecentCalls::new(builder());
     let cache = cache();
     std::thread::scope(|s| {
         for t in 0..4_u64 {
@@ -284,7 +330,7 @@ fn freed_after_delete(cache: &TieredCache, key: &str) -> bool {
 
 #[test]
 fn a_thread_lets_its_remembered_entries_go_when_it_exits() {
-    let (cache, keys) = (cache(), Arc::new(KeyCache::new(builder())));
+    let (cache, keys) = (cache(), Arc::new(RecentCalls::new(builder())));
     let key = std::thread::spawn({
         let (cache, keys) = (cache.clone(), keys.clone());
         move || {
@@ -304,11 +350,16 @@ fn a_thread_lets_its_remembered_entries_go_when_it_exits() {
 
 /// Stores `value` under `arg`'s key and remembers the entry; whether the
 /// slot holds it strongly.
-fn remember_held_strongly(keys: &KeyCache, cache: &TieredCache, arg: u64, value: &Vec<u8>) -> bool {
+fn remember_held_strongly(
+    keys: &RecentCalls,
+    cache: &TieredCache,
+    arg: u64,
+    value: &Vec<u8>,
+) -> bool {
     let _ = lookup(keys, cache, &(arg,));
     let call = call_key(lookup(keys, cache, &(arg,)));
     cache.set_blocking(call.key(), value, MINUTE).unwrap();
-    keys.remember(&call, &cache.l1_ref(call.key()).unwrap());
+    keys.remember_entry(&call, &cache.l1_ref(call.key()).unwrap());
     let table = keys.tables.threads.get().unwrap().borrow();
     let slot = table
         .slots
@@ -330,8 +381,8 @@ fn remembered_entries_share_a_fixed_share_of_the_l1_budget() {
     let mut rng = fastrand::Rng::with_seed(9);
     // About 2.5 KiB charged: one fits, two do not.
     let value: Vec<u8> = (0..1_000).map(|_| rng.u8(..)).collect();
-    let first = KeyCache::for_cache(builder(), &cache);
-    let second = KeyCache::for_cache(KeyBuilder::new("users", "other").unwrap(), &cache);
+    let first = RecentCalls::for_cache(builder(), &cache);
+    let second = RecentCalls::for_cache(KeyBuilder::new("users", "other").unwrap(), &cache);
     assert!(remember_held_strongly(&first, &cache, 1, &value));
     let held = pins.held();
     assert!(held > 2_000 && held <= 4096, "held {held} bytes");

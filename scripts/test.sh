@@ -5,3 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 cargo test --workspace --all-features
+# A build without TLS refuses rediss:// by naming the feature.
+cargo test -p cachekit-redis --no-default-features --lib tls

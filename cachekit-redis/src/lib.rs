@@ -25,9 +25,11 @@
 //! `__cachekit__:clear` channel. See
 //! [`TieredCacheBuilder::l1_invalidation`](cachekit_core::TieredCacheBuilder::l1_invalidation).
 //!
-//! TLS uses rustls with the *ring* crypto provider, installed as the
-//! process default the first time a `rediss://` backend is built (unless the
-//! application installed one first).
+//! TLS (the `tls` feature, on by default) uses rustls with the *ring*
+//! crypto provider, installed as the process default the first time a
+//! `rediss://` backend is built (unless the application installed one
+//! first). Without the feature, a `rediss://` URL is refused with an error
+//! that names it.
 
 mod backend;
 mod cas;

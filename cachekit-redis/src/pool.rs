@@ -27,6 +27,7 @@ mod lanes;
 mod link;
 mod manager;
 mod sentinel;
+mod tls;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -241,6 +241,7 @@ async fn lazy_backend_starts_without_server_and_fails_fast_per_operation() {
     assert!(health.details["error"].contains("refused"), "{health:?}");
 }
 
+#[cfg(feature = "tls")]
 mod tls {
     use super::*;
 

@@ -1,6 +1,7 @@
 //! Each TLS failure is explained by its real cause, read from what rustls
 //! reports against a real TLS `redis-server`.
 
+#![cfg(feature = "tls")]
 #![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 
 use std::time::{Duration, Instant};

@@ -1,6 +1,7 @@
 //! `tls_insecure` is announced by one WARN per backend, not one per
 //! connection, and not at all without it.
 
+#![cfg(feature = "tls")]
 #![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 
 use cachekit_testkit::logs;

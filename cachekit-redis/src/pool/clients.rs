@@ -3,18 +3,17 @@
 //! prepared once, so that a Sentinel backend can build a client for each
 //! primary it discovers exactly as a standalone one builds its only one.
 
-use std::path::Path;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cachekit_core::{Error, Result};
 use redis::io::tcp::socket2::TcpKeepalive;
 use redis::io::tcp::TcpSettings;
 use redis::{
-    Client, ClientTlsConfig, ConnectionAddr, IntoConnectionInfo, ProtocolVersion,
-    RedisConnectionInfo, RedisError, TlsCertificates,
+    Client, ConnectionAddr, IntoConnectionInfo, ProtocolVersion, RedisConnectionInfo, RedisError,
 };
 
+use super::tls::{self, Certificates};
 use crate::config::{ParsedUrl, Protocol, RedisConfig};
 use crate::errors::Target;
 
@@ -43,7 +42,7 @@ pub(crate) struct Clients {
     pub(crate) db: i64,
     pub(crate) tls: bool,
     pub(crate) insecure: bool,
-    pub(crate) certificates: Option<TlsCertificates>,
+    pub(crate) certificates: Option<Certificates>,
 }
 
 impl Clients {
@@ -59,7 +58,7 @@ impl Clients {
             );
         }
         if url.tls {
-            install_crypto_provider();
+            tls::prepare(target)?;
             if config.tls_insecure {
                 // Once per backend: its connections all share these settings.
                 tracing::warn!(
@@ -79,19 +78,14 @@ impl Clients {
             db: url.db,
             tls: url.tls,
             insecure: config.tls_insecure,
-            certificates: tls_certificates(config)?,
+            certificates: tls::certificates(config)?,
         })
     }
 
     /// The address of `host:port` with this backend's TLS choice.
     pub(crate) fn tcp_addr(&self, host: &str, port: u16) -> ConnectionAddr {
         if self.tls {
-            ConnectionAddr::TcpTls {
-                host: host.to_owned(),
-                port,
-                insecure: self.insecure,
-                tls_params: None,
-            }
+            tls::addr(host, port, self.insecure)
         } else {
             ConnectionAddr::Tcp(host.to_owned(), port)
         }
@@ -142,7 +136,7 @@ impl Clients {
             .set_tcp_settings(self.tcp.clone())
             .set_redis_settings(settings);
         let built = match &self.certificates {
-            Some(certs) => Client::build_with_tls(info, certs.clone()),
+            Some(certs) => tls::client(info, certs),
             None => Client::open(info),
         };
         built.map_err(|err| client_config_error(target, err))
@@ -156,51 +150,4 @@ pub(crate) fn client_config_error(target: &Target, err: RedisError) -> Error {
         format!("the TLS settings for {target} are not usable: {err}"),
     )
     .with_source(err)
-}
-
-/// rustls needs one process-wide crypto provider. ring is chosen because
-/// aws-lc-rs needs cmake to build; if the application installed another
-/// provider first, that one is kept.
-fn install_crypto_provider() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
-fn tls_certificates(config: &RedisConfig) -> Result<Option<TlsCertificates>> {
-    let root_cert = config
-        .tls_ca_file
-        .as_deref()
-        .map(|path| read_pem("tls_ca_file", path))
-        .transpose()?;
-    let client_tls = match (&config.tls_client_cert_file, &config.tls_client_key_file) {
-        (Some(cert), Some(key)) => Some(ClientTlsConfig {
-            client_cert: read_pem("tls_client_cert_file", cert)?,
-            client_key: read_pem("tls_client_key_file", key)?,
-        }),
-        _ => None,
-    };
-    if root_cert.is_none() && client_tls.is_none() {
-        return Ok(None);
-    }
-    Ok(Some(TlsCertificates {
-        client_tls,
-        root_cert,
-    }))
-}
-
-fn read_pem(field: &str, path: &Path) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path)
-        .map_err(|err| Error::config(field, format!("cannot read {}: {err}", path.display())))?;
-    if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
-        return Err(Error::config(
-            field,
-            format!(
-                "{} is not a PEM file (no `-----BEGIN` line)",
-                path.display()
-            ),
-        ));
-    }
-    Ok(bytes)
 }

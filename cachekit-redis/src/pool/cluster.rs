@@ -57,7 +57,7 @@ pub(crate) fn client(
         // command.
         .connection_timeout(config.connect_timeout);
     if let Some(certificates) = &clients.certificates {
-        builder = builder.certs(certificates.clone());
+        builder = super::tls::cluster_certs(builder, certificates);
     }
     if config.read_from_replicas {
         builder = builder.read_routing_strategy(RandomReplicaStrategy);

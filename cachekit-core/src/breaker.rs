@@ -21,6 +21,7 @@ use std::sync::atomic::{
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::clock::Clock;
 use crate::error::{Error, ErrorKind, Result};
 
 /// Settings of the circuit breaker; every field is honoured.
@@ -129,6 +130,7 @@ pub(crate) struct CircuitBreaker {
     /// reads no clock. Written under the lock after every change.
     closed: AtomicBool,
     opened: AtomicU64,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for State {
@@ -149,9 +151,10 @@ pub(crate) struct Permit<'a> {
 }
 
 impl CircuitBreaker {
-    pub(crate) fn new(config: BreakerConfig) -> Self {
+    pub(crate) fn new(config: BreakerConfig, clock: Clock) -> Self {
         Self {
             config,
+            clock,
             state: Mutex::new(State::Closed {
                 failures: VecDeque::new(),
             }),
@@ -170,7 +173,7 @@ impl CircuitBreaker {
     }
 
     pub(crate) fn state(&self) -> BreakerState {
-        self.state_at(Instant::now())
+        self.state_at(self.clock.now())
     }
 
     pub(crate) fn state_at(&self, now: Instant) -> BreakerState {
@@ -194,7 +197,7 @@ impl CircuitBreaker {
                 settled: false,
             });
         }
-        self.try_acquire_at(Instant::now())
+        self.try_acquire_at(self.clock.now())
     }
 
     /// Mirrors `state` into `closed`; call before releasing the lock.
@@ -277,7 +280,8 @@ impl Permit<'_> {
 
     /// The call failed in a way that says the backend is unhealthy.
     pub(crate) fn failure(self) {
-        self.failure_at(Instant::now());
+        let now = self.breaker.clock.now();
+        self.failure_at(now);
     }
 
     pub(crate) fn failure_at(mut self, now: Instant) {

@@ -1,4 +1,8 @@
-//! A cheap upper bound on the time, for fast-path freshness checks.
+//! The time, as cachekit reads it: [`Clock`], the one source every TTL,
+//! stale window, refresh-ahead and breaker decision takes it from, which
+//! tests can replace with a [`MockClock`] they advance instead of sleeping.
+//!
+//! Also a cheap upper bound on the time, for fast-path freshness checks.
 //!
 //! `Instant::now()` costs about 25 ns on a VM (a TSC read through the
 //! vDSO); on the remembered-entry path of an L1 hit that was a sixth of the
@@ -13,7 +17,122 @@
 //! that is not, the caller reads the precise clock. Correctness never
 //! depends on the coarse clock, only how often the precise one is read.
 
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where a cache reads the time: the system's monotonic clock (the
+/// default), or a mock that only moves when a test advances it.
+///
+/// Timers (L2 deadlines, lock waits) stay on tokio's real clock: a mock
+/// moves what cachekit decides from timestamps, not how long it waits.
+///
+/// ```
+/// use std::time::Duration;
+/// use cachekit_core::clock::Clock;
+///
+/// let (clock, mock) = Clock::mock();
+/// let before = clock.now();
+/// mock.advance(Duration::from_secs(60));
+/// assert_eq!(clock.now() - before, Duration::from_secs(60));
+/// ```
+#[derive(Clone, Default)]
+pub struct Clock {
+    mock: Option<Arc<MockState>>,
+}
+
+/// The handle a test advances a mocked [`Clock`] with.
+#[derive(Clone)]
+pub struct MockClock(Arc<MockState>);
+
+struct MockState {
+    origin: Instant,
+    /// Nanoseconds advanced since `origin`.
+    offset: AtomicU64,
+}
+
+impl MockState {
+    fn now(&self) -> Instant {
+        self.origin + Duration::from_nanos(self.offset.load(Ordering::Acquire))
+    }
+}
+
+impl Clock {
+    /// The system's monotonic clock.
+    pub fn system() -> Self {
+        Self::default()
+    }
+
+    /// A clock that starts at the current time and moves only when the
+    /// returned handle advances it.
+    pub fn mock() -> (Self, MockClock) {
+        let state = Arc::new(MockState {
+            origin: Instant::now(),
+            offset: AtomicU64::new(0),
+        });
+        (
+            Self {
+                mock: Some(state.clone()),
+            },
+            MockClock(state),
+        )
+    }
+
+    /// The current time.
+    #[inline]
+    pub fn now(&self) -> Instant {
+        match &self.mock {
+            None => Instant::now(),
+            Some(mock) => mock.now(),
+        }
+    }
+
+    /// An `Instant` no earlier than now, cheaper than [`now`](Self::now)
+    /// on the system clock (see [`now_at_most`]).
+    #[inline]
+    pub(crate) fn now_at_most(&self) -> Instant {
+        match &self.mock {
+            None => now_at_most(),
+            Some(mock) => mock.now(),
+        }
+    }
+
+    /// Whether this is a mock: then entries past their expiry are hidden
+    /// by cachekit, since moka's own clock never saw the time move.
+    #[inline]
+    pub(crate) fn is_mock(&self) -> bool {
+        self.mock.is_some()
+    }
+}
+
+impl MockClock {
+    /// Moves the clock forward by `by` (saturating at about 584 years).
+    pub fn advance(&self, by: Duration) {
+        let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        let _ = self
+            .0
+            .offset
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |at| {
+                Some(at.saturating_add(nanos))
+            });
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_mock() {
+            "Clock(mock)"
+        } else {
+            "Clock(system)"
+        })
+    }
+}
+
+impl std::fmt::Debug for MockClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("MockClock").field(&self.0.now()).finish()
+    }
+}
 
 /// An `Instant` no earlier than now: exact where the coarse clock is not
 /// available, else at most two timer ticks (a few milliseconds) later.

@@ -7,7 +7,8 @@
 
 pub mod backend;
 pub mod breaker;
-mod clock;
+#[doc(hidden)]
+pub mod clock;
 pub mod codec;
 mod counter;
 pub mod deadline;

@@ -19,6 +19,7 @@ use moka::Expiry;
 type KeyHasher = foldhash::fast::RandomState;
 
 use crate::backend::{Backend, Health, Ttl};
+use crate::clock::Clock;
 use crate::codec;
 use crate::error::{Error, Result};
 
@@ -68,12 +69,13 @@ impl Clone for Stored {
 }
 
 impl Stored {
-    pub(crate) fn new(bytes: Bytes, ttl: Option<Duration>) -> Self {
+    /// An entry holding `bytes` that leaves the cache at `expires_at`.
+    pub(crate) fn new(bytes: Bytes, expires_at: Option<Instant>) -> Self {
         Self {
             bytes,
             decoded: None,
             decoded_weight: 0,
-            expires_at: ttl.and_then(|t| expiry_at(Instant::now(), t)),
+            expires_at,
             fresh_until: None,
             logical_until: None,
             generation: 0,
@@ -88,8 +90,7 @@ impl Stored {
         decoded: Arc<T>,
         expires_at: Option<Instant>,
     ) -> Self {
-        let mut stored = Self::new(bytes, None);
-        stored.expires_at = expires_at;
+        let mut stored = Self::new(bytes, expires_at);
         stored.set_decoded(decoded);
         stored
     }
@@ -241,12 +242,14 @@ impl Expiry<String, Arc<Stored>> for PerEntryExpiry {
 #[must_use]
 pub struct MemoryBackendBuilder {
     max_bytes: u64,
+    clock: Clock,
 }
 
 impl Default for MemoryBackendBuilder {
     fn default() -> Self {
         Self {
             max_bytes: 64 * 1024 * 1024,
+            clock: Clock::system(),
         }
     }
 }
@@ -261,6 +264,13 @@ impl MemoryBackendBuilder {
     /// more alive after L1 has evicted them.
     pub fn max_bytes(mut self, bytes: u64) -> Self {
         self.max_bytes = bytes;
+        self
+    }
+
+    /// The clock TTLs are measured on (tests pass a mock).
+    #[doc(hidden)]
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -290,6 +300,7 @@ impl MemoryBackendBuilder {
             cache,
             max_bytes: self.max_bytes,
             pins: Arc::new(PinBudget::new(pinned)),
+            clock: self.clock,
         })
     }
 }
@@ -316,6 +327,7 @@ pub struct MemoryBackend {
     max_bytes: u64,
     /// Shared by the clones, like the entries.
     pins: Arc<PinBudget>,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for MemoryBackend {
@@ -361,7 +373,17 @@ impl MemoryBackend {
     /// moka itself hides entries whose per-entry expiry has passed, so the
     /// hot path needs no clock read of its own.
     pub(crate) fn get_stored(&self, key: &str) -> Option<Arc<Stored>> {
-        self.cache.get(key)
+        let stored = self.cache.get(key)?;
+        // A mocked clock moves without moka noticing.
+        if self.clock.is_mock() && !stored.is_live(self.clock.now()) {
+            return None;
+        }
+        Some(stored)
+    }
+
+    /// The clock this L1 measures TTLs on.
+    pub(crate) fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub(crate) fn insert_stored(&self, key: &str, stored: Stored) {
@@ -371,13 +393,13 @@ impl MemoryBackend {
     pub(crate) fn remove(&self, key: &str) -> bool {
         self.cache
             .remove(key)
-            .is_some_and(|s| s.is_live(Instant::now()))
+            .is_some_and(|s| s.is_live(self.clock.now()))
     }
 
     /// Removes every key starting with `prefix`; how many were live.
     pub(crate) fn remove_prefix(&self, prefix: &str) -> u64 {
         let mut removed = 0;
-        let now = Instant::now();
+        let now = self.clock.now();
         for (key, _) in self.cache.iter() {
             if key.starts_with(prefix) {
                 if let Some(old) = self.cache.remove(key.as_str()) {
@@ -406,12 +428,13 @@ impl Backend for MemoryBackend {
     }
 
     async fn get_with_ttl(&self, key: &str) -> Result<Option<(Bytes, Ttl)>> {
-        let now = Instant::now();
+        let now = self.clock.now();
         Ok(self.get_stored(key).map(|s| (s.bytes.clone(), s.ttl(now))))
     }
 
     async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
-        self.insert_stored(key, Stored::new(value, ttl));
+        let expires_at = ttl.and_then(|t| expiry_at(self.clock.now(), t));
+        self.insert_stored(key, Stored::new(value, expires_at));
         Ok(())
     }
 
@@ -420,12 +443,12 @@ impl Backend for MemoryBackend {
     }
 
     async fn ttl(&self, key: &str) -> Result<Ttl> {
-        let now = Instant::now();
+        let now = self.clock.now();
         Ok(self.get_stored(key).map_or(Ttl::Missing, |s| s.ttl(now)))
     }
 
     async fn expire(&self, key: &str, ttl: Option<Duration>) -> Result<bool> {
-        let now = Instant::now();
+        let now = self.clock.now();
         let result = self
             .cache
             .entry(key.to_owned())
@@ -448,13 +471,16 @@ impl Backend for MemoryBackend {
     }
 
     async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool> {
-        let now = Instant::now();
+        let now = self.clock.now();
         let result = self
             .cache
             .entry(key.to_owned())
             .and_compute_with(|current| match current {
                 Some(entry) if entry.value().is_live(now) => Op::Nop,
-                _ => Op::Put(Arc::new(Stored::new(value, ttl))),
+                _ => Op::Put(Arc::new(Stored::new(
+                    value,
+                    ttl.and_then(|t| expiry_at(now, t)),
+                ))),
             });
         Ok(matches!(
             result,

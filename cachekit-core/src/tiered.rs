@@ -34,6 +34,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::backend::Backend;
+use crate::clock::Clock;
 use crate::codec::Codec;
 use crate::error::Result;
 use crate::invalidation::{InvalidationStats, Invalidations};
@@ -101,6 +102,8 @@ pub(crate) struct Inner {
     counters: Counters,
     /// Built without the L2 it was configured for (see [`TieredStats::l2_unavailable`]).
     l2_unavailable: bool,
+    /// Where TTLs, stale windows and refresh-ahead read the time.
+    clock: Clock,
 }
 
 impl std::fmt::Debug for TieredCache {
@@ -271,6 +274,9 @@ impl TieredCache {
             ));
         }
         let inner = &self.inner;
+        let clock = l1
+            .as_ref()
+            .map_or(inner.clock.clone(), |l1| l1.clock().clone());
         let invalidations = match &l1 {
             Some(_) => inner.invalidations.clone(),
             None => None,
@@ -289,6 +295,7 @@ impl TieredCache {
             flights: Flights::default(),
             counters: Counters::default(),
             l2_unavailable: inner.l2_unavailable,
+            clock,
         }))
     }
 
@@ -315,6 +322,12 @@ impl TieredCache {
     /// The L1 entry under `key` as stored, for [`crate::remembered`].
     pub(crate) fn l1_stored(&self, key: &str) -> Option<Arc<crate::memory::Stored>> {
         self.inner.l1.as_ref()?.get_stored(key)
+    }
+
+    /// The cache's clock.
+    #[inline(always)]
+    pub(crate) fn clock(&self) -> &Clock {
+        &self.inner.clock
     }
 
     /// The current L1 generation: entries stamped with an older one are stale.

@@ -6,7 +6,7 @@ fn ms(n: u64) -> Duration {
 
 fn breaker(config: BreakerConfig) -> CircuitBreaker {
     config.validate().unwrap();
-    CircuitBreaker::new(config)
+    CircuitBreaker::new(config, Clock::system())
 }
 
 fn fail(b: &CircuitBreaker, at: Instant) {

@@ -10,9 +10,7 @@
 //! lookup and can take a reference to the new entry.
 
 use std::sync::{Arc, Weak};
-use std::time::Instant;
 
-use crate::clock;
 use crate::memory::Stored;
 use crate::{Cacheable, TieredCache};
 
@@ -134,7 +132,8 @@ impl TieredCache {
         };
         // A limit beyond the coarse clock's upper bound is certainly ahead;
         // only close to it does the precise clock decide.
-        if until.is_some_and(|at| at <= clock::now_at_most() && at <= Instant::now()) {
+        let clock = self.clock();
+        if until.is_some_and(|at| at <= clock.now_at_most() && at <= clock.now()) {
             return None;
         }
         self.count_l1_hit();
@@ -209,12 +208,14 @@ mod tests {
 
     #[test]
     fn stops_when_the_entry_expires() {
-        let cache = cache();
-        let ttl = Duration::from_millis(30);
+        let (clock, mock) = crate::clock::Clock::mock();
+        let cache = TieredCache::builder().clock(clock).build().unwrap();
+        let ttl = Duration::from_secs(30);
         cache.set_blocking("k", &1_u64, Some(ttl)).unwrap();
         let entry = cache.l1_ref("k").unwrap();
+        mock.advance(ttl - Duration::from_millis(1));
         assert_eq!(cache.get_ref::<u64>(&entry), Some(1));
-        std::thread::sleep(ttl * 2);
+        mock.advance(Duration::from_millis(1));
         assert_eq!(cache.get_ref::<u64>(&entry), None);
     }
 

@@ -7,6 +7,7 @@ use super::l2::GuardedL2;
 use super::{Inner, Policy, TieredCache};
 use crate::backend::Backend;
 use crate::breaker::{BreakerConfig, CircuitBreaker};
+use crate::clock::Clock;
 use crate::codec::{Codec, CodecConfig};
 use crate::error::{Error, Result};
 use crate::lock::{DistributedLock, StampedeConfig};
@@ -74,6 +75,7 @@ pub struct TieredCacheBuilder {
     stampede: Option<(Arc<dyn DistributedLock>, StampedeConfig)>,
     codec: CodecConfig,
     l2_unavailable: bool,
+    clock: Clock,
 }
 
 impl Default for TieredCacheBuilder {
@@ -93,6 +95,7 @@ impl Default for TieredCacheBuilder {
             stampede: None,
             codec: CodecConfig::default(),
             l2_unavailable: false,
+            clock: Clock::system(),
         }
     }
 }
@@ -117,6 +120,15 @@ impl TieredCacheBuilder {
     /// Gives the default L1 this byte budget.
     pub fn l1_max_bytes(mut self, bytes: u64) -> Self {
         self.l1 = L1Choice::Bytes(bytes);
+        self
+    }
+
+    /// The clock every TTL, stale window, refresh-ahead and breaker
+    /// decision reads (tests pass a mock; see [`Clock`]). A given L1
+    /// ([`l1`](Self::l1)) keeps its own clock, and the cache then uses that.
+    #[doc(hidden)]
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -280,12 +292,14 @@ impl TieredCacheBuilder {
         if let Some((_, stampede)) = &self.stampede {
             stampede.validate()?;
         }
+        let memory = || MemoryBackend::builder().clock(self.clock.clone());
         let l1 = match self.l1 {
-            L1Choice::Default => Some(MemoryBackend::builder().build()?),
-            L1Choice::Bytes(bytes) => Some(MemoryBackend::builder().max_bytes(bytes).build()?),
+            L1Choice::Default => Some(memory().build()?),
+            L1Choice::Bytes(bytes) => Some(memory().max_bytes(bytes).build()?),
             L1Choice::Given(l1) => Some(l1),
             L1Choice::Disabled => None,
         };
+        let clock = l1.as_ref().map_or(self.clock, |l1| l1.clock().clone());
         if l1.is_none() && self.l2.is_none() {
             return Err(Error::config(
                 "l2",
@@ -302,7 +316,8 @@ impl TieredCacheBuilder {
             Arc::new(GuardedL2::new(
                 backend,
                 self.l2_timeout,
-                self.breaker.map(CircuitBreaker::new),
+                self.breaker
+                    .map(|config| CircuitBreaker::new(config, clock.clone())),
                 self.max_l2_in_flight,
                 self.max_l2_queued,
             ))
@@ -327,6 +342,7 @@ impl TieredCacheBuilder {
             flights: Default::default(),
             counters: Default::default(),
             l2_unavailable: self.l2_unavailable,
+            clock,
         }))
     }
 }

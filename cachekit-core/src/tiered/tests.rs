@@ -26,8 +26,13 @@ pub(super) struct Flaky {
 
 impl Flaky {
     pub(super) fn new() -> Arc<Self> {
+        Self::with_clock(crate::clock::Clock::system())
+    }
+
+    /// An L2 whose TTLs run on `clock` (give its cache the same one).
+    pub(super) fn with_clock(clock: crate::clock::Clock) -> Arc<Self> {
         Arc::new(Self {
-            inner: MemoryBackend::builder().build().unwrap(),
+            inner: MemoryBackend::builder().clock(clock).build().unwrap(),
             fail_reads: AtomicBool::new(false),
             fail_writes: AtomicBool::new(false),
             hang: AtomicBool::new(false),

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use super::tests::Flaky;
 use super::*;
 use crate::breaker::{BreakerConfig, BreakerState};
+use crate::clock::{Clock, MockClock};
 use crate::error::{Error, ErrorKind};
 use crate::lock::{DistributedLock, StampedeConfig};
 
@@ -22,6 +23,16 @@ fn cache_with(
     f(TieredCache::builder().l2_arc(l2.clone() as Arc<dyn Backend>))
         .build()
         .unwrap()
+}
+
+/// An L2 and a cache on one mock clock, and the clock's handle.
+fn mocked(
+    f: impl FnOnce(TieredCacheBuilder) -> TieredCacheBuilder,
+) -> (Arc<Flaky>, TieredCache, MockClock) {
+    let (clock, mock) = Clock::mock();
+    let l2 = Flaky::with_clock(clock.clone());
+    let cache = cache_with(&l2, |b| f(b.clock(clock)));
+    (l2, cache, mock)
 }
 
 /// Polls `cond` until it holds, failing after `limit`.
@@ -78,24 +89,26 @@ async fn the_breaker_opens_after_failures_and_skips_l2() {
 
 #[tokio::test]
 async fn the_breaker_probes_after_recovery_and_closes_when_l2_is_back() {
-    let l2 = Flaky::new();
-    l2.fail_reads.store(true, SeqCst);
-    let cache = cache_with(&l2, |b| {
+    let (l2, cache, clock) = mocked(|b| {
         b.breaker(
             BreakerConfig::default()
                 .failure_threshold(1)
-                .recovery_timeout(Duration::from_millis(30))
+                .recovery_timeout(Duration::from_secs(30))
                 .success_threshold(2),
         )
     });
+    l2.fail_reads.store(true, SeqCst);
     assert_eq!(cache.get::<u8>("k").await, None);
     assert_eq!(cache.stats().breaker, BreakerState::Open);
     l2.fail_reads.store(false, SeqCst);
-    let c = cache.clone();
-    eventually(Duration::from_secs(5), "half-open", move || {
-        c.stats().breaker == BreakerState::HalfOpen
-    })
-    .await;
+    clock.advance(Duration::from_secs(29));
+    assert_eq!(
+        cache.stats().breaker,
+        BreakerState::Open,
+        "still recovering"
+    );
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(cache.stats().breaker, BreakerState::HalfOpen);
     cache.get::<u8>("a").await;
     assert_eq!(
         cache.stats().breaker,
@@ -139,12 +152,11 @@ async fn without_a_queue_backpressure_skips_l2_beyond_the_in_flight_bound() {
 
 #[tokio::test]
 async fn serve_stale_returns_the_old_value_when_recompute_fails_and_throttles() {
-    let l2 = Flaky::new();
     // Serve-stale as the cache's default, so that plain `get` knows the window too.
     let policy = Policy::new()
-        .ttl(Duration::from_millis(30))
+        .ttl(Duration::from_secs(30))
         .max_stale(Duration::from_secs(60));
-    let cache = cache_with(&l2, |b| {
+    let (l2, cache, clock) = mocked(|b| {
         b.policy(policy.clone())
             .stale_retry_interval(Duration::from_secs(60))
     });
@@ -156,8 +168,9 @@ async fn serve_stale_returns_the_old_value_when_recompute_fails_and_throttles() 
     assert_eq!(v, Ok(1));
     // L2 keeps it for ttl + max_stale.
     let left = l2.inner.ttl("k").await.unwrap().remaining().unwrap();
-    assert!(left > Duration::from_secs(59), "{left:?}");
-    wait_until_stale(&cache, "k").await;
+    assert_eq!(left, Duration::from_secs(90));
+    clock.advance(Duration::from_secs(31));
+    assert_eq!(cache.get::<u32>("k").await, None, "stale: not a plain hit");
     let attempts = AtomicUsize::new(0);
     for _ in 0..3 {
         let v: Result<u32, &str> = cache
@@ -177,25 +190,15 @@ async fn serve_stale_returns_the_old_value_when_recompute_fails_and_throttles() 
     );
     assert_eq!(cache.stats().stale_served, 3);
     // A successful recomputation replaces the stale value.
-    let l2_only = cache_with(&l2, |b| b.policy(policy.clone()));
+    let l2_only = cache_with(&l2, |b| {
+        b.policy(policy.clone()).clock(cache.clock().clone())
+    });
     let v: Result<u32, &str> = l2_only
         .entry("k")
         .policy(policy.clone())
         .or_try_compute(|| async { Ok(2) })
         .await;
     assert_eq!(v, Ok(2));
-}
-
-/// Waits for the value's TTL to pass: plain reads stop returning it.
-async fn wait_until_stale(cache: &TieredCache, key: &str) {
-    let start = Instant::now();
-    while cache.get::<u32>(key).await.is_some() {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "{key} never went stale"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 /// `read_through` looks for a recent failure before it joins the key's
@@ -231,18 +234,17 @@ async fn a_failure_recorded_between_the_check_and_the_join_still_throttles() {
 
 #[tokio::test]
 async fn serve_stale_also_covers_a_slow_recomputation() {
-    let l2 = Flaky::new();
     let policy = Policy::new()
-        .ttl(Duration::from_millis(20))
+        .ttl(Duration::from_secs(20))
         .max_stale(Duration::from_secs(60))
         .compute_timeout(Duration::from_millis(50));
-    let cache = cache_with(&l2, |b| b.policy(policy.clone()));
+    let (_l2, cache, clock) = mocked(|b| b.policy(policy.clone()));
     let _: Result<u32, ()> = cache
         .entry("k")
         .policy(policy.clone())
         .or_try_compute(|| async { Ok(1) })
         .await;
-    wait_until_stale(&cache, "k").await;
+    clock.advance(Duration::from_secs(21));
     let v: Result<u32, ()> = cache
         .entry("k")
         .policy(policy.clone())
@@ -257,16 +259,17 @@ async fn serve_stale_also_covers_a_slow_recomputation() {
 
 #[tokio::test]
 async fn without_serve_stale_an_expired_value_is_never_returned() {
-    let cache = TieredCache::builder().build().unwrap();
-    let policy = Policy::new().ttl(Duration::from_millis(10));
+    let (clock, mock) = Clock::mock();
+    let cache = TieredCache::builder().clock(clock).build().unwrap();
+    let policy = Policy::new().ttl(Duration::from_secs(10));
     let _: Result<u32, ()> = cache
         .entry("k")
         .policy(policy.clone())
         .or_try_compute(|| async { Ok(1) })
         .await;
-    while cache.get::<u32>("k").await.is_some() {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    assert_eq!(cache.get::<u32>("k").await, Some(1));
+    mock.advance(Duration::from_secs(10));
+    assert_eq!(cache.get::<u32>("k").await, None, "expired at its TTL");
     let v: Result<u32, &str> = cache
         .entry("k")
         .policy(policy.clone())
@@ -277,11 +280,10 @@ async fn without_serve_stale_an_expired_value_is_never_returned() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_ahead_recomputes_once_in_the_background() {
-    let l2 = Flaky::new();
-    let cache = cache_with(&l2, |b| b);
+    let (_l2, cache, clock) = mocked(|b| b);
     let policy = Policy::new()
-        .ttl(Duration::from_millis(400))
-        .refresh_ahead(0.9);
+        .ttl(Duration::from_secs(400))
+        .refresh_ahead(0.5);
     let version = Arc::new(AtomicUsize::new(1));
     let call = |cache: TieredCache, version: Arc<AtomicUsize>, policy: Policy| async move {
         cache
@@ -300,8 +302,15 @@ async fn refresh_ahead_recomputes_once_in_the_background() {
         call(cache.clone(), version.clone(), policy.clone()).await,
         Ok(1)
     );
-    // Within the last 90% of the TTL: served at once, refreshed behind the scenes.
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    // Before the last half of the TTL: a plain hit, no refresh.
+    clock.advance(Duration::from_secs(190));
+    assert_eq!(
+        call(cache.clone(), version.clone(), policy.clone()).await,
+        Ok(1)
+    );
+    assert_eq!(cache.stats().refreshes, 0);
+    // Within the last half: served at once, refreshed behind the scenes.
+    clock.advance(Duration::from_secs(20));
     for _ in 0..5 {
         assert_eq!(
             call(cache.clone(), version.clone(), policy.clone()).await,

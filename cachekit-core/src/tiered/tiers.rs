@@ -2,7 +2,7 @@
 //! guarded L2 reads, and writes to both.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -94,7 +94,7 @@ impl TieredCache {
         if stored.fresh_until.is_none() && !wants_refresh {
             return Found::Fresh(value, false);
         }
-        let now = Instant::now();
+        let now = self.inner.clock.now();
         if stored.fresh_until.is_some_and(|until| now >= until) {
             return Found::Stale(value);
         }
@@ -294,7 +294,7 @@ impl TieredCache {
     ) -> Option<Shared> {
         let l1 = self.inner.l1.as_ref()?;
         let value = Arc::new(value.clone());
-        let now = Instant::now();
+        let now = self.inner.clock.now();
         let at = |d: Option<Duration>| d.and_then(|d| expiry_at(now, d));
         let l1_fresh = match (logical, self.inner.l1_cap()) {
             (Some(t), Some(cap)) => Some(t.min(cap)),

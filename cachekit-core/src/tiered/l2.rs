@@ -149,33 +149,8 @@ impl GuardedL2 {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<R>>,
     {
-        let deadline = match (self.deadline, budget) {
-            (Some(deadline), Some(budget)) => {
-                let left = budget.left();
-                if left.is_zero() {
-                    counters.skipped();
-                    return Err(Error::new(
-                        ErrorKind::Timeout,
-                        format!(
-                            "L2 {op} skipped: this call already spent its {deadline:?} L2 deadline"
-                        ),
-                    ));
-                }
-                Some(deadline.min(left))
-            }
-            (deadline, _) => deadline,
-        };
-        let permit = match &self.breaker {
-            Some(breaker) => match breaker.try_acquire() {
-                Ok(permit) => Some(permit),
-                Err(err) => {
-                    counters.skipped();
-                    self.log.unavailable(self.name(), op, &err, Instant::now());
-                    return Err(err);
-                }
-            },
-            None => None,
-        };
+        let deadline = self.call_deadline(op, counters, budget)?;
+        let permit = self.permit(op, counters)?;
         let mut slot = None;
         let mut deadline = deadline;
         let mut queued = false;
@@ -198,9 +173,66 @@ impl GuardedL2 {
             }
         }
         let _slot = slot;
-        let fut = f();
         let started = Instant::now();
-        let result = match deadline {
+        let result = self
+            .timed(op, counters, deadline, enforced, started, f())
+            .await;
+        if let Some(budget) = budget {
+            budget.spend(started.elapsed());
+        }
+        self.report(op, counters, &result, queued, permit);
+        result
+    }
+
+    /// This operation's deadline: the configured one, or what the call's
+    /// budget has left of it; a spent budget skips the operation.
+    fn call_deadline(
+        &self,
+        op: &str,
+        counters: &TierCounters,
+        budget: Option<&Budget>,
+    ) -> Result<Option<Duration>> {
+        let (Some(deadline), Some(budget)) = (self.deadline, budget) else {
+            return Ok(self.deadline);
+        };
+        let left = budget.left();
+        if left.is_zero() {
+            counters.skipped();
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                format!("L2 {op} skipped: this call already spent its {deadline:?} L2 deadline"),
+            ));
+        }
+        Ok(Some(deadline.min(left)))
+    }
+
+    /// The breaker's permission, if there is a breaker; an open one skips
+    /// the operation.
+    fn permit(
+        &self,
+        op: &'static str,
+        counters: &TierCounters,
+    ) -> Result<Option<crate::breaker::Permit<'_>>> {
+        let Some(breaker) = &self.breaker else {
+            return Ok(None);
+        };
+        breaker.try_acquire().map(Some).inspect_err(|err| {
+            counters.skipped();
+            self.log.unavailable(self.name(), op, err, Instant::now());
+        })
+    }
+
+    /// Runs `fut` within `deadline`, if any.
+    async fn timed<R>(
+        &self,
+        op: &'static str,
+        counters: &TierCounters,
+        deadline: Option<Duration>,
+        enforced: bool,
+        started: Instant,
+        fut: impl Future<Output = Result<R>>,
+    ) -> Result<R> {
+        match deadline {
             Some(limit) if enforced => {
                 match deadline::within(deadline::later(started, limit), fut).await {
                     // The backend's own, shorter, timeout is its error to report.
@@ -218,11 +250,19 @@ impl GuardedL2 {
                 Err(_) => Err(self.timed_out(op, limit, counters)),
             },
             None => fut.await,
-        };
-        if let Some(budget) = budget {
-            budget.spend(started.elapsed());
         }
-        match &result {
+    }
+
+    /// Tells the breaker and the outage log how the operation went.
+    fn report<R>(
+        &self,
+        op: &str,
+        counters: &TierCounters,
+        result: &Result<R>,
+        queued: bool,
+        permit: Option<crate::breaker::Permit<'_>>,
+    ) {
+        match result {
             // A call that waited in line and then ran out of time says this
             // process sends more than the backend answers in a deadline,
             // not that the backend is down: no verdict for the breaker.
@@ -238,7 +278,6 @@ impl GuardedL2 {
                 self.log.answered(self.name(), Instant::now);
             }
         }
-        result
     }
 
     /// Counts and logs a failed call: only failures of the backend count

@@ -17,8 +17,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use cachekit_core::{Backend, Error, ErrorKind, Result};
 
-use crate::backend::{px_arg, RedisBackend};
+use crate::backend::RedisBackend;
 use crate::errors::Op;
+use crate::wire::px_arg;
 
 /// What [`RedisBackend::set_if_version`] compares against: the value as it
 /// was read, or "no value".

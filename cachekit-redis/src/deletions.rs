@@ -21,8 +21,8 @@ use bytes::Bytes;
 use cachekit_core::Result;
 use redis::Value;
 
-use crate::backend::Inner;
 use crate::errors::Op;
+use crate::state::Inner;
 
 /// Cluster hash slots.
 const SLOTS: usize = 16_384;

@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use cachekit_core::Health;
 
-use crate::backend::Inner;
 use crate::errors::Op;
+use crate::state::Inner;
 
 /// INFO fields copied into the report as they are.
 const INFO_FIELDS: [(&str, &str); 7] = [

@@ -40,8 +40,10 @@ mod health;
 mod lock;
 mod pool;
 mod script;
+mod state;
 mod topology;
 mod tracking;
+mod wire;
 
 pub use backend::RedisBackend;
 pub use cas::Version;

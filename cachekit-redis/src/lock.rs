@@ -18,9 +18,11 @@ use cachekit_core::{Error, ErrorKind, Result};
 use redis::Value;
 use tokio::time::Instant;
 
-use crate::backend::{px, Inner, RedisBackend};
+use crate::backend::RedisBackend;
 use crate::errors::Op;
 use crate::pool::Retry;
+use crate::state::Inner;
+use crate::wire::px;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(2);
 const MAX_BACKOFF: Duration = Duration::from_millis(50);

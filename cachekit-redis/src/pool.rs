@@ -25,6 +25,7 @@ mod coalesce;
 mod deadlines;
 mod lanes;
 mod link;
+mod listen;
 mod manager;
 mod sentinel;
 mod tls;
@@ -47,6 +48,7 @@ use crate::errors::{self, Op, Target};
 pub(crate) use clients::{Clients, Endpoint};
 pub(crate) use cluster::{primaries, served_slots, SLOTS};
 pub(crate) use link::Link;
+pub(crate) use listen::Targets;
 pub(crate) use manager::Manager;
 pub(crate) use sentinel::Sentinels;
 

@@ -8,8 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use cachekit_core::{Result, Ttl};
 
-use crate::backend::{ttl_of, Inner};
 use crate::errors::{self, Op, Place};
+use crate::state::Inner;
+use crate::wire::ttl_of;
 
 /// Fails when a single-server URL reached a cluster node or a sentinel,
 /// naming the URL form that fits. A server that will not run `INFO` (an

@@ -21,11 +21,10 @@ use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;
 use tokio::sync::Notify;
 
-use crate::backend::Inner;
 use crate::pool::Endpoint;
+use crate::state::Inner;
 use feed::Feed;
 pub(crate) use feed::CLEAR_CHANNEL;
-pub(crate) use targets::Targets;
 use targets::Topology;
 
 /// How often the listening connections are pinged: how long a server that

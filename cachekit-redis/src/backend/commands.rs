@@ -7,9 +7,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use cachekit_core::Result;
 
-use super::{escape_glob, px, Inner, SCAN_COUNT};
+use super::SCAN_COUNT;
 use crate::errors::{self, Op};
 use crate::pool::{Request, Retry};
+use crate::state::Inner;
+use crate::wire::{escape_glob, px};
 
 impl Inner {
     /// SCANs for the keys starting with the key prefix plus `prefix`

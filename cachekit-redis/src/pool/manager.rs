@@ -25,11 +25,11 @@ use tokio::net::TcpStream;
 use super::clients::{Clients, Endpoint};
 use super::coalesce::Coalesce;
 use super::sentinel::Sentinels;
+use super::Targets;
 use super::{cluster, Conn, Link};
 use crate::config::bench::BenchDeadlines;
 use crate::config::{parse_url, ParsedUrl, RedisConfig, Topology};
 use crate::errors::{self, Place, Target};
-use crate::tracking::Targets;
 
 /// How connections are opened.
 #[derive(Clone)]

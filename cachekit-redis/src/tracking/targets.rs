@@ -4,23 +4,10 @@
 use std::sync::Arc;
 
 use cachekit_core::Result;
-use redis::{ConnectionAddr, ProtocolVersion};
 
-use crate::backend::Inner;
 use crate::errors::{Place, Target};
-use crate::pool::{Clients, Endpoint, Sentinels};
-
-/// Where the data nodes are, as the listener needs them: clients speak
-/// RESP3 (push messages) whatever the pool speaks.
-#[derive(Clone)]
-pub(crate) enum Targets {
-    /// The one server the URL names.
-    Single(Box<Endpoint>),
-    /// The primary the sentinels name at the time.
-    Sentinel(Arc<Sentinels>, Clients),
-    /// Every primary of a cluster.
-    Cluster(Clients, Arc<Target>),
-}
+use crate::pool::{Endpoint, Targets};
+use crate::state::Inner;
 
 /// What tells the listener that the servers it listens to are no longer
 /// the right ones.
@@ -34,24 +21,6 @@ pub(crate) enum Topology {
 }
 
 impl Targets {
-    pub(crate) fn single(
-        clients: &Clients,
-        addr: ConnectionAddr,
-        target: Arc<Target>,
-    ) -> Result<Self> {
-        Ok(Self::Single(Box::new(
-            resp3(clients).endpoint(addr, target)?,
-        )))
-    }
-
-    pub(crate) fn sentinel(sentinels: Arc<Sentinels>, clients: &Clients) -> Self {
-        Self::Sentinel(sentinels, resp3(clients))
-    }
-
-    pub(crate) fn cluster(clients: &Clients, target: Arc<Target>) -> Self {
-        Self::Cluster(resp3(clients), target)
-    }
-
     /// The servers to listen to now, and what would say they changed.
     pub(crate) async fn resolve(&self, backend: &Inner) -> Result<(Vec<Endpoint>, Topology)> {
         match self {
@@ -93,13 +62,6 @@ impl Targets {
                 Ok(Topology::Primaries(list))
             }
         }
-    }
-}
-
-fn resp3(clients: &Clients) -> Clients {
-    Clients {
-        protocol: ProtocolVersion::RESP3,
-        ..clients.clone()
     }
 }
 

@@ -24,7 +24,7 @@
 
 /// The byte buffer the [`Backend`] trait reads and writes.
 pub use bytes::Bytes;
-pub use cachekit_core::backend::{Backend, Health, Ttl};
+pub use cachekit_core::backend::{check_prefix, Backend, Health, Ttl};
 pub use cachekit_core::breaker::{BreakerConfig, BreakerState};
 pub use cachekit_core::codec::{Codec, CodecConfig};
 pub use cachekit_core::error::{Error, ErrorKind, Result};

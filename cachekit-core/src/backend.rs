@@ -91,9 +91,9 @@ impl Health {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use cachekit_core::{Backend, MemoryBackend};
+/// use cachekit::{Backend, MemoryBackend};
 ///
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> cachekit_core::Result<()> {
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> cachekit::Result<()> {
 /// let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::builder().build()?);
 /// backend.set("greeting", "hello".into(), None).await?;
 /// assert_eq!(backend.get("greeting").await?.as_deref(), Some(&b"hello"[..]));
@@ -231,8 +231,8 @@ pub trait Backend: Send + Sync + fmt::Debug {
 /// accept; every implementation calls it first.
 ///
 /// ```
-/// use cachekit_core::backend::check_prefix;
-/// use cachekit_core::ErrorKind;
+/// use cachekit::check_prefix;
+/// use cachekit::ErrorKind;
 ///
 /// assert!(check_prefix("app:users:").is_ok());
 /// assert_eq!(check_prefix("").unwrap_err().kind(), ErrorKind::InvalidInput);

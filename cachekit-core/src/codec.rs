@@ -132,13 +132,13 @@ impl Origin {
 /// Encodes values into envelopes and back.
 ///
 /// ```
-/// use cachekit_core::{Codec, CodecConfig};
+/// use cachekit::{Codec, CodecConfig};
 ///
 /// let codec = Codec::new(CodecConfig::default());
 /// let bytes = codec.encode(&("alice", 30u8))?;
 /// let back: (String, u8) = codec.decode(&bytes)?;
 /// assert_eq!(back, ("alice".to_string(), 30));
-/// # Ok::<(), cachekit_core::Error>(())
+/// # Ok::<(), cachekit::Error>(())
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct Codec {

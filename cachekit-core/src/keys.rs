@@ -57,7 +57,7 @@
 //! impls (RFC 3339 strings, structs) produce keys only Rust can reproduce.
 //!
 //! ```
-//! use cachekit_core::keys::{derive_key, KeyBuilder};
+//! use cachekit::keys::{derive_key, KeyBuilder};
 //!
 //! let key = derive_key("users", "get_user", &(42,))?;
 //! assert_eq!(
@@ -68,7 +68,7 @@
 //! let users = KeyBuilder::new("users", "get_user")?;
 //! assert_eq!(users.key(&(42,))?, key);
 //! assert!(key.starts_with(users.prefix()));
-//! # Ok::<(), cachekit_core::Error>(())
+//! # Ok::<(), cachekit::Error>(())
 //! ```
 
 mod canonical;
@@ -214,13 +214,13 @@ pub fn derive_key<A: Serialize + ?Sized>(
 /// Derives keys for one namespace and operation, validated once.
 ///
 /// ```
-/// use cachekit_core::keys::KeyBuilder;
+/// use cachekit::keys::KeyBuilder;
 ///
 /// let keys = KeyBuilder::new("users", "get_user")?;
 /// let key = keys.key(&(42_u64, "en"))?;
 /// assert!(key.starts_with("users:get_user:"));
 /// assert_eq!(keys.prefix(), "users:get_user:");
-/// # Ok::<(), cachekit_core::Error>(())
+/// # Ok::<(), cachekit::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KeyBuilder {

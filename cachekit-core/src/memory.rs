@@ -312,10 +312,10 @@ impl MemoryBackendBuilder {
 /// cheap and clones share the same entries.
 ///
 /// ```
-/// use cachekit_core::{Backend, MemoryBackend, Ttl};
+/// use cachekit::{Backend, MemoryBackend, Ttl};
 /// use std::time::Duration;
 ///
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> cachekit_core::Result<()> {
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> cachekit::Result<()> {
 /// let l1 = MemoryBackend::builder().max_bytes(16 << 20).build()?;
 /// l1.set("k", "v".into(), Some(Duration::from_secs(60))).await?;
 /// assert!(matches!(l1.ttl("k").await?, Ttl::Remaining(_)));

@@ -64,9 +64,9 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> Cacheable 
 ///
 /// ```
 /// use std::time::Duration;
-/// use cachekit_core::TieredCache;
+/// use cachekit::TieredCache;
 ///
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> cachekit_core::Result<()> {
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> cachekit::Result<()> {
 /// let cache = TieredCache::builder().build()?;
 /// let ttl = Some(Duration::from_secs(60));
 /// let v: u64 = cache.get_or_compute("demo:answer", ttl, || async { 42 }).await;

@@ -30,10 +30,10 @@ use crate::store::{Inline, Store, SweepStats, INLINE_KEY_COST, INLINE_MAX};
 /// on (see [writes on the calling thread](crate#writes-on-the-calling-thread)).
 ///
 /// ```
-/// use cachekit_core::Backend;
-/// use cachekit_file::{FileBackend, FileConfig};
+/// use cachekit::Backend;
+/// use cachekit::file::{FileBackend, FileConfig};
 ///
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> cachekit_core::Result<()> {
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> cachekit::Result<()> {
 /// # let tmp = std::env::temp_dir().join(format!("cachekit-doc-{}", std::process::id()));
 /// let backend = FileBackend::open(FileConfig::builder().dir(&tmp).build()?)?;
 /// backend.set("greeting", "hello".into(), None).await?;

@@ -17,9 +17,9 @@ pub const DIR_ENV: &str = "CACHEKIT_FILE_DIR";
 /// Build one with [`FileConfig::builder`]; every field has a default.
 ///
 /// ```
-/// use cachekit_file::FileConfig;
+/// use cachekit::file::FileConfig;
 ///
-/// # fn main() -> cachekit_core::Result<()> {
+/// # fn main() -> cachekit::Result<()> {
 /// let dir = std::env::temp_dir().join("cachekit-doc-config");
 /// let config = FileConfig::builder()
 ///     .dir(&dir)
@@ -267,9 +267,9 @@ impl FileConfigBuilder {
     /// `caller_writes` and the counts `writes_caller` and `writes_blocking`.
     ///
     /// ```
-    /// use cachekit_file::FileConfig;
+    /// use cachekit::file::FileConfig;
     ///
-    /// # fn main() -> cachekit_core::Result<()> {
+    /// # fn main() -> cachekit::Result<()> {
     /// let config = FileConfig::builder()
     ///     .dir("/dev/shm/my-app-cache")
     ///     .caller_writes(true)

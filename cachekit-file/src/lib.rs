@@ -5,10 +5,10 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use cachekit_core::{Backend, Ttl};
-//! use cachekit_file::{FileBackend, FileConfig};
+//! use cachekit::{Backend, Ttl};
+//! use cachekit::file::{FileBackend, FileConfig};
 //!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> cachekit_core::Result<()> {
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> cachekit::Result<()> {
 //! # let dir = std::env::temp_dir().join(format!("cachekit-doc-lib-{}", std::process::id()));
 //! // Without .dir(..): $CACHEKIT_FILE_DIR, else ~/.cache/cachekit.
 //! let config = FileConfig::builder().dir(&dir).max_bytes(64 << 20).build()?;

@@ -39,10 +39,10 @@ const SCAN_COUNT: usize = 1000;
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use cachekit_core::Backend;
-/// use cachekit_redis::{RedisBackend, RedisConfig};
+/// use cachekit::Backend;
+/// use cachekit::redis::{RedisBackend, RedisConfig};
 ///
-/// # async fn demo() -> cachekit_core::Result<()> {
+/// # async fn demo() -> cachekit::Result<()> {
 /// let config = RedisConfig::builder()
 ///     .url("redis://localhost:6379/0")
 ///     .key_prefix("myapp:")
@@ -144,8 +144,8 @@ impl RedisBackend {
     /// refuses so that no call clears a database by accident.
     ///
     /// ```no_run
-    /// # async fn demo() -> cachekit_core::Result<()> {
-    /// use cachekit_redis::{RedisBackend, RedisConfig};
+    /// # async fn demo() -> cachekit::Result<()> {
+    /// use cachekit::redis::{RedisBackend, RedisConfig};
     ///
     /// let config = RedisConfig::builder().key_prefix("myapp:").build()?;
     /// let removed = RedisBackend::new(config).await?.clear_key_prefix().await?;

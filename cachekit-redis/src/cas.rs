@@ -75,9 +75,9 @@ impl RedisBackend {
     /// from (or, for [`Version::absent`], holds nothing).
     ///
     /// ```no_run
-    /// # use cachekit_redis::{RedisBackend, Version};
-    /// # use cachekit_core::ErrorKind;
-    /// # async fn demo(redis: RedisBackend) -> cachekit_core::Result<()> {
+    /// # use cachekit::redis::{RedisBackend, Version};
+    /// # use cachekit::ErrorKind;
+    /// # async fn demo(redis: RedisBackend) -> cachekit::Result<()> {
     /// loop {
     ///     let (count, version) = match redis.get_versioned("visits").await? {
     ///         Some((bytes, version)) => (String::from_utf8_lossy(&bytes).parse::<u64>().unwrap_or(0), version),

@@ -68,7 +68,7 @@ impl fmt::Display for Protocol {
 ///
 /// ```
 /// use std::time::Duration;
-/// use cachekit_redis::RedisConfig;
+/// use cachekit::redis::RedisConfig;
 ///
 /// let config = RedisConfig::builder()
 ///     .url("redis://:s3cret@cache.internal:6379/2")
@@ -78,7 +78,7 @@ impl fmt::Display for Protocol {
 ///     .build()?;
 /// assert_eq!(config.pool_size, 20);
 /// assert!(!format!("{config:?}").contains("s3cret"));
-/// # Ok::<(), cachekit_core::Error>(())
+/// # Ok::<(), cachekit::Error>(())
 /// ```
 #[non_exhaustive]
 #[derive(Clone)]

@@ -3,10 +3,10 @@
 //! environment, with TLS, compare-and-set and distributed locks.
 //!
 //! ```no_run
-//! use cachekit_core::Backend;
-//! use cachekit_redis::RedisBackend;
+//! use cachekit::Backend;
+//! use cachekit::redis::RedisBackend;
 //!
-//! # async fn demo() -> cachekit_core::Result<()> {
+//! # async fn demo() -> cachekit::Result<()> {
 //! // CACHEKIT_REDIS_URL, else REDIS_URL, else redis://localhost:6379
 //! let redis = RedisBackend::from_env().await?;
 //! redis.set("k", "v".into(), None).await?;

@@ -68,7 +68,7 @@ impl RedisBackend {
     ///
     /// ```no_run
     /// # use std::time::Duration;
-    /// # async fn demo(redis: cachekit_redis::RedisBackend) -> cachekit_core::Result<()> {
+    /// # async fn demo(redis: cachekit::redis::RedisBackend) -> cachekit::Result<()> {
     /// let guard = redis.lock("report:2024", Duration::from_secs(30)).await?;
     /// // ... work that must not run twice at once ...
     /// guard.release().await?;

@@ -26,12 +26,12 @@ const NANOS_PER_SEC: u32 = 1_000_000_000;
 ///
 /// ```
 /// use std::collections::HashSet;
-/// use cachekit_core::keys::{derive_key, Set};
+/// use cachekit::keys::{derive_key, Set};
 ///
 /// let tags: HashSet<&str> = ["rust", "cache", "redis"].into_iter().collect();
 /// let key = derive_key("posts", "by_tags", &(Set(&tags),))?;
 /// assert_eq!(key, derive_key("posts", "by_tags", &(Set(["redis", "rust", "cache"]),))?);
-/// # Ok::<(), cachekit_core::Error>(())
+/// # Ok::<(), cachekit::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Set<T>(pub T);
@@ -56,13 +56,13 @@ impl<T: Serialize> Serialize for Set<T> {
 /// `f64` otherwise).
 ///
 /// ```
-/// use cachekit_core::keys::{derive_key, Timestamp};
+/// use cachekit::keys::{derive_key, Timestamp};
 ///
 /// let at = Timestamp::parse_rfc3339("2024-01-01T18:00:45.123456+05:30")?;
 /// let utc = Timestamp::parse_rfc3339("2024-01-01T12:30:45.123456Z")?;
 /// assert_eq!(at, utc);
 /// assert_eq!(derive_key("events", "at", &(at,))?, derive_key("events", "at", &(utc,))?);
-/// # Ok::<(), cachekit_core::Error>(())
+/// # Ok::<(), cachekit::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp {

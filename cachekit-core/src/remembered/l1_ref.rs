@@ -67,9 +67,9 @@ impl TieredCache {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use cachekit_core::TieredCache;
+    /// use cachekit::TieredCache;
     ///
-    /// # fn main() -> cachekit_core::Result<()> {
+    /// # fn main() -> cachekit::Result<()> {
     /// let cache = TieredCache::builder().build()?;
     /// cache.set_blocking("demo:k", &7_u32, Some(Duration::from_secs(60)))?;
     /// let entry = cache.l1_ref("demo:k").expect("in L1");
@@ -103,9 +103,9 @@ impl TieredCache {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use cachekit_core::TieredCache;
+    /// use cachekit::TieredCache;
     ///
-    /// # fn main() -> cachekit_core::Result<()> {
+    /// # fn main() -> cachekit::Result<()> {
     /// let cache = TieredCache::builder().build()?;
     /// cache.set_blocking("demo:k", &"seven".to_owned(), Some(Duration::from_secs(60)))?;
     /// let entry = cache.l1_ref("demo:k").expect("in L1");

@@ -45,9 +45,9 @@ pub struct RefreshAhead;
 ///
 /// ```
 /// use std::time::Duration;
-/// use cachekit_core::TieredCache;
+/// use cachekit::TieredCache;
 ///
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> cachekit_core::Result<()> {
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> cachekit::Result<()> {
 /// let cache = TieredCache::builder().build()?;
 /// let name = cache
 ///     .entry("users:name:42")
@@ -114,9 +114,9 @@ impl TieredCache {
     /// never fails because of the cache.
     ///
     /// ```
-    /// use cachekit_core::{KeyBuilder, TieredCache};
+    /// use cachekit::{KeyBuilder, TieredCache};
     ///
-    /// # fn main() -> cachekit_core::Result<()> {
+    /// # fn main() -> cachekit::Result<()> {
     /// let cache = TieredCache::builder().build()?;
     /// let users = KeyBuilder::new("users", "get_user")?;
     /// let name: String = cache.entry_for(&users, &(42,)).blocking().or_compute(|| "Ada".into());

@@ -14,7 +14,7 @@ const LONGEST: Duration = crate::deadline::FAR;
 ///
 /// ```
 /// use std::time::Duration;
-/// use cachekit_core::tiered::Policy;
+/// use cachekit::Policy;
 ///
 /// let policy = Policy::new()
 ///     .ttl(Duration::from_secs(300))

@@ -1,28 +1,35 @@
-//! The generic backend conformance suite, against a fresh cache directory.
+//! The generic backend conformance suite, one test per check, each against
+//! a fresh cache directory.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 
 use cachekit_file::{FileBackend, FileConfig};
+use cachekit_testkit::{conformance_tests, WithGuard};
+use tempfile::TempDir;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn file_backend_passes_conformance() {
+fn open(durable: bool) -> WithGuard<FileBackend, TempDir> {
     let dir = tempfile::tempdir().unwrap();
-    let backend =
-        FileBackend::open(FileConfig::builder().dir(dir.path()).build().unwrap()).unwrap();
+    let config = FileConfig::builder()
+        .dir(dir.path())
+        .durable(durable)
+        .build()
+        .unwrap();
+    let backend = FileBackend::open(config).unwrap();
     assert!(
         backend.stores_keys(),
         "the test filesystem should support user xattrs"
     );
-    cachekit_testkit::run_conformance(&backend).await;
+    WithGuard(backend, dir)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn durable_file_backend_passes_conformance() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = FileConfig::builder()
-        .dir(dir.path())
-        .durable(true)
-        .build()
-        .unwrap();
-    cachekit_testkit::run_conformance(&FileBackend::open(config).unwrap()).await;
-}
+conformance_tests!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    file,
+    async || open(false)
+);
+
+conformance_tests!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    durable_file,
+    async || open(true)
+);

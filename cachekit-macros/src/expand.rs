@@ -8,7 +8,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Attribute, FnArg, Ident, ItemFn, Pat, Signature};
+use syn::{Attribute, FnArg, Ident, ItemFn, Pat, Signature, Visibility};
 
 use crate::args::{Returns, TtlValue};
 use crate::validate::{Config, Operation};
@@ -86,57 +86,104 @@ fn local(name: &str) -> Ident {
     Ident::new(name, Span::mixed_site())
 }
 
+/// The function and its companions: `_uncached`, `_refresh`,
+/// `_invalidate`, `_clear` and `_cache`.
 fn generate(config: &Config, func: ItemFn) -> TokenStream {
-    let names = Names::new(config, &func);
-    let shared_attrs: Vec<Attribute> = func.attrs.iter().filter_map(shared).collect();
-    let vis = &func.vis;
-    let Names {
-        private,
-        scope,
-        cache,
-        uncached,
-        refresh,
-        invalidate,
-        clear,
-        link,
-    } = &names;
-    let dot_await = if config.is_async {
-        quote!(.await)
-    } else {
-        quote!()
-    };
-    let handle = local("__cachekit_handle");
-    let key = local("__cachekit_key");
-    let derive = derive_key(config, private);
-    let lookup = |call: &str| {
-        let call = Ident::new(call, Span::call_site());
-        quote!(#handle.lookup(#private::Call::#call, #derive))
-    };
-    let (lookup_cached, lookup_refresh) = (lookup("Cached"), lookup("Refresh"));
-    let call_body = call_body(config, &names);
+    let common = Common::new(config, &func);
+    let main = cached_fn(&common, &func);
+    let uncached = uncached_fn(&common, func.clone());
+    let refresh = refresh_fn(&common);
+    let invalidate = invalidate_fn(&common);
+    let clear = clear_fn(&common, &func);
+    let cache = cache_fn(&common, &func);
+    quote! {
+        #main
 
-    // The function itself: look up, else run the body.
-    let mode = match (config.returns, config.cache_none) {
-        (Returns::Value, _) | (Returns::Option, true) => "value",
-        (Returns::Result, _) => "result",
-        (Returns::Option, false) => "option",
-    };
-    let suffix = if config.is_async { "" } else { "_blocking" };
-    // Pointing at the return type: "cannot be cached" errors land there.
-    let call = Ident::new(&format!("{mode}{suffix}"), config.output_span);
-    let mut main_sig = func.sig.clone();
-    strip_binding_mut(&mut main_sig);
-    // `expect` becomes `allow` here too: the body, where most lints fire,
-    // now lives in `_uncached`.
-    let main_attrs: Vec<Attribute> = func.attrs.iter().map(expect_to_allow).collect();
-    // An async call settles its remembered entry (the thread's table is
-    // borrowed) before its first `.await`: a hit returns here.
-    let settle = |lookup: &TokenStream| {
-        if !config.is_async {
-            return lookup.clone();
+        #uncached
+
+        #refresh
+
+        #invalidate
+
+        #clear
+
+        #cache
+    }
+}
+
+/// What the function and its companions are built from.
+struct Common<'a> {
+    config: &'a Config,
+    names: Names,
+    /// The function's `cfg` and lint attributes (see [`shared`]).
+    attrs: Vec<Attribute>,
+    vis: Visibility,
+    /// The function's signature without `mut` bindings.
+    sig: Signature,
+    /// The locals holding the handle and the looked-up key.
+    handle: Ident,
+    key: Ident,
+    /// The closure deriving the key (see [`derive_key`]).
+    derive: TokenStream,
+    /// `value`, `result` or `option`: how a hit and a miss are returned.
+    mode: &'static str,
+    /// `_blocking` for a sync function, else nothing.
+    suffix: &'static str,
+    /// The runtime function a call goes through, e.g. `result_blocking`.
+    call: Ident,
+    call_body: TokenStream,
+    dot_await: TokenStream,
+}
+
+impl<'a> Common<'a> {
+    fn new(config: &'a Config, func: &ItemFn) -> Self {
+        let names = Names::new(config, func);
+        let derive = derive_key(config, &names.private);
+        let call_body = call_body(config, &names);
+        let mode = match (config.returns, config.cache_none) {
+            (Returns::Value, _) | (Returns::Option, true) => "value",
+            (Returns::Result, _) => "result",
+            (Returns::Option, false) => "option",
+        };
+        let suffix = if config.is_async { "" } else { "_blocking" };
+        let mut sig = func.sig.clone();
+        strip_binding_mut(&mut sig);
+        Common {
+            config,
+            names,
+            attrs: func.attrs.iter().filter_map(shared).collect(),
+            vis: func.vis.clone(),
+            sig,
+            handle: local("__cachekit_handle"),
+            key: local("__cachekit_key"),
+            derive,
+            mode,
+            suffix,
+            // Pointing at the return type: "cannot be cached" errors land there.
+            call: Ident::new(&format!("{mode}{suffix}"), config.output_span),
+            call_body,
+            dot_await: if config.is_async {
+                quote!(.await)
+            } else {
+                quote!()
+            },
         }
+    }
+
+    /// The key lookup of a `Cached` or `Refresh` call. An async call
+    /// settles its remembered entry (the thread's table is borrowed) before
+    /// its first `.await`: a hit returns here.
+    fn lookup(&self, call: &str) -> TokenStream {
+        let Common { handle, derive, .. } = self;
+        let private = &self.names.private;
+        let call = Ident::new(call, Span::call_site());
+        let lookup = quote!(#handle.lookup(#private::Call::#call, #derive));
+        if !self.config.is_async {
+            return lookup;
+        }
+        let key = &self.key;
         let value = local("__cachekit_value");
-        let hit = match mode {
+        let hit = match self.mode {
             "result" => quote!(::core::result::Result::Ok(#value)),
             "option" => quote!(::core::option::Option::Some(#value)),
             _ => quote!(#value),
@@ -147,57 +194,185 @@ fn generate(config: &Config, func: ItemFn) -> TokenStream {
                 ::core::result::Result::Err(#key) => #key,
             }
         }
-    };
-    let (lookup_cached, lookup_refresh) = (settle(&lookup_cached), settle(&lookup_refresh));
-    let main = quote! {
-        #(#main_attrs)*
-        #vis #main_sig {
+    }
+}
+
+/// The function itself: look up, else run the body.
+fn cached_fn(common: &Common<'_>, func: &ItemFn) -> TokenStream {
+    let Common {
+        vis,
+        sig,
+        handle,
+        key,
+        call,
+        call_body,
+        dot_await,
+        ..
+    } = common;
+    let Names {
+        private,
+        scope,
+        cache,
+        ..
+    } = &common.names;
+    // `expect` becomes `allow` here too: the body, where most lints fire,
+    // now lives in `_uncached`.
+    let attrs: Vec<Attribute> = func.attrs.iter().map(expect_to_allow).collect();
+    let lookup = common.lookup("Cached");
+    quote! {
+        #(#attrs)*
+        #vis #sig {
             let #handle = #scope #cache();
-            let #key = #lookup_cached;
+            let #key = #lookup;
             #private::#call(#handle, #private::Call::Cached, #key, move || #call_body) #dot_await
         }
-    };
+    }
+}
 
-    // `_uncached`: the original body, under the original signature.
-    let mut body_fn = func.clone();
-    body_fn.attrs = shared_attrs.clone();
+/// `_uncached`: the original body, under the original signature.
+fn uncached_fn(common: &Common<'_>, mut body_fn: ItemFn) -> TokenStream {
+    let Names { uncached, link, .. } = &common.names;
+    let attrs = &common.attrs;
+    body_fn.attrs = attrs.clone();
     body_fn.sig.ident = uncached.clone();
-    let uncached_doc = format!(
+    let doc = format!(
         "Runs {link} without its cache: the body only, neither reading nor writing \
          cached entries."
     );
+    quote! {
+        #(#attrs)*
+        #[doc = #doc]
+        #[allow(dead_code)]
+        #body_fn
+    }
+}
 
-    // `_refresh`: run the body, store its result, return it.
-    let refresh_sig = renamed(&main_sig, refresh);
-    let refresh_doc = format!(
+/// `_refresh`: run the body, store its result, return it.
+fn refresh_fn(common: &Common<'_>) -> TokenStream {
+    let Common {
+        attrs,
+        vis,
+        handle,
+        key,
+        call,
+        call_body,
+        dot_await,
+        ..
+    } = common;
+    let Names {
+        private,
+        scope,
+        cache,
+        refresh,
+        link,
+        ..
+    } = &common.names;
+    let sig = renamed(&common.sig, refresh);
+    let doc = format!(
         "Runs {link}'s body and stores the result in its cache as a miss would, \
          replacing the cached entry; returns the fresh result."
     );
+    let lookup = common.lookup("Refresh");
+    quote! {
+        #(#attrs)*
+        #[doc = #doc]
+        #[allow(dead_code)]
+        #vis #sig {
+            let #handle = #scope #cache();
+            let #key = #lookup;
+            #private::#call(#handle, #private::Call::Refresh, #key, move || #call_body) #dot_await
+        }
+    }
+}
 
-    // `_invalidate`: the arguments the key is made of.
-    let invalidate_sig = invalidate_sig(config, &main_sig, invalidate, &config.krate);
-    let invalidate_call = Ident::new(&format!("invalidate{suffix}"), Span::call_site());
-    let invalidate_doc = format!(
+/// `_invalidate`: the arguments the key is made of.
+fn invalidate_fn(common: &Common<'_>) -> TokenStream {
+    let Common {
+        config,
+        attrs,
+        vis,
+        handle,
+        key,
+        derive,
+        dot_await,
+        ..
+    } = common;
+    let Names {
+        scope,
+        cache,
+        invalidate,
+        link,
+        ..
+    } = &common.names;
+    let sig = invalidate_sig(config, &common.sig, invalidate, &config.krate);
+    let call = Ident::new(&format!("invalidate{}", common.suffix), Span::call_site());
+    let doc = format!(
         "Removes the cached entry of {link} for these arguments from every tier; \
          returns whether there was one.\n\n# Errors\n\nWhen the shared tier (L2) fails, \
          so that the entry may still be there."
     );
+    quote! {
+        #(#attrs)*
+        #[doc = #doc]
+        #[allow(dead_code)]
+        #[allow(unused_variables)]
+        #vis #sig {
+            let #handle = #scope #cache();
+            let #key = #handle.key(#derive);
+            #handle.#call(#key) #dot_await
+        }
+    }
+}
 
-    // `_clear`: every entry of the function.
+/// `_clear`: every entry of the function.
+fn clear_fn(common: &Common<'_>, func: &ItemFn) -> TokenStream {
+    let Common {
+        config,
+        attrs,
+        vis,
+        dot_await,
+        ..
+    } = common;
+    let Names {
+        scope,
+        cache,
+        clear,
+        link,
+        ..
+    } = &common.names;
     let asyncness = &func.sig.asyncness;
     let krate = &config.krate;
-    let clear_call = Ident::new(&format!("clear{suffix}"), Span::call_site());
-    let clear_doc = format!(
+    let call = Ident::new(&format!("clear{}", common.suffix), Span::call_site());
+    let doc = format!(
         "Removes every cached entry of {link} from every tier; returns how many were \
          removed.\n\n# Errors\n\nWhen the shared tier (L2) fails, so that entries may remain."
     );
+    quote! {
+        #(#attrs)*
+        #[doc = #doc]
+        #[allow(dead_code)]
+        #vis #asyncness fn #clear() -> #krate::Result<u64> {
+            #scope #cache().#call() #dot_await
+        }
+    }
+}
 
-    // `_cache`: the handle, built on first use.
-    let cache_doc = format!(
+/// `_cache`: the handle, built on first use.
+fn cache_fn(common: &Common<'_>, func: &ItemFn) -> TokenStream {
+    let Common {
+        config, attrs, vis, ..
+    } = common;
+    let Names {
+        private,
+        cache,
+        link,
+        ..
+    } = &common.names;
+    let doc = format!(
         "The cache handle of {link}: its stats, key segments and cache, built on the \
          first call."
     );
-    let setup = setup(config, &func, private);
+    let setup = setup(config, func, private);
     let construct = match &config.backend {
         None => quote!(#private::CachedFn::with_default(#setup)),
         Some(expr) => {
@@ -207,43 +382,9 @@ fn generate(config: &Config, func: ItemFn) -> TokenStream {
         }
     };
     let cell = local("__CACHEKIT_HANDLE");
-
     quote! {
-        #main
-
-        #(#shared_attrs)*
-        #[doc = #uncached_doc]
-        #[allow(dead_code)]
-        #body_fn
-
-        #(#shared_attrs)*
-        #[doc = #refresh_doc]
-        #[allow(dead_code)]
-        #vis #refresh_sig {
-            let #handle = #scope #cache();
-            let #key = #lookup_refresh;
-            #private::#call(#handle, #private::Call::Refresh, #key, move || #call_body) #dot_await
-        }
-
-        #(#shared_attrs)*
-        #[doc = #invalidate_doc]
-        #[allow(dead_code)]
-        #[allow(unused_variables)]
-        #vis #invalidate_sig {
-            let #handle = #scope #cache();
-            let #key = #handle.key(#derive);
-            #handle.#invalidate_call(#key) #dot_await
-        }
-
-        #(#shared_attrs)*
-        #[doc = #clear_doc]
-        #[allow(dead_code)]
-        #vis #asyncness fn #clear() -> #krate::Result<u64> {
-            #scope #cache().#clear_call() #dot_await
-        }
-
-        #(#shared_attrs)*
-        #[doc = #cache_doc]
+        #(#attrs)*
+        #[doc = #doc]
         #[allow(dead_code)]
         #vis fn #cache() -> &'static #private::CachedFn {
             static #cell: #private::OnceLock<#private::CachedFn> = #private::OnceLock::new();

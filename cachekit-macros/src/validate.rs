@@ -7,8 +7,8 @@ use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::spanned::Spanned;
 use syn::{
-    FnArg, GenericArgument, GenericParam, Ident, ItemFn, Pat, PathArguments, Receiver, ReturnType,
-    Type,
+    FnArg, GenericArgument, GenericParam, Generics, Ident, ItemFn, LitStr, Pat, PathArguments,
+    Receiver, ReturnType, Signature, Type,
 };
 
 use crate::args::{Options, Returns, TtlValue};
@@ -72,6 +72,57 @@ pub(crate) struct Config {
 pub(crate) fn validate(options: Options, func: &ItemFn) -> syn::Result<Config> {
     let mut errors = Errors::default();
     let sig = &func.sig;
+    check_fn_kind(sig, &mut errors);
+    let has_key = options.key.is_some();
+    if !has_key {
+        check_generics_have_key(&sig.generics, &mut errors);
+    }
+    let (receiver, mut args) = arguments(sig, has_key, &mut errors);
+    apply_skip(&options.skip, &mut args, &mut errors);
+    check_key_args(&args, &mut errors);
+
+    let (returns, output_span) = returns_of(&sig.output, options.returns, &mut errors);
+    if let (Some(span), false) = (options.cache_none, returns == Returns::Option) {
+        errors.push(syn::Error::new(
+            span,
+            "`cache_none` only applies to functions returning `Option<T>` \
+             (use `returns = option` if a type alias hides the `Option`)",
+        ));
+    }
+
+    let namespace = namespace_of(options.namespace.as_ref(), &mut errors);
+    let version = options.version.map(|(n, _)| n);
+    let in_impl = receiver.is_some() || mentions_self(func);
+    let operation = operation_of(options.name.as_ref(), version, in_impl, &mut errors);
+
+    let config = Config {
+        is_async: sig.asyncness.is_some(),
+        returns,
+        cache_none: options.cache_none.is_some(),
+        namespace,
+        operation,
+        version,
+        ttl: options.ttl,
+        l1_ttl: options.l1_ttl,
+        l1: options.l1.is_none_or(|b| b.value),
+        max_stale: options.max_stale,
+        compute_timeout: options.compute_timeout,
+        backend: options.backend,
+        key: options.key,
+        receiver,
+        in_impl,
+        args,
+        turbofish: turbofish(&sig.generics),
+        output_span,
+        krate: options
+            .krate
+            .unwrap_or_else(|| syn::parse_quote!(::cachekit)),
+    };
+    errors.finish(config)
+}
+
+/// `const`, `unsafe`, `extern` and variadic functions cannot be cached.
+fn check_fn_kind(sig: &Signature, errors: &mut Errors) {
     if let Some(c) = &sig.constness {
         errors.push(syn::Error::new_spanned(c, "a `const fn` cannot be cached"));
     }
@@ -93,22 +144,26 @@ pub(crate) fn validate(options: Options, func: &ItemFn) -> syn::Result<Config> {
             "variadic functions cannot be cached",
         ));
     }
+}
 
-    let has_key = options.key.is_some();
-    if !has_key {
-        for param in &sig.generics.params {
-            if matches!(param, GenericParam::Type(_) | GenericParam::Const(_)) {
-                errors.push(syn::Error::new_spanned(
-                    param,
-                    "a generic function needs `key = ...`: calls with the same arguments but \
-                     different generic types would share one cache entry; give a key that \
-                     tells them apart, e.g. `#[cached(key = (std::any::type_name::<T>(), id))]`",
-                ));
-                break;
-            }
+/// Without `key = ...`, the first type or const parameter is an error.
+fn check_generics_have_key(generics: &Generics, errors: &mut Errors) {
+    for param in &generics.params {
+        if matches!(param, GenericParam::Type(_) | GenericParam::Const(_)) {
+            errors.push(syn::Error::new_spanned(
+                param,
+                "a generic function needs `key = ...`: calls with the same arguments but \
+                 different generic types would share one cache entry; give a key that \
+                 tells them apart, e.g. `#[cached(key = (std::any::type_name::<T>(), id))]`",
+            ));
+            break;
         }
     }
+}
 
+/// The receiver and the named arguments, every one in the key unless
+/// `key = ...` is given; reports `&mut`, `self` by value and patterns.
+fn arguments(sig: &Signature, has_key: bool, errors: &mut Errors) -> (Option<Receiver>, Vec<Arg>) {
     let mut receiver = None;
     let mut args = Vec::new();
     for input in &sig.inputs {
@@ -141,14 +196,18 @@ pub(crate) fn validate(options: Options, func: &ItemFn) -> syn::Result<Config> {
             }
         }
     }
+    (receiver, args)
+}
 
-    for (i, name) in options.skip.iter().enumerate() {
+/// Takes the arguments `skip(...)` names out of the key.
+fn apply_skip(skip: &[Ident], args: &mut [Arg], errors: &mut Errors) {
+    for (i, name) in skip.iter().enumerate() {
         if name == "self" {
             errors.push(syn::Error::new_spanned(
                 name,
                 "`self` is never part of the key; remove it from `skip`",
             ));
-        } else if options.skip[..i].contains(name) {
+        } else if skip[..i].contains(name) {
             errors.push(syn::Error::new_spanned(
                 name,
                 format!("`{name}` is skipped twice"),
@@ -171,7 +230,10 @@ pub(crate) fn validate(options: Options, func: &ItemFn) -> syn::Result<Config> {
             ));
         }
     }
+}
 
+/// Key arguments must have nameable types, and be at most `MAX_KEY_ARGS`.
+fn check_key_args(args: &[Arg], errors: &mut Errors) {
     for arg in args.iter().filter(|a| a.in_key) {
         if let Some(tokens) = find_impl_trait(&arg.ty) {
             errors.push(syn::Error::new_spanned(
@@ -195,27 +257,28 @@ pub(crate) fn validate(options: Options, func: &ItemFn) -> syn::Result<Config> {
             ),
         ));
     }
+}
 
-    let (returns, output_span) = returns_of(&sig.output, options.returns, &mut errors);
-    if let (Some(span), false) = (options.cache_none, returns == Returns::Option) {
-        errors.push(syn::Error::new(
-            span,
-            "`cache_none` only applies to functions returning `Option<T>` \
-             (use `returns = option` if a type alias hides the `Option`)",
-        ));
-    }
-
-    let namespace = match &options.namespace {
+/// `namespace = "..."` checked, or the crate's name.
+fn namespace_of(namespace: Option<&LitStr>, errors: &mut Errors) -> String {
+    match namespace {
         Some(lit) => errors
             .keep(segment::check(lit, "namespace", None))
             .unwrap_or_default(),
         None => errors
             .keep(segment::crate_namespace(Span::call_site()))
             .unwrap_or_default(),
-    };
-    let version = options.version.map(|(n, _)| n);
-    let in_impl = receiver.is_some() || mentions_self(func);
-    let operation = match &options.name {
+    }
+}
+
+/// `name = "..."` checked, or how to derive the name at run time.
+fn operation_of(
+    name: Option<&LitStr>,
+    version: Option<u32>,
+    in_impl: bool,
+    errors: &mut Errors,
+) -> Operation {
+    match name {
         Some(lit) => Operation::Named(
             errors
                 .keep(segment::check(lit, "name", version))
@@ -223,10 +286,12 @@ pub(crate) fn validate(options: Options, func: &ItemFn) -> syn::Result<Config> {
         ),
         None if in_impl => Operation::Method,
         None => Operation::Free,
-    };
+    }
+}
 
-    let explicit: Vec<TokenStream> = sig
-        .generics
+/// `::<T, N>` for the type and const parameters, if any.
+fn turbofish(generics: &Generics) -> Option<TokenStream> {
+    let explicit: Vec<TokenStream> = generics
         .params
         .iter()
         .filter_map(|p| match p {
@@ -237,32 +302,7 @@ pub(crate) fn validate(options: Options, func: &ItemFn) -> syn::Result<Config> {
         .collect();
     // Explicit, so that parameters only the return type mentions are not
     // left to inference (allowed beside `impl Trait` arguments since 1.63).
-    let turbofish = (!explicit.is_empty()).then(|| quote::quote!(::<#(#explicit),*>));
-
-    let config = Config {
-        is_async: sig.asyncness.is_some(),
-        returns,
-        cache_none: options.cache_none.is_some(),
-        namespace,
-        operation,
-        version,
-        ttl: options.ttl,
-        l1_ttl: options.l1_ttl,
-        l1: options.l1.is_none_or(|b| b.value),
-        max_stale: options.max_stale,
-        compute_timeout: options.compute_timeout,
-        backend: options.backend,
-        key: options.key,
-        receiver,
-        in_impl,
-        args,
-        turbofish,
-        output_span,
-        krate: options
-            .krate
-            .unwrap_or_else(|| syn::parse_quote!(::cachekit)),
-    };
-    errors.finish(config)
+    (!explicit.is_empty()).then(|| quote::quote!(::<#(#explicit),*>))
 }
 
 fn receiver_error(r: &Receiver) -> Option<syn::Error> {

@@ -19,21 +19,25 @@ async fn backend(server: &RedisServer, prefix: &str) -> RedisBackend {
     RedisBackend::new(config).await.unwrap()
 }
 
-#[tokio::test]
-async fn conformance_resp2() {
-    let server = RedisServer::start();
-    run_conformance(&backend(&server, "").await).await;
-}
+/// The suite, one test per check, each on its own server: starting one
+/// takes milliseconds.
+mod conformance {
+    use super::*;
+    use cachekit_testkit::{conformance_tests, WithGuard};
 
-#[tokio::test]
-async fn conformance_resp3() {
-    let server = RedisServer::start();
-    let config = RedisConfig::builder()
-        .url(server.url())
-        .protocol(Protocol::Resp3)
-        .build()
-        .unwrap();
-    run_conformance(&RedisBackend::new(config).await.unwrap()).await;
+    async fn on_a_fresh_server(protocol: Protocol) -> WithGuard<RedisBackend, RedisServer> {
+        let server = RedisServer::start();
+        let config = RedisConfig::builder()
+            .url(server.url())
+            .protocol(protocol)
+            .build()
+            .unwrap();
+        WithGuard(RedisBackend::new(config).await.unwrap(), server)
+    }
+
+    conformance_tests!(resp2, async || on_a_fresh_server(Protocol::Resp2).await);
+
+    conformance_tests!(resp3, async || on_a_fresh_server(Protocol::Resp3).await);
 }
 
 #[tokio::test]

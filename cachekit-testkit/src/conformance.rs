@@ -1,8 +1,12 @@
 //! One behavioural suite that every [`Backend`] must pass.
 //!
-//! Each check lives in a small function named after the behaviour, and
-//! every failure message names the backend, the check and the key, so a
-//! red test points at the broken method.
+//! The suite is a list of named checks ([`CHECKS`]), each a small async
+//! function that runs alone in its own key namespace, and every failure
+//! message names the backend, the check and the key, so a red test points
+//! at the broken method. [`conformance_tests!`](crate::conformance_tests)
+//! gives each check its own `#[tokio::test]` per backend, so one broken
+//! behaviour does not hide the others; [`run_conformance`] runs them all in
+//! one test.
 
 /// Fails the check with a formatted message unless the condition holds.
 macro_rules! ensure {
@@ -16,14 +20,19 @@ macro_rules! ensure {
 mod basic;
 mod batch;
 mod prefix;
+mod test_macro;
 mod ttl;
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use cachekit_core::{Backend, Ttl};
+
+pub use test_macro::{ConformanceSubject, WithGuard};
 
 /// How far a reported remaining TTL may exceed the TTL that was set.
 ///
@@ -42,8 +51,116 @@ pub(crate) const SHORT_TTL: Duration = Duration::from_millis(200);
 /// the suite; generous because CI machines stall.
 const EXPIRY_SLACK: Duration = Duration::from_secs(5);
 
-/// Runs the whole suite against `backend`, panicking with a precise message
-/// at the first violation of the [`Backend`] contract.
+/// The one list of checks, as `module::check_name`, in the order
+/// [`run_conformance`] runs them. It hands the list to the macro named in
+/// brackets, so [`CHECKS`] and `conformance_tests!` cannot disagree.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_checks {
+    ([$($then:tt)*] $($args:tt)*) => {
+        $($then)*! {
+            [$($args)*]
+            basic::a_missing_key_reads_as_missing,
+            basic::set_round_trips_and_overwrites,
+            basic::an_empty_value_is_not_missing,
+            basic::binary_values_round_trip,
+            basic::a_one_mib_value_round_trips,
+            basic::delete_reports_whether_the_key_existed,
+            ttl::ttl_is_reported,
+            ttl::set_without_ttl_clears_the_expiry,
+            ttl::expire_changes_the_lifetime,
+            ttl::get_with_ttl_reports_value_and_ttl,
+            ttl::a_zero_ttl_expires_at_once,
+            ttl::a_huge_ttl_is_clamped,
+            ttl::expired_keys_are_gone_from_every_read_path,
+            batch::get_many_keeps_order,
+            batch::set_many_stores_every_entry,
+            batch::set_if_absent_stores_only_once,
+            batch::set_if_absent_race_has_one_winner,
+            prefix::delete_prefix_refuses_an_empty_prefix,
+            prefix::delete_prefix_removes_exactly_its_keys,
+            prefix::delete_prefix_matches_glob_characters_literally,
+            prefix::unusual_keys_round_trip,
+            basic::health_reports_healthy_under_its_name,
+        }
+    };
+}
+
+type CheckFuture<'c> = Pin<Box<dyn Future<Output = ()> + Send + 'c>>;
+
+/// One named behaviour of the [`Backend`] contract, e.g. `ttl_is_reported`.
+///
+/// ```no_run
+/// use cachekit_core::MemoryBackend;
+///
+/// # #[tokio::main] async fn main() -> cachekit_core::Result<()> {
+/// let backend = MemoryBackend::builder().build()?;
+/// cachekit_testkit::Check::named("ttl_is_reported").run(&backend).await;
+/// # Ok(()) }
+/// ```
+pub struct Check {
+    name: &'static str,
+    body: for<'c, 'b> fn(&'c Ctx<'b>) -> CheckFuture<'c>,
+}
+
+macro_rules! check_list {
+    ([] $($module:ident::$name:ident,)*) => {
+        /// Every check of the suite, in the order [`run_conformance`] runs them.
+        pub const CHECKS: &[Check] = &[$(Check {
+            name: stringify!($name),
+            body: |ctx| Box::pin($module::$name(ctx)),
+        },)*];
+    };
+}
+crate::__conformance_checks!([check_list]);
+
+impl fmt::Debug for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Check").field(&self.name).finish()
+    }
+}
+
+impl Check {
+    /// The check's name, which is also its test's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The check called `name`.
+    ///
+    /// # Panics
+    ///
+    /// When no check in [`CHECKS`] has that name.
+    pub fn named(name: &str) -> &'static Check {
+        match CHECKS.iter().find(|check| check.name == name) {
+            Some(check) => check,
+            None => panic!("no conformance check is named {name:?}; see cachekit_testkit::CHECKS"),
+        }
+    }
+
+    /// Runs this check alone against `backend`, under a fresh namespace it
+    /// removes when the check passes.
+    ///
+    /// Must run inside a Tokio runtime with timers enabled.
+    ///
+    /// # Panics
+    ///
+    /// On a violation of the contract, or when a backend call returns an
+    /// error, with a message naming the backend, the check and the key.
+    pub async fn run(&self, backend: &dyn Backend) {
+        let root = Ctx::new(backend);
+        (self.body)(&root.within(self.name)).await;
+        root.delete_prefix(&root.ns).await;
+    }
+}
+
+/// Runs every check in [`CHECKS`] against `backend`, panicking with a
+/// precise message at the first violation of the [`Backend`] contract.
+///
+/// Prefer [`conformance_tests!`](crate::conformance_tests), which reports
+/// each failing check as its own test; this function suits a backend that
+/// is costly to set up (a Sentinel set, a cluster) or a test that asserts
+/// something about the backend after the whole suite.
 ///
 /// Keys live under a fresh namespace (`ck-conf-{pid}-{nanos}-{n}:`), so
 /// runs can share a server with each other and with other tests; the
@@ -69,30 +186,10 @@ const EXPIRY_SLACK: Duration = Duration::from_secs(5);
 /// On the first violation, or when any backend call returns an error.
 pub async fn run_conformance(backend: &dyn Backend) {
     let root = Ctx::new(backend);
-    basic::run(&root.section("basic")).await;
-    ttl::run(&root.section("ttl")).await;
-    ttl::run_expiry(&root.section("expiry")).await;
-    batch::run(&root.section("batch")).await;
-    prefix::run(&root.section("prefix")).await;
-    prefix::run_unusual_keys(&root.section("keys")).await;
-    health(&root.section("health")).await;
+    for check in CHECKS {
+        (check.body)(&root.within(check.name)).await;
+    }
     root.delete_prefix(&root.ns).await;
-}
-
-async fn health(ctx: &Ctx<'_>) {
-    let health = ctx.backend.health().await;
-    ensure!(
-        ctx,
-        health.healthy,
-        "health() reports unhealthy: {health:?}"
-    );
-    ensure!(
-        ctx,
-        health.backend == ctx.backend.name(),
-        "health().backend is {:?} but name() is {:?}",
-        health.backend,
-        ctx.backend.name()
-    );
 }
 
 /// A check's view of the backend: its own key namespace, and wrappers that
@@ -100,7 +197,8 @@ async fn health(ctx: &Ctx<'_>) {
 pub(crate) struct Ctx<'a> {
     backend: &'a dyn Backend,
     ns: String,
-    section: &'static str,
+    /// The check running, for failure messages.
+    check: &'static str,
 }
 
 /// Shows a value without dumping a megabyte into the panic message.
@@ -131,15 +229,16 @@ impl<'a> Ctx<'a> {
         Self {
             backend,
             ns: format!("ck-conf-{}-{nanos}-{run}:", std::process::id()),
-            section: "setup",
+            check: "cleanup",
         }
     }
 
-    fn section(&self, name: &'static str) -> Ctx<'a> {
+    /// The context for check `name`: a namespace of its own inside this one.
+    fn within(&self, name: &'static str) -> Ctx<'a> {
         Ctx {
             backend: self.backend,
             ns: format!("{}{name}:", self.ns),
-            section: name,
+            check: name,
         }
     }
 
@@ -148,11 +247,13 @@ impl<'a> Ctx<'a> {
         format!("{}{name}", self.ns)
     }
 
+    // The panic's location is then the check's line, not this one.
+    #[track_caller]
     pub(crate) fn fail(&self, message: impl fmt::Display) -> ! {
         panic!(
             "backend conformance failed for {:?} in `{}`: {message}",
             self.backend.name(),
-            self.section
+            self.check
         )
     }
 
@@ -239,6 +340,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Asserts the key has an expiry of at most `set` (plus rounding) left.
+    #[track_caller]
     pub(crate) fn expect_remaining(&self, ttl: Ttl, set: Duration, what: &str) {
         let ok = matches!(ttl, Ttl::Remaining(d) if d > Duration::ZERO && d <= set + TTL_ROUNDING);
         ensure!(

@@ -5,8 +5,9 @@
 //!   SIGSTOP/SIGCONT, restart on the same port.
 //! - [`LoopbackProxy`]: a TCP proxy whose [`ProxyMode`] stalls or drops the
 //!   traffic between a client and a server.
-//! - [`run_conformance`]: the behavioural suite every
-//!   [`Backend`](cachekit_core::Backend) must pass.
+//! - [`conformance_tests!`]: the behavioural suite every
+//!   [`Backend`](cachekit_core::Backend) must pass, one `#[tokio::test]` per
+//!   check; [`run_conformance`] runs the whole suite in one test.
 //! - [`eventually`]: wait for a condition instead of sleeping a guess.
 //! - [`logs`]: capture what `tracing` logs, for assertions on log lines.
 //!
@@ -26,7 +27,7 @@ mod topology;
 mod wait;
 
 pub use cluster::{RedisCluster, RedisClusterBuilder, SlotMigration};
-pub use conformance::run_conformance;
+pub use conformance::{run_conformance, Check, ConformanceSubject, WithGuard, CHECKS};
 pub use proxy::{LoopbackProxy, ProxyMode};
 pub use redis_server::{RedisServer, RedisServerBuilder};
 pub use sentinel::{SentinelSet, SentinelSetBuilder};

@@ -9,13 +9,12 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use cachekit_core::{Backend, Health, MemoryBackend, Result, Ttl};
-use cachekit_testkit::run_conformance;
+use cachekit_testkit::{conformance_tests, run_conformance, CHECKS};
 
-#[tokio::test]
-async fn memory_backend_conforms() {
-    let backend = MemoryBackend::builder().build().unwrap();
-    run_conformance(&backend).await;
-}
+conformance_tests!(memory, async || MemoryBackend::builder().build().unwrap());
+
+// The fault-free map passes, so in the tests below only the fault fails.
+conformance_tests!(map, async || MapBackend::default());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_share_a_backend_through_an_arc() {
@@ -176,11 +175,6 @@ impl Backend for MapBackend {
     }
 }
 
-#[tokio::test]
-async fn the_reference_map_backend_conforms() {
-    run_conformance(&MapBackend::default()).await;
-}
-
 /// Runs the suite on a task and returns its panic message.
 async fn failure_of(fault: Fault) -> String {
     let backend = Arc::new(MapBackend::with(fault));
@@ -222,5 +216,90 @@ async fn violations_are_caught_with_precise_messages() {
             message.contains(expected),
             "{fault:?} should mention {expected:?}: {message}"
         );
+    }
+}
+
+/// The checks that fail against a backend with `fault`, each run alone on
+/// a fresh backend as `conformance_tests!` runs it, in `CHECKS` order.
+async fn failing_checks(fault: Fault) -> Vec<&'static str> {
+    let runs: Vec<_> = CHECKS
+        .iter()
+        .map(|check| {
+            let backend = MapBackend::with(fault);
+            (
+                check.name(),
+                tokio::spawn(async move { check.run(&backend).await }),
+            )
+        })
+        .collect();
+    let mut failing = Vec::new();
+    for (name, run) in runs {
+        if run.await.is_err() {
+            failing.push(name);
+        }
+    }
+    failing
+}
+
+/// A fault fails exactly the checks that exercise it, and the others still
+/// pass: each test `conformance_tests!` generates reports one behaviour.
+#[tokio::test]
+async fn each_check_fails_on_its_own() {
+    let cases: [(Fault, &[&str]); 8] = [
+        (
+            Fault::SetIfAbsentAlwaysWins,
+            &[
+                "a_zero_ttl_expires_at_once",
+                "set_if_absent_stores_only_once",
+                "set_if_absent_race_has_one_winner",
+            ],
+        ),
+        (
+            Fault::TtlAlwaysPersistent,
+            &[
+                "ttl_is_reported",
+                "set_without_ttl_clears_the_expiry",
+                "expire_changes_the_lifetime",
+                "get_with_ttl_reports_value_and_ttl",
+                "a_huge_ttl_is_clamped",
+                "set_many_stores_every_entry",
+                "set_if_absent_stores_only_once",
+            ],
+        ),
+        (
+            Fault::GetManyReversed,
+            &["get_many_keeps_order", "unusual_keys_round_trip"],
+        ),
+        (
+            Fault::GlobDeletePrefix,
+            &["delete_prefix_matches_glob_characters_literally"],
+        ),
+        (
+            Fault::EmptyPrefixAccepted,
+            &["delete_prefix_refuses_an_empty_prefix"],
+        ),
+        (
+            Fault::EmptyValueIsMissing,
+            &[
+                "an_empty_value_is_not_missing",
+                "get_many_keeps_order",
+                "set_many_stores_every_entry",
+                "delete_prefix_refuses_an_empty_prefix",
+            ],
+        ),
+        (
+            Fault::SetKeepsOldTtl,
+            &[
+                "set_without_ttl_clears_the_expiry",
+                "set_many_stores_every_entry",
+            ],
+        ),
+        (
+            Fault::UnhealthyName,
+            &["health_reports_healthy_under_its_name"],
+        ),
+    ];
+    for (fault, expected) in cases {
+        assert_eq!(failing_checks(fault).await, expected, "{fault:?}");
     }
 }

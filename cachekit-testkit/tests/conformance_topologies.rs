@@ -2,12 +2,18 @@
 //! than a standalone TCP server (which `cachekit-redis/tests/operations.rs`
 //! covers): the primary a Sentinel set names, a Redis Cluster, and a Unix
 //! socket.
+//!
+//! A Unix-socket server starts in milliseconds, so it gets one test per
+//! check. A Sentinel set or a cluster takes seconds and several processes
+//! to start, so each runs the whole suite in one test (`run_conformance`).
 
 #![allow(clippy::unwrap_used)] // Tests may unwrap.
 
 use cachekit_core::Backend;
 use cachekit_redis::{RedisBackend, RedisConfig};
-use cachekit_testkit::{run_conformance, RedisCluster, RedisServer, SentinelSet};
+use cachekit_testkit::{
+    conformance_tests, run_conformance, RedisCluster, RedisServer, SentinelSet, WithGuard,
+};
 
 async fn backend(url: String, prefix: &str) -> RedisBackend {
     let config = RedisConfig::builder()
@@ -28,11 +34,18 @@ async fn sentinel_backend_conforms() {
     assert_eq!(set.primary().command(&["GET", "conf:probe"]), "v");
 }
 
+conformance_tests!(unix_socket, async || {
+    let server = RedisServer::builder().unix_socket().start();
+    WithGuard(
+        backend(format!("{}?db=2", server.unix_url()), "").await,
+        server,
+    )
+});
+
 #[tokio::test]
-async fn unix_socket_backend_conforms_in_the_database_the_url_names() {
+async fn unix_socket_urls_reach_the_database_they_name() {
     let server = RedisServer::builder().unix_socket().start();
     let redis = backend(format!("{}?db=2", server.unix_url()), "").await;
-    run_conformance(&redis).await;
     redis.set("probe", "v".into(), None).await.unwrap();
     assert_eq!(
         server.data_keys(2),

@@ -1,18 +1,9 @@
-//! get / set / delete / exists on persistent keys, and odd values.
+//! get / set / delete / exists on persistent keys, odd values, and health.
 
 use super::{Ctx, Shown};
 use cachekit_core::Ttl;
 
-pub(super) async fn run(ctx: &Ctx<'_>) {
-    missing_key(ctx).await;
-    roundtrip_and_overwrite(ctx).await;
-    empty_value_is_not_missing(ctx).await;
-    binary_value(ctx).await;
-    large_value(ctx).await;
-    delete_reports_existence(ctx).await;
-}
-
-async fn missing_key(ctx: &Ctx<'_>) {
+pub(super) async fn a_missing_key_reads_as_missing(ctx: &Ctx<'_>) {
     let key = ctx.key("never-set");
     ctx.expect_value(&key, None, "nothing was stored").await;
     ensure!(
@@ -34,7 +25,7 @@ async fn missing_key(ctx: &Ctx<'_>) {
     );
 }
 
-async fn roundtrip_and_overwrite(ctx: &Ctx<'_>) {
+pub(super) async fn set_round_trips_and_overwrites(ctx: &Ctx<'_>) {
     let key = ctx.key("roundtrip");
     ctx.set(&key, &b"first"[..], None).await;
     ctx.expect_value(&key, Some(b"first"), "set").await;
@@ -51,7 +42,7 @@ async fn roundtrip_and_overwrite(ctx: &Ctx<'_>) {
         .await;
 }
 
-async fn empty_value_is_not_missing(ctx: &Ctx<'_>) {
+pub(super) async fn an_empty_value_is_not_missing(ctx: &Ctx<'_>) {
     let key = ctx.key("empty");
     ctx.set(&key, &b""[..], None).await;
     ctx.expect_value(&key, Some(b""), "setting an empty value")
@@ -63,7 +54,7 @@ async fn empty_value_is_not_missing(ctx: &Ctx<'_>) {
     );
 }
 
-async fn binary_value(ctx: &Ctx<'_>) {
+pub(super) async fn binary_values_round_trip(ctx: &Ctx<'_>) {
     let key = ctx.key("binary");
     let mut value: Vec<u8> = vec![0x00, 0xff, 0x00, b'\r', b'\n', 0xff];
     value.extend(0..=255u8);
@@ -90,7 +81,7 @@ fn pseudo_random(len: usize) -> Vec<u8> {
         .collect()
 }
 
-async fn large_value(ctx: &Ctx<'_>) {
+pub(super) async fn a_one_mib_value_round_trips(ctx: &Ctx<'_>) {
     let key = ctx.key("one-mib");
     let value = pseudo_random(1 << 20);
     ctx.set(&key, value.clone(), None).await;
@@ -106,7 +97,7 @@ async fn large_value(ctx: &Ctx<'_>) {
     }
 }
 
-async fn delete_reports_existence(ctx: &Ctx<'_>) {
+pub(super) async fn delete_reports_whether_the_key_existed(ctx: &Ctx<'_>) {
     let key = ctx.key("deleted");
     let other = ctx.key("deleted-sibling");
     ctx.set(&key, &b"v"[..], None).await;
@@ -129,4 +120,20 @@ async fn delete_reports_existence(ctx: &Ctx<'_>) {
     );
     ctx.expect_value(&other, Some(b"stays"), "deleting a different key")
         .await;
+}
+
+pub(super) async fn health_reports_healthy_under_its_name(ctx: &Ctx<'_>) {
+    let health = ctx.backend.health().await;
+    ensure!(
+        ctx,
+        health.healthy,
+        "health() reports unhealthy: {health:?}"
+    );
+    ensure!(
+        ctx,
+        health.backend == ctx.backend.name(),
+        "health().backend is {:?} but name() is {:?}",
+        health.backend,
+        ctx.backend.name()
+    );
 }

@@ -4,14 +4,7 @@ use super::{Ctx, LONG_TTL};
 use bytes::Bytes;
 use cachekit_core::Ttl;
 
-pub(super) async fn run(ctx: &Ctx<'_>) {
-    get_many_keeps_order(ctx).await;
-    set_many_stores_all(ctx).await;
-    set_if_absent_only_once(ctx).await;
-    set_if_absent_race_has_one_winner(ctx).await;
-}
-
-async fn get_many_keeps_order(ctx: &Ctx<'_>) {
+pub(super) async fn get_many_keeps_order(ctx: &Ctx<'_>) {
     let (a, b, empty, missing) = (
         ctx.key("gm-a"),
         ctx.key("gm-b"),
@@ -56,7 +49,7 @@ async fn get_many_keeps_order(ctx: &Ctx<'_>) {
     );
 }
 
-async fn set_many_stores_all(ctx: &Ctx<'_>) {
+pub(super) async fn set_many_stores_every_entry(ctx: &Ctx<'_>) {
     let keys = [ctx.key("sm-1"), ctx.key("sm-2"), ctx.key("sm-3")];
     ctx.set(&keys[1], &b"old"[..], None).await;
     let entries: Vec<(&str, Bytes)> = keys
@@ -89,7 +82,7 @@ async fn set_many_stores_all(ctx: &Ctx<'_>) {
     ctx.set_many(&[], None).await;
 }
 
-async fn set_if_absent_only_once(ctx: &Ctx<'_>) {
+pub(super) async fn set_if_absent_stores_only_once(ctx: &Ctx<'_>) {
     let key = ctx.key("sia");
     ensure!(
         ctx,
@@ -137,7 +130,7 @@ async fn set_if_absent_only_once(ctx: &Ctx<'_>) {
 }
 
 /// Locks are built on set_if_absent: concurrent callers must not both win.
-async fn set_if_absent_race_has_one_winner(ctx: &Ctx<'_>) {
+pub(super) async fn set_if_absent_race_has_one_winner(ctx: &Ctx<'_>) {
     let key = ctx.key("sia-race");
     let attempt = |n: u8| {
         let key = key.as_str();

@@ -3,15 +3,9 @@
 use super::Ctx;
 use cachekit_core::{ErrorKind, Ttl};
 
-pub(super) async fn run(ctx: &Ctx<'_>) {
-    an_empty_prefix_is_refused(ctx).await;
-    removes_exactly_the_prefix(ctx).await;
-    glob_characters_are_literal(ctx).await;
-}
-
 /// `delete_prefix("")` would match every key, cachekit's or not: it must
 /// fail with `InvalidInput` and remove nothing.
-async fn an_empty_prefix_is_refused(ctx: &Ctx<'_>) {
+pub(super) async fn delete_prefix_refuses_an_empty_prefix(ctx: &Ctx<'_>) {
     let names = ["empty:kept", ""];
     store(ctx, &names).await;
     match ctx.backend.delete_prefix("").await {
@@ -50,7 +44,7 @@ async fn expect_absent(ctx: &Ctx<'_>, names: &[&str], after: &str) {
     }
 }
 
-async fn removes_exactly_the_prefix(ctx: &Ctx<'_>) {
+pub(super) async fn delete_prefix_removes_exactly_its_keys(ctx: &Ctx<'_>) {
     let inside = ["p:a:", "p:a:1", "p:a:2", "p:a:deep:er"];
     let outside = ["p:ab", "p:ab:1", "p:a", "p:b:1", "p:", "q:a:1"];
     store(ctx, &inside).await;
@@ -84,7 +78,7 @@ async fn removes_exactly_the_prefix(ctx: &Ctx<'_>) {
 /// Redis `SCAN MATCH` and similar filters treat `* ? [ ] \` as pattern
 /// syntax; a prefix is a literal string, so each case below has a decoy
 /// that a pattern-based implementation would wrongly match (or miss).
-async fn glob_characters_are_literal(ctx: &Ctx<'_>) {
+pub(super) async fn delete_prefix_matches_glob_characters_literally(ctx: &Ctx<'_>) {
     let cases: [(&str, &[&str], &[&str]); 5] = [
         ("star*:", &["star*:1"], &["starX:1", "star:1", "star**"]),
         ("q?:", &["q?:1"], &["qa:1", "q:1"]),
@@ -113,7 +107,7 @@ async fn glob_characters_are_literal(ctx: &Ctx<'_>) {
 
 /// Keys are arbitrary UTF-8; none of these may be mangled, split or
 /// confused with another key by any backend.
-pub(super) async fn run_unusual_keys(ctx: &Ctx<'_>) {
+pub(super) async fn unusual_keys_round_trip(ctx: &Ctx<'_>) {
     let names = [
         "with space",
         " leading and trailing ",

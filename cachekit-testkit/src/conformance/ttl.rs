@@ -6,16 +6,7 @@ use super::{Ctx, LONG_TTL, SHORT_TTL};
 use bytes::Bytes;
 use cachekit_core::Ttl;
 
-pub(super) async fn run(ctx: &Ctx<'_>) {
-    persistent_and_remaining(ctx).await;
-    set_without_ttl_clears_expiry(ctx).await;
-    expire_changes_lifetime(ctx).await;
-    get_with_ttl_reports_both(ctx).await;
-    zero_ttl_expires_at_once(ctx).await;
-    huge_ttl_is_clamped(ctx).await;
-}
-
-async fn persistent_and_remaining(ctx: &Ctx<'_>) {
+pub(super) async fn ttl_is_reported(ctx: &Ctx<'_>) {
     let persistent = ctx.key("persistent");
     ctx.set(&persistent, &b"p"[..], None).await;
     let ttl = ctx.ttl(&persistent).await;
@@ -37,7 +28,7 @@ async fn persistent_and_remaining(ctx: &Ctx<'_>) {
         .await;
 }
 
-async fn set_without_ttl_clears_expiry(ctx: &Ctx<'_>) {
+pub(super) async fn set_without_ttl_clears_the_expiry(ctx: &Ctx<'_>) {
     let key = ctx.key("overwritten-ttl");
     ctx.set(&key, &b"with ttl"[..], Some(LONG_TTL)).await;
     ctx.set(&key, &b"without"[..], None).await;
@@ -57,7 +48,7 @@ async fn set_without_ttl_clears_expiry(ctx: &Ctx<'_>) {
     );
 }
 
-async fn expire_changes_lifetime(ctx: &Ctx<'_>) {
+pub(super) async fn expire_changes_the_lifetime(ctx: &Ctx<'_>) {
     let missing = ctx.key("expire-missing");
     ensure!(
         ctx,
@@ -104,7 +95,7 @@ async fn expire_changes_lifetime(ctx: &Ctx<'_>) {
     ctx.expect_value(&key, Some(b"v"), "expire(None)").await;
 }
 
-async fn get_with_ttl_reports_both(ctx: &Ctx<'_>) {
+pub(super) async fn get_with_ttl_reports_value_and_ttl(ctx: &Ctx<'_>) {
     let persistent = ctx.key("gwt-persistent");
     ctx.set(&persistent, &b"p"[..], None).await;
     let got = ctx.get_with_ttl(&persistent).await;
@@ -137,7 +128,7 @@ async fn get_with_ttl_reports_both(ctx: &Ctx<'_>) {
 
 /// A zero TTL means "stored and expired at once" on every backend: the key
 /// reads as missing right away and any previous value is gone.
-async fn zero_ttl_expires_at_once(ctx: &Ctx<'_>) {
+pub(super) async fn a_zero_ttl_expires_at_once(ctx: &Ctx<'_>) {
     let key = ctx.key("zero-set");
     ctx.set(&key, &b"old"[..], None).await;
     ctx.set(&key, &b"new"[..], Some(Duration::ZERO)).await;
@@ -200,7 +191,7 @@ async fn zero_ttl_expires_at_once(ctx: &Ctx<'_>) {
 /// A TTL beyond what the backend can store (here `Duration::MAX`) is
 /// clamped to the backend's maximum: accepted, readable, and still an
 /// expiry rather than "persistent".
-async fn huge_ttl_is_clamped(ctx: &Ctx<'_>) {
+pub(super) async fn a_huge_ttl_is_clamped(ctx: &Ctx<'_>) {
     const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
     let expect_far = |ttl: Ttl, what: &str| match ttl {
         Ttl::Remaining(left) if left >= CENTURY => {}
@@ -260,7 +251,7 @@ async fn huge_ttl_is_clamped(ctx: &Ctx<'_>) {
 
 /// Every way of giving a key a short lifetime must end with the key gone
 /// from every read path, while a persistent neighbour survives.
-pub(super) async fn run_expiry(ctx: &Ctx<'_>) {
+pub(super) async fn expired_keys_are_gone_from_every_read_path(ctx: &Ctx<'_>) {
     let survivor = ctx.key("survivor");
     ctx.set(&survivor, &b"stays"[..], None).await;
 

@@ -24,6 +24,8 @@ mod handle;
 #[path = "private/probe.rs"]
 mod probe;
 
+/// The injectable clock, for tests that advance time instead of sleeping.
+pub use cachekit_core::clock;
 pub use cachekit_core::keys::ArgBytes;
 /// The remembered-entry shortcut, for the benches that rebuild it by hand.
 pub use cachekit_core::remembered;

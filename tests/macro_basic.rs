@@ -461,14 +461,19 @@ async fn a_zero_duration_ttl_disables_caching() {
 }
 
 static STALE_SOURCE_UP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+static STALE_CLOCK: std::sync::OnceLock<cachekit::__private::clock::MockClock> =
+    std::sync::OnceLock::new();
 
+/// A cache on a clock the test advances.
 fn stale_cache() -> cachekit::Result<TieredCache> {
-    TieredCache::builder().build()
+    let (clock, mock) = cachekit::__private::clock::Clock::mock();
+    assert!(STALE_CLOCK.set(mock).is_ok(), "built once");
+    TieredCache::builder().clock(clock).build()
 }
 
 #[cached(
     backend = stale_cache(),
-    ttl = Duration::from_millis(30),
+    ttl = 30,
     max_stale = 60,
     namespace = "tests",
     name = "stale_rate"
@@ -485,13 +490,11 @@ async fn stale_rate(base: u32) -> Result<u32, String> {
 async fn max_stale_serves_the_old_value_when_the_source_fails() {
     assert_eq!(stale_rate(21).await, Ok(42));
     let cache = stale_rate_cache().cache().unwrap();
-    // Let the 30 ms TTL pass (plain reads stop seeing the value).
     let key = stale_rate_cache().keys().unwrap().key(&(21u32,)).unwrap();
-    let start = std::time::Instant::now();
-    while cache.get::<u32>(&key).await.is_some() || start.elapsed() < Duration::from_millis(40) {
-        assert!(start.elapsed() < Duration::from_secs(5));
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    assert_eq!(cache.get::<u32>(&key).await, Some(42));
+    // Past the TTL: plain reads stop seeing the value.
+    STALE_CLOCK.get().unwrap().advance(Duration::from_secs(30));
+    assert_eq!(cache.get::<u32>(&key).await, None);
     STALE_SOURCE_UP.store(false, std::sync::atomic::Ordering::SeqCst);
     assert_eq!(stale_rate(21).await, Ok(42), "stale value served");
     assert_eq!(cache.stats().stale_served, 1);

@@ -5,9 +5,10 @@
 //! answers from an entry that has left L1.
 
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use cachekit::__private::clock::{Clock, MockClock};
 use cachekit::{cached, TieredCache};
 
 const MINUTE: Option<Duration> = Some(Duration::from_secs(60));
@@ -66,8 +67,16 @@ fn writes_deletes_and_invalidations_reach_a_remembered_call() {
 }
 
 static SHORT_RUNS: AtomicU32 = AtomicU32::new(0);
+static SHORT_CLOCK: OnceLock<MockClock> = OnceLock::new();
 
-#[cached(backend = l1(), ttl = Duration::from_millis(40))]
+/// An L1 on a clock the test advances.
+fn mocked_l1() -> cachekit::Result<TieredCache> {
+    let (clock, mock) = Clock::mock();
+    assert!(SHORT_CLOCK.set(mock).is_ok(), "built once");
+    TieredCache::builder().clock(clock).build()
+}
+
+#[cached(backend = mocked_l1(), ttl = 40)]
 async fn short_lived(id: u64) -> u32 {
     let _ = id;
     SHORT_RUNS.fetch_add(1, SeqCst)
@@ -77,7 +86,11 @@ async fn short_lived(id: u64) -> u32 {
 async fn a_remembered_entry_expires_with_its_ttl() {
     let first = short_lived(1).await;
     assert_eq!(short_lived(1).await, first);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(short_lived(1).await, first, "the remembered entry serves");
+    let clock = SHORT_CLOCK.get().expect("built by the first call");
+    clock.advance(Duration::from_secs(39));
+    assert_eq!(short_lived(1).await, first, "expired early");
+    clock.advance(Duration::from_secs(1));
     let second = short_lived(1).await;
     assert_ne!(second, first, "served past its TTL");
     assert_eq!(short_lived(1).await, second);

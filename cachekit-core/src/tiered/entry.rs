@@ -76,11 +76,12 @@ enum Key<'a> {
     Shared(&'a Arc<str>),
     Derived(String),
     /// The arguments gave no key: the computation runs uncached.
-    Underivable(&'a KeyBuilder, Error),
+    Underivable(&'a KeyBuilder, Box<Error>),
 }
 
 impl Key<'_> {
     /// The key and its shared copy, if any; `None` when there is no key.
+    #[inline]
     fn parts(&self) -> Option<(&str, Option<&Arc<str>>)> {
         match self {
             Key::Borrowed(key) => Some((key, None)),
@@ -93,7 +94,7 @@ impl Key<'_> {
     /// Why there is no key (a fail-closed request's error).
     fn into_error(self) -> Error {
         match self {
-            Key::Underivable(_, err) => err,
+            Key::Underivable(_, err) => *err,
             _ => Error::new(crate::ErrorKind::InvalidInput, "no cache key"),
         }
     }
@@ -102,6 +103,7 @@ impl Key<'_> {
 impl TieredCache {
     /// A read-through request for `key`: the cached value, or what the
     /// computation given to [`Entry::or_compute`] returns (cached).
+    #[inline]
     pub fn entry<'a>(&'a self, key: &'a str) -> Entry<'a> {
         self.request(Key::Borrowed(key))
     }
@@ -131,7 +133,7 @@ impl TieredCache {
     ) -> Entry<'a> {
         self.request(match keys.key(args) {
             Ok(key) => Key::Derived(key),
-            Err(err) => Key::Underivable(keys, err),
+            Err(err) => Key::Underivable(keys, Box::new(err)),
         })
     }
 
@@ -139,10 +141,12 @@ impl TieredCache {
     /// (a `#[cached]` call's): a computation's single-flight entry keeps
     /// that copy instead of copying the key.
     #[doc(hidden)]
+    #[inline]
     pub fn entry_shared<'a>(&'a self, key: &'a Arc<str>) -> Entry<'a> {
         self.request(Key::Shared(key))
     }
 
+    #[inline]
     fn request<'a>(&'a self, key: Key<'a>) -> Entry<'a> {
         Entry {
             cache: self,
@@ -161,7 +165,15 @@ impl TieredCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = T>,
     {
-        self.entry(key).ttl_opt(ttl).or_compute(compute).await
+        let policy = self.policy_for_ttl(ttl);
+        let infallible = || async { Ok::<T, Infallible>(compute().await) };
+        match self
+            .read_through(key, None, &policy, None, infallible)
+            .await
+        {
+            Ok(v) => v,
+            Err(never) => match never {},
+        }
     }
 
     /// Blocking [`get_or_compute`](Self::get_or_compute).
@@ -170,12 +182,27 @@ impl TieredCache {
         T: Cacheable,
         F: FnOnce() -> T + Send,
     {
-        self.entry(key).ttl_opt(ttl).blocking().or_compute(compute)
+        let policy = self.policy_for_ttl(ttl);
+        let infallible = || Ok::<T, Infallible>(compute());
+        match self.read_through_blocking(key, None, &policy, None, infallible) {
+            Ok(v) => v,
+            Err(never) => match never {},
+        }
+    }
+
+    /// The default policy with `ttl`, when given.
+    fn policy_for_ttl(&self, ttl: Option<Duration>) -> Policy {
+        Policy {
+            ttl,
+            ..Policy::default()
+        }
+        .or(&self.inner.defaults)
     }
 }
 
 impl<'a, M> Entry<'a, M> {
     /// How long the value is fresh.
+    #[inline]
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.policy.ttl = Some(ttl);
         self
@@ -185,6 +212,7 @@ impl<'a, M> Entry<'a, M> {
     /// when its recomputation fails (or, with
     /// [`compute_timeout`](Self::compute_timeout), is slow); the key is then
     /// not recomputed again for a while.
+    #[inline]
     pub fn max_stale(mut self, max_stale: Duration) -> Self {
         self.policy.max_stale = Some(max_stale);
         self
@@ -192,6 +220,7 @@ impl<'a, M> Entry<'a, M> {
 
     /// With serve-stale: how long a recomputation may take before the
     /// stale value is returned instead.
+    #[inline]
     pub fn compute_timeout(mut self, timeout: Duration) -> Self {
         self.policy.compute_timeout = Some(timeout);
         self
@@ -201,16 +230,13 @@ impl<'a, M> Entry<'a, M> {
     /// (A `refresh_ahead` in it takes effect only through
     /// [`refresh_ahead`](Entry::refresh_ahead), which needs a computation
     /// that can run later.)
+    #[inline]
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
         self
     }
 
-    fn ttl_opt(mut self, ttl: Option<Duration>) -> Self {
-        self.policy.ttl = ttl;
-        self
-    }
-
+    #[inline]
     fn with_mode<N>(self) -> Entry<'a, N> {
         Entry {
             cache: self.cache,
@@ -221,6 +247,7 @@ impl<'a, M> Entry<'a, M> {
     }
 
     /// The policy with the cache's defaults filling the gaps.
+    #[inline]
     fn resolved(&self) -> Policy {
         self.policy.or(&self.cache.inner.defaults)
     }
@@ -239,6 +266,7 @@ impl<'a, M> Entry<'a, M> {
 
     /// The blocking form of this request, for synchronous code (see
     /// [`BlockingEntry`]).
+    #[inline]
     pub fn blocking(self) -> BlockingEntry<'a, M> {
         BlockingEntry(self)
     }

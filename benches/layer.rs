@@ -25,16 +25,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 #[allow(dead_code)]
+#[path = "common/clients.rs"]
+mod clients;
+#[allow(dead_code)]
 #[path = "common/groups.rs"]
 mod groups;
 #[allow(dead_code)]
-#[path = "peers/libs.rs"]
-mod libs;
-#[allow(dead_code)]
-#[path = "peers/scaling.rs"]
-mod scaling;
-#[allow(dead_code)]
-#[path = "peers/values.rs"]
+#[path = "common/values.rs"]
 mod values;
 
 use std::time::Duration;
@@ -42,9 +39,9 @@ use std::time::Duration;
 use cachekit::RedisConfigBuilder;
 use cachekit_redis::{BenchCheckout, BenchDeadlines, BenchSwitches};
 use cachekit_testkit::RedisServer;
+use clients::{ours, raw_conn, Lib};
 use criterion::Criterion;
 use groups::{prefill, print_stats, uniform_group, Named, KEYS};
-use libs::{ours, raw_conn, Lib};
 
 type Tune = fn(RedisConfigBuilder) -> RedisConfigBuilder;
 

@@ -18,24 +18,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+#[allow(dead_code)]
+#[path = "common/clients.rs"]
+mod clients;
 #[path = "common/groups.rs"]
 mod groups;
 #[allow(dead_code)]
-#[path = "peers/libs.rs"]
-mod libs;
-#[allow(dead_code)]
-#[path = "peers/scaling.rs"]
-mod scaling;
-#[allow(dead_code)]
-#[path = "peers/values.rs"]
+#[path = "common/values.rs"]
 mod values;
 
 use std::time::Duration;
 
 use cachekit_testkit::{RedisServer, SentinelSet};
+use clients::{ours, raw_conn, Lib};
 use criterion::Criterion;
 use groups::{hit_group, prefill, print_stats, uniform_group, Named, KEYS};
-use libs::{ours, raw_conn, Lib};
 use tokio::runtime::Runtime;
 
 fn current_thread() -> Runtime {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Instructions per call of each path in benches/callcount.rs, counted by
+# Instructions per call of each path in benches/peers/callcount.rs, counted by
 # callgrind: each path runs at two call counts and the difference of the
 # totals is divided by the difference of the counts, so that starting the
 # process and its Redis server cancels out. Needs valgrind.
@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "callcount: needs valgrind (apt-get install valgrind)" >&2; exit 1; }
-bin=$(cargo bench --bench callcount --no-run --message-format=json 2>/dev/null |
+bin=$(cargo bench -p cachekit-peers --bench callcount --no-run --message-format=json 2>/dev/null |
   sed -n 's/.*"executable":"\([^"]*callcount[^"]*\)".*/\1/p' | tail -1)
 [ -x "$bin" ] || { echo "callcount: could not build the bench" >&2; exit 1; }
 paths=("$@")

@@ -2,7 +2,8 @@
 # Installs what the test suite needs on a Debian/Ubuntu machine: redis-server
 # and redis-cli (the tests start real servers, sentinels and clusters on
 # loopback ports), openssl (TLS test certs),
-# and libssl-dev + pkg-config (a benchmark peer links OpenSSL).
+# and libssl-dev + pkg-config (a benchmark peer links OpenSSL: CI's clippy
+# --all-targets builds benches/peers).
 set -euo pipefail
 
 missing=()
@@ -10,7 +11,7 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # redis-cli --cluster create joins the test clusters (Debian: redis-tools).
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
-# The peer benchmarks' Redis client pulls in native-tls (openssl-sys).
+# `cached`, in benches/peers, turns on redis's native-tls (openssl-sys).
 if command -v dpkg >/dev/null 2>&1; then
   dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
   dpkg -s pkg-config >/dev/null 2>&1 || missing+=(pkg-config)

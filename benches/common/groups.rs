@@ -1,5 +1,5 @@
 //! The two measurements the topology, cluster and connection-layer benches
-//! share, on the libraries of `peers/libs.rs`: the time of one L2 hit
+//! share, on the clients of `clients.rs`: the time of one L2 hit
 //! (L1 off) taken one call at a time, as the peers bench's scenario 2
 //! takes it, and reads of keys drawn uniformly from 10k stored ones on
 //! many tasks, as its L2 scaling group does.
@@ -12,8 +12,7 @@ use tokio::runtime::Runtime;
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::libs::{Lib, READ_MISSES};
-use super::scaling::{run_tasks, Mix};
+use super::clients::{run_tasks, Lib, Mix, READ_MISSES};
 
 /// Prints what each cachekit row's cache counted, and the reads that
 /// computed (every key is stored before the clock starts, so a read that
@@ -35,7 +34,7 @@ pub fn print_stats(what: &str, libs: &[Named]) {
 /// A library under its row name in the group.
 pub type Named = (&'static str, Lib);
 
-/// The keys the uniform reads draw from (`scaling::run_tasks`).
+/// The keys the uniform reads draw from (`clients::run_tasks`).
 pub const KEYS: u64 = 10_000;
 
 /// Stores ids `0..keys` with every library, so that reads are hits.

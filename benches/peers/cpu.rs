@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use tokio::runtime::Runtime;
 
+use super::clients::{run_tasks, Mix};
 use super::libs::Lib;
-use super::scaling::{run_tasks, Mix};
 use super::values::Zipf;
 
 const OPS: u64 = 200_000;

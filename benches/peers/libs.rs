@@ -1,20 +1,21 @@
 //! Each library doing the same memoized call, written the way its README
 //! shows: cachekit and `cached` through their attributes, cachekit-rs and
-//! raw redis-rs by hand (get, else compute and store).
+//! raw redis-rs by hand (get, else compute and store). cachekit without an
+//! L1 and raw redis-rs are in `benches/common/clients.rs`, which the
+//! `cachekit` package's Redis benches share.
 
 use std::sync::{Arc, LazyLock, OnceLock};
-use std::time::Duration;
 
 use cached::ConcurrentCachedAsync;
-use cachekit::{cached, KeyBuilder, RedisBackend, RedisConfig, RedisConfigBuilder, TieredCache};
+use cachekit::{cached, RedisBackend, RedisConfig, TieredCache};
 use cachekit_rs::interop::{interop_key, InteropValue};
-use redis::aio::{ConnectionLike, MultiplexedConnection};
-use redis::cluster_async::ClusterConnection;
 use serde::{de::DeserializeOwned, Serialize};
 
+use super::clients::{missed, ours, raw_conn, TTL};
 use super::values::{large, small, Large, Small};
 
-pub const TTL: Duration = Duration::from_secs(600);
+/// A library's Redis client in scenario 4 and the L2 scaling group.
+pub type Lib = super::clients::Lib<Peer>;
 
 /// The testkit server's URL, set before any cached function is first called.
 pub static URL: OnceLock<String> = OnceLock::new();
@@ -124,80 +125,19 @@ pub async fn ckrs_memo<T: Serialize + DeserializeOwned>(
     value
 }
 
-/// The floor: one GET and an rmp-serde decode, else encode and SET EX.
-pub async fn raw_memo<T: Serialize + DeserializeOwned>(
-    conn: &mut impl ConnectionLike,
-    key: &str,
-    id: u64,
-    compute: impl FnOnce(u64) -> T,
-) -> T {
-    let bytes: Option<Vec<u8>> = redis::cmd("GET")
-        .arg(key)
-        .query_async(conn)
-        .await
-        .expect("raw GET");
-    if let Some(value) = bytes.and_then(|b| rmp_serde::from_slice(&b).ok()) {
-        return value;
-    }
-    let value = compute(id);
-    raw_set(conn, key, &value).await;
-    value
-}
-
-pub async fn raw_set<T: Serialize>(conn: &mut impl ConnectionLike, key: &str, value: &T) {
-    let bytes = rmp_serde::to_vec(value).expect("rmp encode");
-    let () = redis::cmd("SET")
-        .arg(key)
-        .arg(bytes)
-        .arg("EX")
-        .arg(TTL.as_secs())
-        .query_async(conn)
-        .await
-        .expect("raw SET");
-}
-
 // ---- scenario 4 and L2 scaling: one handle per library ----------------------
 
-/// A library's Redis client, cheap to clone into each task. Reads are
-/// memoized calls (compute and store on a miss), writes are plain stores.
+/// The peers' clients in [`Lib::Peer`].
 #[derive(Clone)]
-pub enum Lib {
-    Ours(TieredCache, KeyBuilder),
+pub enum Peer {
     Cached(Arc<cached::AsyncRedisCache<u64, Small>>),
     CachekitRs(Arc<cachekit_rs::CacheKit>),
-    Raw(MultiplexedConnection),
-    /// Raw, but reading the way cachekit does: GET and PTTL in one pipeline.
-    RawWithTtl(MultiplexedConnection),
-    /// Raw redis-rs on a cluster (`benches/cluster.rs`): GET + decode.
-    #[allow(dead_code)] // the peers bench has no cluster
-    RawCluster(ClusterConnection),
-    /// The same, reading the way cachekit does (GET and PTTL pipelined).
-    #[allow(dead_code)]
-    RawClusterWithTtl(ClusterConnection),
 }
 
-/// Reads that found nothing and computed, per kind (ours, cached,
-/// cachekit-rs, raw): every key is stored up front, so these should be 0.
-pub static READ_MISSES: [std::sync::atomic::AtomicU64; 4] =
-    [const { std::sync::atomic::AtomicU64::new(0) }; 4];
-
-fn missed(kind: usize) {
-    READ_MISSES[kind].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-}
-
-impl Lib {
-    pub async fn read(&mut self, id: u64) -> Small {
+impl super::clients::Peer for Peer {
+    async fn read(&mut self, id: u64) -> Small {
         match self {
-            Lib::Ours(cache, keys) => {
-                let key = keys.key(&(id,)).expect("key");
-                cache
-                    .get_or_compute(&key, Some(TTL), || async move {
-                        missed(0);
-                        small(id)
-                    })
-                    .await
-            }
-            Lib::Cached(store) => match store.cache_get(&id).await {
+            Peer::Cached(store) => match store.cache_get(&id).await {
                 Ok(Some(v)) => v,
                 _ => {
                     missed(1);
@@ -206,95 +146,27 @@ impl Lib {
                     v
                 }
             },
-            Lib::CachekitRs(client) => {
+            Peer::CachekitRs(client) => {
                 ckrs_memo(client, "mixed", id, |id| {
                     missed(2);
                     small(id)
                 })
                 .await
             }
-            Lib::Raw(conn) => {
-                raw_memo(conn, &format!("raw:mixed:{id}"), id, |id| {
-                    missed(3);
-                    small(id)
-                })
-                .await
-            }
-            Lib::RawCluster(conn) => {
-                raw_memo(conn, &format!("raw:mixed:{id}"), id, |id| {
-                    missed(3);
-                    small(id)
-                })
-                .await
-            }
-            Lib::RawWithTtl(conn) => raw_read_with_ttl(conn, id).await,
-            Lib::RawClusterWithTtl(conn) => raw_read_with_ttl(conn, id).await,
         }
     }
 
-    pub async fn write(&mut self, id: u64) {
-        let value = small(id);
+    async fn write(&mut self, id: u64, value: Small) {
         match self {
-            Lib::Ours(cache, keys) => {
-                let key = keys.key(&(id,)).expect("key");
-                cache.set(&key, &value, Some(TTL)).await.expect("set");
-            }
-            Lib::Cached(store) => {
+            Peer::Cached(store) => {
                 store.cache_set(id, value).await.expect("set");
             }
-            Lib::CachekitRs(client) => {
+            Peer::CachekitRs(client) => {
                 let key = interop_key("peers_rs", "mixed", &[InteropValue::from(id)]).expect("key");
                 client.set_with_ttl(&key, &value, TTL).await.expect("set");
             }
-            Lib::Raw(conn) | Lib::RawWithTtl(conn) => {
-                raw_set(conn, &format!("raw:mixed:{id}"), &value).await
-            }
-            Lib::RawCluster(conn) | Lib::RawClusterWithTtl(conn) => {
-                raw_set(conn, &format!("raw:mixed:{id}"), &value).await
-            }
         }
     }
-}
-
-/// A raw read the way cachekit reads: GET and PTTL in one pipeline.
-async fn raw_read_with_ttl(conn: &mut impl ConnectionLike, id: u64) -> Small {
-    let key = format!("raw:mixed:{id}");
-    let (bytes, _pttl): (Option<Vec<u8>>, i64) = redis::pipe()
-        .cmd("GET")
-        .arg(&key)
-        .cmd("PTTL")
-        .arg(&key)
-        .query_async(conn)
-        .await
-        .expect("raw GET+PTTL");
-    match bytes.and_then(|b| rmp_serde::from_slice(&b).ok()) {
-        Some(v) => v,
-        None => {
-            missed(3);
-            let v = small(id);
-            raw_set(conn, &key, &v).await;
-            v
-        }
-    }
-}
-
-/// cachekit over its own Redis pool, without an L1; `tune` changes the
-/// pool's defaults.
-pub async fn ours(
-    url: &str,
-    tune: fn(RedisConfigBuilder) -> RedisConfigBuilder,
-    guarded: bool,
-) -> Lib {
-    let config = tune(RedisConfig::builder().url(url));
-    let redis = RedisBackend::new(config.build().expect("config"))
-        .await
-        .expect("cachekit redis");
-    let mut builder = TieredCache::builder().without_l1().l2(redis);
-    if !guarded {
-        builder = builder.without_breaker().without_l2_timeout();
-    }
-    let keys = KeyBuilder::new("peers", "mixed").expect("keys");
-    Lib::Ours(builder.build().expect("tiered"), keys)
 }
 
 /// The four clients on the server at `url`, each without an L1, and three
@@ -307,8 +179,11 @@ pub async fn libs(url: &str) -> Vec<(&'static str, Lib)> {
         .expect("cached store");
     vec![
         ("cachekit", ours(url, |c| c, true).await),
-        ("cached", Lib::Cached(Arc::new(cached))),
-        ("cachekit-rs", Lib::CachekitRs(ckrs_client(url).await)),
+        ("cached", Lib::Peer(Peer::Cached(Arc::new(cached)))),
+        (
+            "cachekit-rs",
+            Lib::Peer(Peer::CachekitRs(ckrs_client(url).await)),
+        ),
         (
             "raw redis-rs + rmp-serde (baseline)",
             Lib::Raw(raw_conn(url).await),
@@ -343,12 +218,4 @@ pub async fn ckrs_client(url: &str) -> Arc<cachekit_rs::CacheKit> {
         .build()
         .expect("cachekit-rs build");
     Arc::new(client)
-}
-
-pub async fn raw_conn(url: &str) -> MultiplexedConnection {
-    redis::Client::open(url)
-        .expect("client")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("raw connection")
 }

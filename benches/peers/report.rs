@@ -1,18 +1,25 @@
 //! Turns criterion's saved estimates of this bench's groups into the
-//! README's markdown tables: median per library and the ratio to cachekit.
+//! markdown tables of `docs/performance.md`: median per library and the
+//! ratio to cachekit. `scripts/peers-chart.py` reads the same estimates
+//! and draws them as bars.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-/// Where criterion writes: `$CARGO_TARGET_DIR/criterion`, else `target/criterion`.
+/// Where criterion writes: `$CRITERION_HOME`, else `$CARGO_TARGET_DIR/criterion`,
+/// else the workspace's `target/criterion` (the bench runs in this
+/// package's directory, two levels below the workspace).
 fn criterion_dir() -> PathBuf {
     if let Ok(home) = std::env::var("CRITERION_HOME") {
         return PathBuf::from(home);
     }
-    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-    Path::new(&target).join("criterion")
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"),
+        PathBuf::from,
+    );
+    target.join("criterion")
 }
 
 struct Row {

@@ -2,63 +2,15 @@
 //! resident memory against the byte budget the weigher enforces.
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cachekit::TieredCache;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use tokio::runtime::Runtime;
 
+use super::clients::{run_tasks, Mix, SEED};
 use super::libs::{cached_small_l1, ours_small_l1, ours_small_l1_cache, Lib};
-use super::values::{small, Small, Zipf};
-
-/// The operations one task runs.
-#[derive(Clone)]
-pub enum Mix {
-    /// Memoized reads of keys drawn uniformly from 10k stored ones, so no
-    /// two tasks share a read and coalescing cannot help.
-    Uniform,
-    /// 90 % memoized reads, 10 % writes, keys Zipf(1.0) over 10k.
-    Zipf90(Arc<Zipf>),
-}
-
-const SEED: u64 = 0x00c0_ffee;
-
-/// `tasks` tasks share `iters` operations; returns the wall time.
-pub fn run_tasks(rt: &Runtime, iters: u64, tasks: u64, lib: &Lib, mix: &Mix) -> Duration {
-    let per_task = iters.div_ceil(tasks);
-    rt.block_on(async {
-        let start = Instant::now();
-        let handles: Vec<_> = (0..tasks)
-            .map(|t| {
-                let mut lib = lib.clone();
-                let mix = mix.clone();
-                tokio::spawn(async move {
-                    let mut rng = fastrand::Rng::with_seed(SEED + t);
-                    for _ in 0..per_task {
-                        match &mix {
-                            Mix::Uniform => {
-                                black_box(lib.read(rng.u64(0..10_000)).await);
-                            }
-                            Mix::Zipf90(zipf) => {
-                                let id = zipf.sample(&mut rng);
-                                if rng.u8(0..10) == 0 {
-                                    lib.write(id).await;
-                                } else {
-                                    black_box(lib.read(id).await);
-                                }
-                            }
-                        }
-                    }
-                })
-            })
-            .collect();
-        for h in handles {
-            h.await.expect("task");
-        }
-        start.elapsed()
-    })
-}
+use super::values::{small, Small};
 
 /// `threads` OS threads share `iters` calls of `op`; returns the wall time.
 fn on_threads(iters: u64, threads: u64, op: impl Fn() + Sync) -> Duration {

@@ -14,25 +14,27 @@
 //! hits on 1-256 tasks, and the resident memory of 100k 1 KiB L1 entries
 //! against the configured budget.
 //!
-//! `cargo bench --bench peers` (starts its own redis-server on loopback;
-//! 13-18 minutes on two cores). At the end it prints the README's
-//! tables from criterion's saved medians. `PEERS_GROUPS_ONLY=1` skips the
-//! reports outside criterion's groups, for a run of a few groups picked
-//! with a criterion filter.
+//! `cargo bench -p cachekit-peers --bench peers` (starts its own
+//! redis-server on loopback; 13-18 minutes on two cores). At the end it
+//! prints the tables of `docs/performance.md` from criterion's saved
+//! medians; `scripts/peers-chart.py` draws them as `docs/peers.svg`.
+//! `PEERS_GROUPS_ONLY=1` skips the reports outside criterion's groups,
+//! for a run of a few groups picked with a criterion filter.
+//!
+//! A package of its own (`benches/peers/Cargo.toml`, not published), so
+//! that the peers and what they pull in (native-tls, fred) are built only
+//! for this bench and `callcount`, not for `cachekit`'s tests and examples.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-#[path = "peers/cpu.rs"]
+#[path = "../common/clients.rs"]
+mod clients;
 mod cpu;
-#[path = "peers/interleaved.rs"]
 mod interleaved;
-#[path = "peers/libs.rs"]
 mod libs;
-#[path = "peers/report.rs"]
 mod report;
-#[path = "peers/scaling.rs"]
 mod scaling;
-#[path = "peers/values.rs"]
+#[path = "../common/values.rs"]
 mod values;
 
 use std::hint::black_box;
@@ -45,8 +47,8 @@ use criterion::{Criterion, Throughput};
 use serde::Serialize;
 use tokio::runtime::Runtime;
 
+use clients::{raw_conn, raw_memo, Mix, READ_MISSES};
 use libs::*;
-use scaling::Mix;
 use values::{large, small, Large, Small, Zipf};
 
 pub struct Fixture {
@@ -268,7 +270,7 @@ fn mixed(c: &mut Criterion, f: &Fixture, libs: &[(&'static str, Lib)]) {
     g.throughput(Throughput::Elements(1));
     for (name, lib) in libs {
         g.bench_function(*name, |b| {
-            b.iter_custom(|iters| scaling::run_tasks(&f.rt, iters, 64, lib, &zipf))
+            b.iter_custom(|iters| clients::run_tasks(&f.rt, iters, 64, lib, &zipf))
         });
     }
     g.finish();
@@ -301,7 +303,7 @@ fn sizes() {
 }
 
 /// Set (to anything) to run criterion's groups alone:
-/// `PEERS_GROUPS_ONLY=1 cargo bench --bench peers -- 'scaling_l2_hit_tasks'`.
+/// `PEERS_GROUPS_ONLY=1 cargo bench -p cachekit-peers --bench peers -- 'scaling_l2_hit_tasks'`.
 const GROUPS_ONLY: &str = "PEERS_GROUPS_ONLY";
 
 fn main() {

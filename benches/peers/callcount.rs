@@ -5,7 +5,8 @@
 //! `scripts/callcount.sh` runs every path below under
 //! `valgrind --tool=callgrind` at two call counts and prints the difference
 //! per call, so that starting the process and the Redis server cancels out.
-//! Run alone (`cargo bench --bench callcount`), each path makes 2,000 calls
+//! Run alone (`cargo bench -p cachekit-peers --bench callcount`), each
+//! path makes 2,000 calls
 //! and prints its wall time per call, as a check that it works; with the
 //! argument `list` it prints the paths' names.
 //!
@@ -24,10 +25,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 #[allow(dead_code)]
-#[path = "peers/libs.rs"]
+#[path = "../common/clients.rs"]
+mod clients;
+#[allow(dead_code)]
 mod libs;
 #[allow(dead_code)]
-#[path = "peers/values.rs"]
+#[path = "../common/values.rs"]
 mod values;
 
 use std::hint::black_box;
@@ -35,6 +38,7 @@ use std::time::Instant;
 
 use cachekit_testkit::RedisServer;
 
+use clients::{raw_conn, raw_memo};
 use libs::*;
 use values::small;
 

@@ -58,10 +58,9 @@ where
         let fut = compute();
         async move { Ok::<T, Infallible>(fut.await) }
     };
-    match result(handle, call, key, always).await {
-        Ok(value) => value,
-        Err(never) => match never {},
-    }
+    result(handle, call, key, always)
+        .await
+        .unwrap_or_else(|never| match never {})
 }
 
 /// A call of a function whose `Ok` values are cached.
@@ -143,10 +142,8 @@ pub fn value_blocking<T: Cacheable>(
     compute: impl FnOnce() -> T + Send,
 ) -> T {
     let key = remembered_or_key!(handle, probe, std::convert::identity);
-    match lookup_blocking(handle, call, key, || Ok::<T, Infallible>(compute())) {
-        Ok(value) => value,
-        Err(never) => match never {},
-    }
+    lookup_blocking(handle, call, key, || Ok::<T, Infallible>(compute()))
+        .unwrap_or_else(|never| match never {})
 }
 
 /// Blocking [`result`].

@@ -167,13 +167,9 @@ impl TieredCache {
     {
         let policy = self.policy_for_ttl(ttl);
         let infallible = || async { Ok::<T, Infallible>(compute().await) };
-        match self
-            .read_through(key, None, &policy, None, infallible)
+        self.read_through(key, None, &policy, None, infallible)
             .await
-        {
-            Ok(v) => v,
-            Err(never) => match never {},
-        }
+            .unwrap_or_else(|never| match never {})
     }
 
     /// Blocking [`get_or_compute`](Self::get_or_compute).
@@ -184,10 +180,8 @@ impl TieredCache {
     {
         let policy = self.policy_for_ttl(ttl);
         let infallible = || Ok::<T, Infallible>(compute());
-        match self.read_through_blocking(key, None, &policy, None, infallible) {
-            Ok(v) => v,
-            Err(never) => match never {},
-        }
+        self.read_through_blocking(key, None, &policy, None, infallible)
+            .unwrap_or_else(|never| match never {})
     }
 
     /// The default policy with `ttl`, when given.
@@ -252,7 +246,22 @@ impl<'a, M> Entry<'a, M> {
         self.policy.or(&self.cache.inner.defaults)
     }
 
+    /// A fail-open request's key, its shared copy and its resolved policy;
+    /// `None`, logged and counted, when the arguments gave no key (the
+    /// computation then runs uncached).
+    #[inline]
+    fn target(&self) -> Option<(&str, Option<&Arc<str>>, Policy)> {
+        if let Some((key, shared)) = self.key.parts() {
+            return Some((key, shared, self.resolved()));
+        }
+        if let Key::Underivable(keys, err) = &self.key {
+            self.uncached(keys, err);
+        }
+        None
+    }
+
     /// No key: logged, counted, and the computation runs uncached.
+    #[cold]
     fn uncached(&self, keys: &KeyBuilder, err: &Error) {
         self.cache.inner.counters.uncached();
         tracing::warn!(
@@ -306,10 +315,9 @@ impl<'a> Entry<'a, FailOpen> {
         Fut: Future<Output = T>,
     {
         let infallible = || async { Ok::<T, Infallible>(compute().await) };
-        match self.or_try_compute(infallible).await {
-            Ok(v) => v,
-            Err(never) => match never {},
-        }
+        self.or_try_compute(infallible)
+            .await
+            .unwrap_or_else(|never| match never {})
     }
 
     /// The cached value, or `compute`'s: `Ok` is cached and returned, `Err`
@@ -325,13 +333,9 @@ impl<'a> Entry<'a, FailOpen> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let Some((key, shared)) = self.key.parts() else {
-            if let Key::Underivable(keys, err) = &self.key {
-                self.uncached(keys, err);
-            }
+        let Some((key, shared, policy)) = self.target() else {
             return compute().await;
         };
-        let policy = self.resolved();
         self.cache
             .read_through(key, shared, &policy, None, compute)
             .await
@@ -370,10 +374,9 @@ impl Entry<'_, RefreshAhead> {
         Fut: Future<Output = T> + Send + 'static,
     {
         let infallible = move || async move { Ok::<T, Infallible>(compute().await) };
-        match self.or_try_compute(infallible).await {
-            Ok(v) => v,
-            Err(never) => match never {},
-        }
+        self.or_try_compute(infallible)
+            .await
+            .unwrap_or_else(|never| match never {})
     }
 
     /// As [`Entry::or_try_compute`], with refresh-ahead.
@@ -419,10 +422,8 @@ impl BlockingEntry<'_, FailOpen> {
         T: Cacheable,
         F: FnOnce() -> T + Send,
     {
-        match self.or_try_compute(|| Ok::<T, Infallible>(compute())) {
-            Ok(v) => v,
-            Err(never) => match never {},
-        }
+        self.or_try_compute(|| Ok::<T, Infallible>(compute()))
+            .unwrap_or_else(|never| match never {})
     }
 
     /// Blocking [`Entry::or_try_compute`].
@@ -437,13 +438,9 @@ impl BlockingEntry<'_, FailOpen> {
         F: FnOnce() -> Result<T, E> + Send,
     {
         let entry = self.0;
-        let Some((key, shared)) = entry.key.parts() else {
-            if let Key::Underivable(keys, err) = &entry.key {
-                entry.uncached(keys, err);
-            }
+        let Some((key, shared, policy)) = entry.target() else {
             return compute();
         };
-        let policy = entry.resolved();
         entry
             .cache
             .read_through_blocking(key, shared, &policy, None, compute)

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::*;
 use crate::backend::{Health, Ttl};
 use crate::error::{Error, ErrorKind};
+use crate::keys::KeyBuilder;
 
 /// A real in-memory backend with switchable failures, standing in for an
 /// unhealthy L2. (Redis itself is only ever tested for real, in other crates.)
@@ -503,4 +504,62 @@ fn blocking_single_flight_across_threads() {
         assert_eq!(h.join().unwrap(), 3);
     }
     assert_eq!(computes.load(SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_request_by_arguments_caches_under_their_interop_key() {
+    let cache = TieredCache::builder().build().unwrap();
+    let users = KeyBuilder::new("users", "name").unwrap();
+    let calls = AtomicUsize::new(0);
+    for _ in 0..3 {
+        let name: String = cache
+            .entry_for(&users, &(42,))
+            .ttl(Duration::from_secs(60))
+            .or_compute(|| async {
+                calls.fetch_add(1, SeqCst);
+                "Ada".to_owned()
+            })
+            .await;
+        assert_eq!(name, "Ada");
+    }
+    assert_eq!(calls.load(SeqCst), 1);
+    let key = users.key(&(42,)).unwrap();
+    assert_eq!(cache.get::<String>(&key).await.as_deref(), Some("Ada"));
+}
+
+#[tokio::test]
+async fn arguments_without_a_key_run_uncached_or_fail_a_strict_request() {
+    let cache = TieredCache::builder().build().unwrap();
+    let rates = KeyBuilder::new("fx", "rate").unwrap();
+    let calls = AtomicUsize::new(0);
+    for _ in 0..2 {
+        let v: u32 = cache
+            .entry_for(&rates, &(f64::NAN,))
+            .or_compute(|| async { calls.fetch_add(1, SeqCst) as u32 })
+            .await;
+        let _ = v;
+    }
+    assert_eq!(calls.load(SeqCst), 2, "each call runs: nothing is cached");
+    assert_eq!(cache.stats().uncached, 2);
+    let strict: Result<u32, Error> = cache
+        .entry_for(&rates, &(f64::NAN,))
+        .strict()
+        .blocking()
+        .or_try_compute(|| Ok(1));
+    assert_eq!(strict.unwrap_err().kind(), ErrorKind::InvalidInput);
+}
+
+#[tokio::test]
+async fn a_nonsense_refresh_fraction_never_refreshes_and_never_panics() {
+    let cache = TieredCache::builder().build().unwrap();
+    let ttl = Duration::from_secs(60);
+    for fraction in [f64::NAN, -1.0, f64::INFINITY, 1e300] {
+        let v: u32 = cache
+            .entry("k")
+            .ttl(ttl)
+            .refresh_ahead(fraction)
+            .or_compute(|| async { 7 })
+            .await;
+        assert_eq!(v, 7);
+    }
 }

@@ -100,7 +100,10 @@ impl TieredCache {
         }
         let refresh = match (policy.refresh_ahead, policy.ttl, stored.logical_until) {
             (Some(fraction), Some(ttl), Some(until)) => {
-                until.saturating_duration_since(now) < ttl.mul_f64(fraction)
+                // A per-request fraction is not validated: NaN or a
+                // negative one (which `mul_f64` would panic on) never refreshes.
+                Duration::try_from_secs_f64(ttl.as_secs_f64() * fraction)
+                    .is_ok_and(|window| until.saturating_duration_since(now) < window)
             }
             _ => false,
         };

@@ -5,8 +5,8 @@
 //! from L1 first, then L2. Concurrent callers of one cold key share a single
 //! computation. Every L2 call has a deadline, passes a circuit breaker and a
 //! bound on calls in flight; an L2 failure is logged, counted and skipped, and
-//! the caller still gets a value (fail-open) unless it asked for the strict
-//! (fail-closed) variants.
+//! the caller still gets a value (fail-open) unless its request is
+//! [`strict`](Entry::strict) (fail-closed).
 //!
 //! With an L2 that can notify (Redis), L1 follows changes made by any
 //! process: see [`crate::invalidation`]. A computation whose key is

@@ -11,7 +11,7 @@
 //! by at most one tick (1-10 ms), never leads it, and counts from the same
 //! origin as `Instant` (both are `CLOCK_MONOTONIC`).
 //!
-//! [`now_at_most`] turns a coarse reading into an `Instant` that is never
+//! `now_at_most` turns a coarse reading into an `Instant` that is never
 //! earlier than the true time: the coarse reading plus the most it can lag.
 //! A deadline later than that bound has certainly not passed; for one
 //! that is not, the caller reads the precise clock. Correctness never
@@ -88,7 +88,7 @@ impl Clock {
     }
 
     /// An `Instant` no earlier than now, cheaper than [`now`](Self::now)
-    /// on the system clock (see [`now_at_most`]).
+    /// on the system clock (see `now_at_most`).
     #[inline]
     pub(crate) fn now_at_most(&self) -> Instant {
         match &self.mock {

@@ -12,6 +12,8 @@ pub mod clock;
 pub mod codec;
 mod counter;
 pub mod deadline;
+#[doc(hidden)]
+pub mod encryption;
 pub mod error;
 pub mod invalidation;
 pub mod keys;

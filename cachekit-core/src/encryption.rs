@@ -1,0 +1,206 @@
+//! The cachekit family's value encryption: a per-tenant key derived from a
+//! master key with HKDF-SHA256, AES-256-GCM over the value bytes, and
+//! additional authenticated data (AAD v0x03) that binds the ciphertext to
+//! its cache key, its format and its compression flag, so that an entry
+//! copied to another key, or read by another tenant, fails to decrypt.
+//!
+//! Byte for byte what cachekit-py and cachekit-rs do: the shared
+//! `aad_vectors` and `encryption_vectors` pin it. The building block of
+//! encrypted interop values (issue 29); not wired into the caches yet.
+//!
+//! - Key: `HKDF-SHA256(ikm = master key, salt = "cachekit_v1_" ‖ len8 ‖
+//!   "encryption" ‖ len16be ‖ tenant id, info = "encryption")`, 32 bytes.
+//! - Stored bytes: `nonce (12) ‖ ciphertext ‖ tag (16)`, a random nonce per
+//!   value.
+//! - AAD: `0x03`, then the tenant id, the cache key, the format name and
+//!   `True`/`False` for compression, each behind a big-endian `u32` length.
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use hkdf::Hkdf;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// The shortest master key accepted, as in the rest of the family; 32
+/// bytes are recommended.
+pub const MIN_MASTER_KEY_LEN: usize = 16;
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+/// The longest tenant id: its length is a `u16` in the HKDF salt.
+const MAX_TENANT_LEN: usize = 1024;
+const DOMAIN: &str = "encryption";
+const AAD_VERSION: u8 = 0x03;
+
+/// One tenant's AES-256-GCM key, derived from a master key. Its `Debug`
+/// shows the key's fingerprint only, never key material.
+pub struct TenantKey {
+    cipher: Aes256Gcm,
+    fingerprint: [u8; 16],
+}
+
+impl TenantKey {
+    /// Derives `tenant_id`'s key from `master_key`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] for a master key shorter than 16 bytes, or an
+    /// empty tenant id or one longer than 1,024 bytes. The message never
+    /// contains the key.
+    pub fn derive(master_key: &[u8], tenant_id: &str) -> Result<Self> {
+        if master_key.len() < MIN_MASTER_KEY_LEN {
+            return Err(Error::config(
+                "master_key",
+                format!(
+                    "must be at least {MIN_MASTER_KEY_LEN} bytes (32 recommended); got {}",
+                    master_key.len()
+                ),
+            ));
+        }
+        let tenant = tenant_id.as_bytes();
+        let Ok(tenant_len) = u16::try_from(tenant.len()) else {
+            return Err(too_long_tenant());
+        };
+        if tenant.is_empty() {
+            return Err(Error::config("tenant_id", "must not be empty"));
+        }
+        if tenant.len() > MAX_TENANT_LEN {
+            return Err(too_long_tenant());
+        }
+        let mut salt = Vec::with_capacity(12 + 1 + DOMAIN.len() + 2 + tenant.len());
+        salt.extend_from_slice(b"cachekit_v1_");
+        salt.push(DOMAIN.len() as u8);
+        salt.extend_from_slice(DOMAIN.as_bytes());
+        salt.extend_from_slice(&tenant_len.to_be_bytes());
+        salt.extend_from_slice(tenant);
+        let mut key = [0u8; 32];
+        Hkdf::<Sha256>::new(Some(&salt), master_key)
+            .expand(DOMAIN.as_bytes(), &mut key)
+            .map_err(|_| Error::config("master_key", "key derivation failed"))?;
+        let fingerprint = fingerprint(&key);
+        let cipher = Aes256Gcm::new(&key.into());
+        key.fill(0);
+        Ok(Self {
+            cipher,
+            fingerprint,
+        })
+    }
+
+    /// The family's fingerprint of the derived key: the first 16 bytes of
+    /// `SHA-256("key_fingerprint_v1" ‖ key)`. Names a key without revealing it.
+    pub fn fingerprint(&self) -> [u8; 16] {
+        self.fingerprint
+    }
+
+    /// Encrypts `plaintext` under `aad` with a fresh random nonce; returns
+    /// `nonce ‖ ciphertext ‖ tag`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Io`] if the system's random source fails.
+    pub fn encrypt(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::fill(&mut nonce).map_err(|err| {
+            Error::new(
+                ErrorKind::Io,
+                format!("no random nonce for encryption: {err}"),
+            )
+        })?;
+        self.encrypt_with_nonce(plaintext, aad, nonce)
+    }
+
+    fn encrypt_with_nonce(
+        &self,
+        plaintext: &[u8],
+        aad: &[u8],
+        nonce: [u8; NONCE_LEN],
+    ) -> Result<Vec<u8>> {
+        let sealed = self
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
+            .map_err(|_| Error::new(ErrorKind::Serialization, "value too large to encrypt"))?;
+        let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    /// Decrypts `nonce ‖ ciphertext ‖ tag` stored under `aad`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Serialization`] when the bytes are too short, or the
+    /// tag does not verify: another key or tenant, another cache key, or
+    /// damaged bytes. Nothing is returned that did not verify.
+    pub fn decrypt(&self, stored: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        if stored.len() < NONCE_LEN + TAG_LEN {
+            return Err(Error::new(
+                ErrorKind::Serialization,
+                format!(
+                    "encrypted value of {} bytes is shorter than a nonce and a tag",
+                    stored.len()
+                ),
+            ));
+        }
+        let (nonce, sealed) = stored.split_at(NONCE_LEN);
+        self.cipher
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad })
+            .map_err(|_| {
+                Error::new(
+                    ErrorKind::Serialization,
+                    "encrypted value did not verify (another key, tenant or cache key, or damaged)",
+                )
+            })
+    }
+}
+
+impl std::fmt::Debug for TenantKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantKey")
+            .field("fingerprint", &hex_of(&self.fingerprint))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The AAD v0x03 of a value stored under `cache_key` by `tenant_id`, in
+/// `format` (`"msgpack"` in interop mode), compressed or not.
+pub fn aad(tenant_id: &str, cache_key: &str, format: &str, compressed: bool) -> Vec<u8> {
+    let flag = if compressed { "True" } else { "False" };
+    let parts = [tenant_id, cache_key, format, flag];
+    let mut out = Vec::with_capacity(1 + parts.iter().map(|p| 4 + p.len()).sum::<usize>());
+    out.push(AAD_VERSION);
+    for part in parts {
+        // Keys and ids are far below 4 GiB; saturating keeps this total.
+        let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(part.as_bytes());
+    }
+    out
+}
+
+fn fingerprint(key: &[u8; 32]) -> [u8; 16] {
+    let digest = Sha256::new()
+        .chain_update(b"key_fingerprint_v1")
+        .chain_update(key)
+        .finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    out
+}
+
+fn too_long_tenant() -> Error {
+    Error::config(
+        "tenant_id",
+        format!("must be at most {MAX_TENANT_LEN} bytes"),
+    )
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -26,8 +26,10 @@
 pub use bytes::Bytes;
 pub use cachekit_core::backend::{check_prefix, Backend, Health, Ttl};
 pub use cachekit_core::breaker::{BreakerConfig, BreakerState};
-pub use cachekit_core::codec::{Codec, CodecConfig};
+pub use cachekit_core::codec::{Codec, CodecConfig, ValueFormat};
+pub use cachekit_core::encryption::Encryption;
 pub use cachekit_core::error::{Error, ErrorKind, Result};
+pub use cachekit_core::interop;
 pub use cachekit_core::invalidation::{ChannelState, InvalidationStats, Invalidations};
 pub use cachekit_core::keys::{self, derive_key, KeyBuilder};
 pub use cachekit_core::lock::{DistributedLock, StampedeConfig};
@@ -45,11 +47,13 @@ pub use cachekit_file::{FileBackend, FileConfig, FileConfigBuilder};
 pub use cachekit_redis::{RedisBackend, RedisConfig, RedisConfigBuilder};
 
 mod default_backend;
+mod default_encryption;
 #[doc(hidden)]
 pub use default_backend::__set_degraded_reminder_interval;
 pub use default_backend::{
     default_backend_status, init_default_backend, set_default_backend, DefaultBackendStatus,
 };
+pub use default_encryption::{default_encryption, set_default_encryption};
 
 #[cfg(feature = "macros")]
 pub use cachekit_macros::cached;

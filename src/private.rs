@@ -76,6 +76,10 @@ pub struct Setup {
     pub compute_timeout: Option<Duration>,
     /// The tier options (`l1`, `l1_ttl`).
     pub tiers: Tiers,
+    /// `interop`: values in the family's interop/v1 format.
+    pub interop: bool,
+    /// `encrypted`: values encrypted with [`default_encryption`](crate::default_encryption).
+    pub encrypted: bool,
 }
 
 /// The function's own tier options, applied to whatever cache it gets.

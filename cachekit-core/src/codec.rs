@@ -37,6 +37,7 @@ use twox_hash::XxHash3_64;
 use crate::error::{Error, ErrorKind, Result};
 
 mod depth;
+mod interop;
 
 use self::depth::Depth;
 
@@ -99,6 +100,32 @@ impl CodecConfig {
     pub fn max_value_size(mut self, bytes: usize) -> Self {
         self.max_value_size = bytes;
         self
+    }
+}
+
+/// How a cache writes values: cachekit's own envelope, or the cachekit
+/// family's interop/v1 document that cachekit-py and cachekit-rs read too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ValueFormat {
+    /// MessagePack inside a 16-byte envelope: a checksum, LZ4 for large
+    /// values, a version. Read by this library only.
+    #[default]
+    Envelope,
+    /// One canonical MessagePack document (interop/v1: sorted map keys,
+    /// floats stay float64, no compression), byte for byte what the family
+    /// writes in interop mode. A stored value that does not decode is
+    /// left in place: another language may read it fine.
+    Interop,
+}
+
+impl ValueFormat {
+    /// The format's name in the family's AAD (encrypted values bind it).
+    pub(crate) fn aad_name(self) -> &'static str {
+        match self {
+            Self::Envelope => "cachekit-rs-envelope",
+            Self::Interop => "msgpack",
+        }
     }
 }
 
@@ -179,14 +206,7 @@ impl Codec {
         let len = raw.len();
         self.check_size(len)?;
         if depth::scan(raw, self.config.max_depth) == Depth::Deeper {
-            return Err(Error::new(
-                ErrorKind::Serialization,
-                format!(
-                    "value nests arrays/maps more than max_depth ({}) deep, so it could not be read back; \
-                     raise it with CodecConfig::max_depth (on every reader too) or store a flatter value",
-                    self.config.max_depth
-                ),
-            ));
+            return Err(self.too_deep());
         }
         let checksum = XxHash3_64::oneshot(raw);
         if len >= self.config.compress_threshold && lz4_may_pay(raw, packed) {
@@ -312,6 +332,59 @@ impl Codec {
             Depth::Malformed => Err(corrupt(
                 "payload is not a whole MessagePack value".to_string(),
             )),
+        }
+    }
+
+    fn too_deep(&self) -> Error {
+        Error::new(
+            ErrorKind::Serialization,
+            format!(
+                "value nests arrays/maps more than max_depth ({}) deep, so it could not be read back; \
+                 raise it with CodecConfig::max_depth (on every reader too) or store a flatter value",
+                self.config.max_depth
+            ),
+        )
+    }
+
+    /// Serializes `value` in `format`: [`encode`](Self::encode) for the
+    /// envelope, one canonical MessagePack document for interop.
+    ///
+    /// # Errors
+    /// As for [`encode`](Self::encode); in interop mode also
+    /// [`ErrorKind::Serialization`] for what the interop/v1 data model
+    /// refuses (NaN, infinities, maps with keys that are not strings).
+    pub fn encode_as<T: Serialize + ?Sized>(
+        &self,
+        format: ValueFormat,
+        value: &T,
+    ) -> Result<Bytes> {
+        match format {
+            ValueFormat::Envelope => self.encode(value),
+            ValueFormat::Interop => self.encode_interop(value),
+        }
+    }
+
+    /// Deserializes bytes written in `format`.
+    ///
+    /// ```
+    /// use cachekit::{Codec, ValueFormat};
+    ///
+    /// let codec = Codec::default();
+    /// let doc = codec.encode_as(ValueFormat::Interop, &("alice", 2.0))?;
+    /// assert_eq!(&doc[..], b"\x92\xa5alice\xcb\x40\x00\x00\x00\x00\x00\x00\x00");
+    /// let back: (String, f64) = codec.decode_as(ValueFormat::Interop, &doc)?;
+    /// assert_eq!(back, ("alice".to_string(), 2.0));
+    /// # Ok::<(), cachekit::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`decode`](Self::decode); in interop mode, anything but exactly
+    /// one MessagePack document of `T`'s shape, including a cachekit-py
+    /// auto-mode frame (`CK...`).
+    pub fn decode_as<T: DeserializeOwned>(&self, format: ValueFormat, bytes: &[u8]) -> Result<T> {
+        match format {
+            ValueFormat::Envelope => self.decode(bytes),
+            ValueFormat::Interop => self.decode_interop(bytes),
         }
     }
 
@@ -511,3 +584,5 @@ fn corrupt(reason: String) -> Error {
 mod tests;
 #[cfg(test)]
 mod tests_depth;
+#[cfg(test)]
+mod tests_interop;

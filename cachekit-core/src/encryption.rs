@@ -5,8 +5,9 @@
 //! copied to another key, or read by another tenant, fails to decrypt.
 //!
 //! Byte for byte what cachekit-py and cachekit-rs do: the shared
-//! `aad_vectors` and `encryption_vectors` pin it. The building block of
-//! encrypted interop values (issue 29); not wired into the caches yet.
+//! `aad_vectors` and `encryption_vectors` pin it. [`Encryption`] is the
+//! setting a cache or a `#[cached]` function takes; [`TenantKey`] and
+//! [`aad`] are its parts.
 //!
 //! - Key: `HKDF-SHA256(ikm = master key, salt = "cachekit_v1_" ‖ len8 ‖
 //!   "encryption" ‖ len16be ‖ tenant id, info = "encryption")`, 32 bytes.
@@ -14,6 +15,8 @@
 //!   value.
 //! - AAD: `0x03`, then the tenant id, the cache key, the format name and
 //!   `True`/`False` for compression, each behind a big-endian `u32` length.
+
+use std::sync::Arc;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -31,6 +34,143 @@ const TAG_LEN: usize = 16;
 const MAX_TENANT_LEN: usize = 1024;
 const DOMAIN: &str = "encryption";
 const AAD_VERSION: u8 = 0x03;
+
+/// The tenant id the family uses when none is configured.
+pub const DEFAULT_TENANT: &str = "default";
+/// The environment variable holding the master key, in hex.
+pub const MASTER_KEY_ENV: &str = "CACHEKIT_MASTER_KEY";
+/// The environment variable holding the tenant id (cachekit-py's
+/// deployment UUID); [`DEFAULT_TENANT`] when unset.
+pub const TENANT_ENV: &str = "CACHEKIT_DEPLOYMENT_UUID";
+
+/// Encryption of cached values the way the cachekit family does it: a
+/// tenant key derived from a master key, AES-256-GCM with a random nonce
+/// per value, and the cache key bound into each value's authentication
+/// tag. Cheap to clone. Its `Debug` shows the tenant and the key's
+/// fingerprint, never key material; no error message contains the key.
+///
+/// Every process sharing a cache must use the same master key and tenant:
+/// a value that does not verify is a miss, never a wrong value.
+///
+/// ```
+/// use cachekit::Encryption;
+///
+/// let enc = Encryption::from_hex(&"61".repeat(32), "default")?;
+/// assert_eq!(enc.tenant(), "default");
+/// assert!(!format!("{enc:?}").contains("6161"));
+/// # Ok::<(), cachekit::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Encryption {
+    key: Arc<TenantKey>,
+    tenant: Arc<str>,
+}
+
+impl Encryption {
+    /// Encryption for `tenant` under `master_key` (at least 16 bytes; 32
+    /// recommended). cachekit-py's single-tenant mode uses
+    /// [`DEFAULT_TENANT`] unless a deployment UUID is configured.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] for a short master key, or an empty tenant id
+    /// or one over 1,024 bytes.
+    pub fn new(master_key: impl AsRef<[u8]>, tenant: &str) -> Result<Self> {
+        Ok(Self {
+            key: Arc::new(TenantKey::derive(master_key.as_ref(), tenant)?),
+            tenant: Arc::from(tenant),
+        })
+    }
+
+    /// As [`new`](Self::new), with the master key in hex, as
+    /// `CACHEKIT_MASTER_KEY` holds it.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] when the text is not hex, and as [`new`](Self::new).
+    pub fn from_hex(master_key_hex: &str, tenant: &str) -> Result<Self> {
+        let mut key = decode_hex(master_key_hex.trim()).ok_or_else(|| {
+            Error::config(
+                "master_key",
+                "must be hex (an even number of the characters 0-9 and a-f)",
+            )
+        })?;
+        let made = Self::new(&key, tenant);
+        key.fill(0);
+        made
+    }
+
+    /// From `CACHEKIT_MASTER_KEY` (hex) and `CACHEKIT_DEPLOYMENT_UUID` (the
+    /// tenant; [`DEFAULT_TENANT`] when unset or empty); `None` without a
+    /// master key.
+    ///
+    /// # Errors
+    /// As [`from_hex`](Self::from_hex), naming the variable.
+    pub fn from_env() -> Result<Option<Self>> {
+        let Some(hex) = std::env::var_os(MASTER_KEY_ENV) else {
+            return Ok(None);
+        };
+        let hex = hex
+            .to_str()
+            .ok_or_else(|| Error::config(MASTER_KEY_ENV, "must be hex, and is not even UTF-8"))?;
+        let tenant = std::env::var(TENANT_ENV).unwrap_or_default();
+        let tenant = match tenant.trim() {
+            "" => DEFAULT_TENANT,
+            set => set,
+        };
+        Self::from_hex(hex, tenant)
+            .map(Some)
+            .map_err(|err| Error::config(MASTER_KEY_ENV, err.to_string()))
+    }
+
+    /// The tenant id the key was derived for.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// The family's fingerprint of the tenant key, in hex: names the key in
+    /// logs without revealing it.
+    pub fn fingerprint(&self) -> String {
+        hex_of(&self.key.fingerprint())
+    }
+
+    /// `plain` encrypted for `cache_key`: `nonce ‖ ciphertext ‖ tag`.
+    pub(crate) fn seal(&self, cache_key: &str, format: &str, plain: &[u8]) -> Result<Vec<u8>> {
+        self.key
+            .encrypt(plain, &aad(&self.tenant, cache_key, format, false))
+    }
+
+    /// The plain bytes of a value [`seal`](Self::seal)ed for `cache_key`.
+    pub(crate) fn open(&self, cache_key: &str, format: &str, stored: &[u8]) -> Result<Vec<u8>> {
+        self.key
+            .decrypt(stored, &aad(&self.tenant, cache_key, format, false))
+    }
+}
+
+impl PartialEq for Encryption {
+    fn eq(&self, other: &Self) -> bool {
+        self.key.fingerprint == other.key.fingerprint && self.tenant == other.tenant
+    }
+}
+
+impl std::fmt::Debug for Encryption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encryption")
+            .field("tenant", &self.tenant)
+            .field("key_fingerprint", &self.fingerprint())
+            .finish()
+    }
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    let digits = text.as_bytes();
+    if !digits.len().is_multiple_of(2) {
+        return None;
+    }
+    let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    digits
+        .chunks_exact(2)
+        .map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?))
+        .collect()
+}
 
 /// One tenant's AES-256-GCM key, derived from a master key. Its `Debug`
 /// shows the key's fingerprint only, never key material.

@@ -15,6 +15,7 @@ pub mod deadline;
 #[doc(hidden)]
 pub mod encryption;
 pub mod error;
+pub mod interop;
 pub mod invalidation;
 pub mod keys;
 pub mod lock;
@@ -27,7 +28,8 @@ pub mod tiered;
 
 pub use backend::{Backend, Health, Ttl};
 pub use breaker::{BreakerConfig, BreakerState};
-pub use codec::{Codec, CodecConfig};
+pub use codec::{Codec, CodecConfig, ValueFormat};
+pub use encryption::Encryption;
 pub use error::{Error, ErrorKind, Result};
 pub use invalidation::{ChannelState, InvalidationStats, Invalidations};
 pub use keys::{derive_key, KeyBuilder};

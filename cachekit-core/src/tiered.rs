@@ -26,6 +26,7 @@ mod refresh;
 mod stampede;
 mod stats;
 mod tiers;
+mod values;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -171,7 +172,7 @@ impl TieredCache {
             return Some(v);
         }
         match self.l2_read::<T>(key, defaults, None).await {
-            Ok(Some(hit)) if hit.fresh => Some(hit.value),
+            Ok(tiers::L2Read::Hit(hit)) if hit.fresh => Some(hit.value),
             _ => None,
         }
     }
@@ -395,3 +396,5 @@ impl Inner {
 mod tests;
 #[cfg(test)]
 mod tests_reliability;
+#[cfg(test)]
+mod tests_values;

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use cachekit_core::keys::{
     args_hash, canonical_args, canonical_value, derive_key, KeyBuilder, Set, Timestamp,
 };
-use cachekit_core::ErrorKind;
+use cachekit_core::{Codec, ErrorKind, ValueFormat};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
@@ -328,6 +328,17 @@ fn interop_vectors() {
         match canonical_value(&value).map(|b| encode_hex(&b)) {
             Ok(hex) if hex == field(v, "canonical_msgpack_hex") => {}
             other => failures.push(format!("value vector {name}: got {other:?}")),
+        }
+        // What an interop cache stores is that document, and it reads it back.
+        let codec = Codec::default();
+        match codec.encode_as(ValueFormat::Interop, &value) {
+            Ok(stored) if encode_hex(&stored) == field(v, "canonical_msgpack_hex") => {
+                match codec.decode_as::<serde_json::Value>(ValueFormat::Interop, &stored) {
+                    Ok(back) if canonical_value(&back).ok().as_deref() == Some(&stored[..]) => {}
+                    other => failures.push(format!("value vector {name}: read back {other:?}")),
+                }
+            }
+            other => failures.push(format!("value vector {name}: stored {other:?}")),
         }
         checked += 1;
     }

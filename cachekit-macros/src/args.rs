@@ -26,6 +26,8 @@ pub(crate) const OPTIONS: &[&str] = &[
     "key",
     "skip",
     "cache_none",
+    "interop",
+    "encrypted",
     "returns",
     "crate",
 ];
@@ -64,6 +66,8 @@ pub(crate) struct Options {
     pub(crate) key: Option<Expr>,
     pub(crate) skip: Vec<Ident>,
     pub(crate) cache_none: Option<Span>,
+    pub(crate) interop: Option<Span>,
+    pub(crate) encrypted: Option<Span>,
     pub(crate) returns: Option<(Returns, Span)>,
     pub(crate) krate: Option<Path>,
 }
@@ -176,6 +180,8 @@ fn apply(options: &mut Options, name: &str, meta: Meta) -> syn::Result<()> {
         "version" => options.version = Some(version(value(meta, "version = 2")?)?),
         "skip" => options.skip = skip(meta)?,
         "cache_none" => options.cache_none = flag(meta, "cache_none")?,
+        "interop" => options.interop = flag(meta, "interop")?,
+        "encrypted" => options.encrypted = flag(meta, "encrypted")?,
         "returns" => options.returns = Some(returns(value(meta, "returns = result")?)?),
         "crate" => options.krate = Some(krate(value(meta, "crate = ::cachekit")?)?),
         _ => {}

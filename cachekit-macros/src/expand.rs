@@ -556,6 +556,7 @@ fn setup(config: &Config, func: &ItemFn, private: &TokenStream) -> TokenStream {
     let max_stale = ttl_tokens(config.max_stale.as_ref(), private);
     let compute_timeout = ttl_tokens(config.compute_timeout.as_ref(), private);
     let l1 = config.l1;
+    let (interop, encrypted) = (config.interop, config.encrypted);
     quote! {
         #private::Setup {
             namespace: #namespace,
@@ -565,6 +566,8 @@ fn setup(config: &Config, func: &ItemFn, private: &TokenStream) -> TokenStream {
             max_stale: #max_stale,
             compute_timeout: #compute_timeout,
             tiers: #private::Tiers { l1: #l1, l1_ttl: #l1_ttl },
+            interop: #interop,
+            encrypted: #encrypted,
         }
     }
 }

@@ -159,6 +159,28 @@ use proc_macro::TokenStream;
 ///   # assert_eq!(find_user("x@example.com"), None);
 ///   # assert_eq!(find_user_cache().stats().hits, 1);
 ///   ```
+/// - `interop`: store the cachekit family's interop/v1 value, one canonical
+///   MessagePack document, so that cachekit-py's
+///   `@cache(interop="get_user", namespace="users")` and cachekit-rs in
+///   interop mode read and write the same entries (the key is the same
+///   either way). Needs `namespace` and `name`, checked at compile time.
+///   Structs are maps of their field names; see `cachekit::interop` for
+///   datetimes and the README for the whole mapping. A stored value that
+///   does not decode into the return type is a miss that is left in place.
+///   ```
+///   # use cachekit::cached;
+///   #[cached(interop, namespace = "users", name = "get_user", ttl = 60)]
+///   fn get_user(id: u64) -> (u64, String) { (id, "ada".into()) }
+///   # assert_eq!(get_user(1).1, "ada");
+///   ```
+/// - `encrypted`: encrypt the values as the family does (AES-256-GCM under
+///   a tenant key derived from the master key, bound to the entry's key),
+///   with `cachekit::set_default_encryption`, else `CACHEKIT_MASTER_KEY`
+///   (hex) and `CACHEKIT_DEPLOYMENT_UUID` (the tenant, `"default"` when
+///   unset). Without a usable key the function runs uncached (an ERROR
+///   says why): it never stores a value in the clear. A value that does
+///   not verify is a miss, counted in `stats().l2.undecryptable`, never
+///   returned and left in place. With or without `interop`.
 /// - `returns = value | result | option`: how to treat the return type
 ///   when its name does not tell (see above).
 ///   ```

@@ -44,6 +44,10 @@ pub(crate) struct Config {
     pub(crate) is_async: bool,
     pub(crate) returns: Returns,
     pub(crate) cache_none: bool,
+    /// `interop`: the family's interop/v1 values.
+    pub(crate) interop: bool,
+    /// `encrypted`: values encrypted with the process's encryption setting.
+    pub(crate) encrypted: bool,
     pub(crate) namespace: String,
     pub(crate) operation: Operation,
     pub(crate) version: Option<u32>,
@@ -90,6 +94,9 @@ pub(crate) fn validate(options: Options, func: &ItemFn) -> syn::Result<Config> {
         ));
     }
 
+    if let Some(span) = options.interop {
+        check_interop_names(span, &options, &mut errors);
+    }
     let namespace = namespace_of(options.namespace.as_ref(), &mut errors);
     let version = options.version.map(|(n, _)| n);
     let in_impl = receiver.is_some() || mentions_self(func);
@@ -99,6 +106,8 @@ pub(crate) fn validate(options: Options, func: &ItemFn) -> syn::Result<Config> {
         is_async: sig.asyncness.is_some(),
         returns,
         cache_none: options.cache_none.is_some(),
+        interop: options.interop.is_some(),
+        encrypted: options.encrypted.is_some(),
         namespace,
         operation,
         version,
@@ -268,6 +277,30 @@ fn namespace_of(namespace: Option<&LitStr>, errors: &mut Errors) -> String {
         None => errors
             .keep(segment::crate_namespace(Span::call_site()))
             .unwrap_or_default(),
+    }
+}
+
+/// `interop` needs `namespace` and `name` spelled out: the other languages
+/// name the entries the same way, and a default derived from the crate and
+/// module would change with a rename.
+fn check_interop_names(span: Span, options: &Options, errors: &mut Errors) {
+    let missing: Vec<&str> = [
+        ("namespace", options.namespace.is_none()),
+        ("name", options.name.is_none()),
+    ]
+    .into_iter()
+    .filter_map(|(option, absent)| absent.then_some(option))
+    .collect();
+    if !missing.is_empty() {
+        errors.push(syn::Error::new(
+            span,
+            format!(
+                "`interop` needs `namespace = \"...\"` and `name = \"...\"`, the segments \
+                 every language uses for these entries (as in cachekit-py's \
+                 `@cache(interop=\"get_user\", namespace=\"users\")`); missing: {}",
+                missing.join(", ")
+            ),
+        ));
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use cachekit_core::remembered::{CallKey, Probe, RecentCalls, RememberedEntry, Want};
-use cachekit_core::{Cacheable, KeyBuilder, Policy, Result, TieredCache};
+use cachekit_core::{Cacheable, KeyBuilder, Policy, Result, TieredCache, ValueFormat};
 
 use super::{build, in_runtime, operation_segment, with_tiers, Setup, Tiers, LOG};
 
@@ -121,6 +121,21 @@ impl CachedFn {
             tracing::error!(target: LOG, prefix = keys.prefix(), "#[cached] function runs uncached: its `ttl`, `l1_ttl` or `compute_timeout` is zero");
             return Self::uncached();
         }
+        let encryption = if setup.encrypted {
+            match crate::default_encryption() {
+                Ok(Some(encryption)) => Some(encryption),
+                Ok(None) => {
+                    tracing::error!(target: LOG, prefix = keys.prefix(), "#[cached(encrypted)] function runs uncached: no encryption key; set CACHEKIT_MASTER_KEY (hex) or call cachekit::set_default_encryption");
+                    return Self::uncached();
+                }
+                Err(err) => {
+                    tracing::error!(target: LOG, prefix = keys.prefix(), error = %err, "#[cached(encrypted)] function runs uncached: its encryption key is unusable");
+                    return Self::uncached();
+                }
+            }
+        } else {
+            None
+        };
         let tiers = setup.tiers;
         let cache = match in_runtime(|| backend(&tiers)) {
             Ok(cache) => cache,
@@ -143,6 +158,8 @@ impl CachedFn {
         policy.ttl = ttl;
         policy.max_stale = setup.max_stale;
         policy.compute_timeout = setup.compute_timeout;
+        policy.format = setup.interop.then_some(ValueFormat::Interop);
+        policy.encryption = encryption;
         // The entries its threads remember count against the cache's L1 budget.
         let keys = RecentCalls::for_cache(keys, &cache);
         Self {

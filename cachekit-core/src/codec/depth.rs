@@ -25,16 +25,30 @@ pub(super) enum Depth {
 /// Bytes after the value are not looked at, as rmp-serde does not look at
 /// them. Time is linear in `payload`; memory in `max`.
 pub(super) fn scan(payload: &[u8], max: usize) -> Depth {
+    scan_to(payload, max).0
+}
+
+/// As [`scan`], but a value followed by more bytes is [`Depth::Malformed`]:
+/// the bytes must be exactly one MessagePack document.
+pub(super) fn scan_whole(payload: &[u8], max: usize) -> Depth {
+    match scan_to(payload, max) {
+        (Depth::Within, end) if end != payload.len() => Depth::Malformed,
+        (depth, _) => depth,
+    }
+}
+
+/// [`scan`]'s finding, and where the first value ends when it is within.
+fn scan_to(payload: &[u8], max: usize) -> (Depth, usize) {
     // Items still to come in each open container, innermost last.
     let mut open: Vec<u64> = Vec::new();
     let mut at = 0usize;
     loop {
         let Some(item) = next_item(payload, &mut at) else {
-            return Depth::Malformed;
+            return (Depth::Malformed, at);
         };
         if let Item::Container(items) = item {
             if open.len() >= max {
-                return Depth::Deeper;
+                return (Depth::Deeper, at);
             }
             if items > 0 {
                 open.push(items);
@@ -45,7 +59,7 @@ pub(super) fn scan(payload: &[u8], max: usize) -> Depth {
         // the containers around that.
         loop {
             let Some(left) = open.last_mut() else {
-                return Depth::Within;
+                return (Depth::Within, at);
             };
             *left -= 1;
             if *left > 0 {

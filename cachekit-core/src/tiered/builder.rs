@@ -252,6 +252,23 @@ impl TieredCacheBuilder {
         self
     }
 
+    /// Write and read values in the cachekit family's interop/v1 format by
+    /// default (a request can still choose), so that cachekit-py and
+    /// cachekit-rs in interop mode share the entries. Interop keys carry no
+    /// prefix: a backend that prefixes keys (such as a Redis `key_prefix`)
+    /// stores them where the other languages do not look.
+    pub fn interop(mut self) -> Self {
+        self.defaults.format = Some(crate::ValueFormat::Interop);
+        self
+    }
+
+    /// Encrypt every value (AES-256-GCM under a tenant key, bound to the
+    /// value's cache key), in either format; see [`Encryption`](crate::Encryption).
+    pub fn encryption(mut self, encryption: crate::Encryption) -> Self {
+        self.defaults.encryption = Some(encryption);
+        self
+    }
+
     /// Compression threshold and maximum value size.
     pub fn codec(mut self, config: CodecConfig) -> Self {
         self.codec = config;

@@ -7,7 +7,7 @@ use super::changes::Ticket;
 use super::flight::{self, FlightState, LeaderGuard, Role, Shared};
 use super::l2::Budget;
 use super::stampede::Stampede;
-use super::tiers::Found;
+use super::tiers::{Found, L2Read};
 use super::{Cacheable, Policy, TieredCache};
 use crate::error::Error;
 
@@ -85,6 +85,7 @@ impl TieredCache {
         let budget = self.inner.l2.as_ref().and_then(|l2| l2.budget());
         let budget = budget.as_ref();
         let mut l2_failed = false;
+        let mut keep_l2 = false;
         if leader.is_some() {
             // The previous flight may have filled the cache after our L1 check.
             if let Found::Fresh(v, _) = self.l1_peek::<T>(key, policy) {
@@ -93,12 +94,13 @@ impl TieredCache {
                 return Ok(v);
             }
             match self.l2_read::<T>(key, policy, budget).await {
-                Ok(Some(hit)) if hit.fresh => {
+                Ok(L2Read::Hit(hit)) if hit.fresh => {
                     finish_with(leader, &hit.value, hit.shared);
                     return Ok(hit.value);
                 }
-                Ok(Some(hit)) => fallback = Some(hit.value),
-                Ok(None) => {}
+                Ok(L2Read::Hit(hit)) => fallback = Some(hit.value),
+                Ok(L2Read::Miss) => {}
+                Ok(L2Read::Kept) => keep_l2 = true,
                 Err(err) => {
                     if let Some(convert) = strict {
                         finish(leader, FlightState::Failed);
@@ -114,6 +116,7 @@ impl TieredCache {
             guard: leader,
             ticket,
             l2_failed,
+            keep_l2,
         };
         Box::pin(self.compute_and_store(key, policy, budget, leading, fallback, strict, compute))
             .await
@@ -185,6 +188,7 @@ impl TieredCache {
             guard: leader,
             ticket,
             l2_failed,
+            keep_l2,
         } = leading;
         let mut lock_token = None;
         if leader.is_some() {
@@ -197,10 +201,15 @@ impl TieredCache {
             }
         }
         // After a failed read the mark would fail too (and count again).
-        let computed = match l2_failed {
+        let mut computed = match l2_failed {
             false => self.begin_compute(key, ticket, budget).await,
-            true => Computed { ticket, mark: None },
+            true => Computed {
+                ticket,
+                mark: None,
+                write_l2: true,
+            },
         };
+        computed.write_l2 = !keep_l2;
         self.inner.counters.compute();
         let result = match (policy.compute_timeout, fallback.take()) {
             (Some(limit), Some(stale_value)) => {
@@ -268,7 +277,11 @@ impl TieredCache {
                 }),
             _ => None,
         };
-        Computed { ticket, mark }
+        Computed {
+            ticket,
+            mark,
+            write_l2: true,
+        }
     }
 
     /// Whether a recomputation of `key` failed within the stale retry
@@ -302,6 +315,10 @@ pub(crate) struct Computed {
     pub(crate) ticket: Ticket,
     /// The L2's [`deletion_mark`](crate::Backend::deletion_mark).
     pub(crate) mark: Option<bytes::Bytes>,
+    /// `false` when L2 holds a value this cache cannot read but must not
+    /// replace (another language's, or encrypted under another key): the
+    /// value then goes to L1 only.
+    pub(crate) write_l2: bool,
 }
 
 /// The flight this call leads (if any) and what it saw when it began.
@@ -310,6 +327,8 @@ struct Leading<'a> {
     ticket: Ticket,
     /// The L2 read failed (deadline, breaker, connection).
     l2_failed: bool,
+    /// L2 holds a value to leave in place (see [`Computed::write_l2`]).
+    keep_l2: bool,
 }
 
 fn finish(leader: Option<LeaderGuard<'_>>, state: FlightState) {

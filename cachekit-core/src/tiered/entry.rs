@@ -220,6 +220,15 @@ impl<'a, M> Entry<'a, M> {
         self
     }
 
+    /// Read and write the family's interop/v1 value (see
+    /// [`ValueFormat::Interop`](crate::ValueFormat::Interop)) instead of the
+    /// cache's default format.
+    #[inline]
+    pub fn interop(mut self) -> Self {
+        self.policy.format = Some(crate::ValueFormat::Interop);
+        self
+    }
+
     /// Every option at once; fields left `None` take the cache's defaults.
     /// (A `refresh_ahead` in it takes effect only through
     /// [`refresh_ahead`](Entry::refresh_ahead), which needs a computation

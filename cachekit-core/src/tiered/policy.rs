@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use crate::codec::ValueFormat;
+use crate::encryption::Encryption;
+
 /// The longest TTL or stale window a policy keeps: a century, as good as
 /// forever. Longer ones (`Duration::MAX`) are shortened to it, so that a
 /// value's life in L2 (its TTL plus its stale window) stays a time every
@@ -39,6 +42,11 @@ pub struct Policy {
     /// With serve-stale: how long a recomputation may take before the stale
     /// value is returned instead.
     pub compute_timeout: Option<Duration>,
+    /// How values are written: cachekit's envelope (the default) or the
+    /// family's interop/v1 document, which cachekit-py reads.
+    pub format: Option<ValueFormat>,
+    /// Encrypt values (AES-256-GCM, bound to their key), in either format.
+    pub encryption: Option<Encryption>,
 }
 
 impl Policy {
@@ -77,6 +85,25 @@ impl Policy {
         self
     }
 
+    /// Sets [`format`](Self::format) to [`ValueFormat::Interop`]: values
+    /// shared with cachekit-py and cachekit-rs in interop mode.
+    #[must_use]
+    pub fn interop(self) -> Self {
+        self.format(ValueFormat::Interop)
+    }
+    /// Sets [`format`](Self::format).
+    #[must_use]
+    pub fn format(mut self, format: ValueFormat) -> Self {
+        self.format = Some(format);
+        self
+    }
+    /// Sets [`encryption`](Self::encryption).
+    #[must_use]
+    pub fn encryption(mut self, encryption: Encryption) -> Self {
+        self.encryption = Some(encryption);
+        self
+    }
+
     /// This policy's fields, with `defaults` filling the gaps, and a TTL or
     /// stale window beyond [`LONGEST`] shortened to it.
     pub(crate) fn or(&self, defaults: &Policy) -> Policy {
@@ -87,6 +114,11 @@ impl Policy {
             refresh_ahead: self.refresh_ahead.or(defaults.refresh_ahead),
             ttl_jitter: self.ttl_jitter.or(defaults.ttl_jitter),
             compute_timeout: self.compute_timeout.or(defaults.compute_timeout),
+            format: self.format.or(defaults.format),
+            encryption: self
+                .encryption
+                .clone()
+                .or_else(|| defaults.encryption.clone()),
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::flight::Shared;
 use super::l2::Budget;
+use super::tiers::L2Read;
 use super::{Cacheable, Policy, TieredCache};
 
 /// What the stampede lock step decided.
@@ -43,7 +44,7 @@ impl TieredCache {
                     // The holder we waited for may have stored its value
                     // and let go between our last read and this take.
                     if waited {
-                        if let Ok(Some(hit)) = self.l2_read::<T>(key, policy, None).await {
+                        if let Ok(L2Read::Hit(hit)) = self.l2_read::<T>(key, policy, None).await {
                             if hit.fresh {
                                 self.release(key, Some(token)).await;
                                 return Stampede::Hit(hit.value, hit.shared);
@@ -70,7 +71,7 @@ impl TieredCache {
             tokio::time::sleep(config.poll_interval.min(give_up - now)).await;
             // Waiting here is deliberate (bounded by max_wait), so these
             // reads get a deadline each rather than the call's budget.
-            if let Ok(Some(hit)) = self.l2_read::<T>(key, policy, None).await {
+            if let Ok(L2Read::Hit(hit)) = self.l2_read::<T>(key, policy, None).await {
                 if hit.fresh {
                     return Stampede::Hit(hit.value, hit.shared);
                 }

@@ -17,6 +17,7 @@ pub(crate) struct TierCounters {
     sets: AtomicU64,
     corrupt: AtomicU64,
     foreign: AtomicU64,
+    undecryptable: AtomicU64,
     /// When a foreign value was last logged, in ms since [`log_epoch`] plus
     /// one (0: never); see [`foreign`](Self::foreign).
     foreign_logged: AtomicU64,
@@ -49,9 +50,23 @@ impl TierCounters {
         self.foreign_at(now)
     }
 
+    /// Counts an encrypted value that did not verify; `true` when it
+    /// should be logged (the same limit as [`foreign`](Self::foreign)).
+    pub(crate) fn undecryptable(&self) -> bool {
+        self.undecryptable.fetch_add(1, Relaxed);
+        let now = u64::try_from(log_epoch().elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.log_due(now)
+    }
+
     /// [`foreign`](Self::foreign) at `now_ms` after [`log_epoch`].
     fn foreign_at(&self, now_ms: u64) -> bool {
         self.foreign.fetch_add(1, Relaxed);
+        self.log_due(now_ms)
+    }
+
+    /// Whether an unreadable value read at `now_ms` should be logged: the
+    /// first one, then one per [`FOREIGN_LOG_EVERY`].
+    fn log_due(&self, now_ms: u64) -> bool {
         let now = now_ms.saturating_add(1);
         let last = self.foreign_logged.load(Relaxed);
         let every = FOREIGN_LOG_EVERY.as_millis() as u64;
@@ -79,6 +94,7 @@ impl TierCounters {
             sets: self.sets.load(Relaxed),
             corrupt: self.corrupt.load(Relaxed),
             foreign: self.foreign.load(Relaxed),
+            undecryptable: self.undecryptable.load(Relaxed),
             timeouts: self.timeouts.load(Relaxed),
             skipped: self.skipped.load(Relaxed),
             full: self.full.load(Relaxed),
@@ -166,9 +182,14 @@ pub struct TierStats {
     /// and were deleted; each is a miss too.
     pub corrupt: u64,
     /// Values read that are not cachekit envelopes (another library's value,
-    /// plain text, an envelope version this build does not read): misses,
+    /// plain text, an envelope version this build does not read) or, in
+    /// interop mode, that do not decode into the requested type: misses,
     /// left in place (a read-through's store then replaces them).
     pub foreign: u64,
+    /// Encrypted values whose authentication tag did not verify (another
+    /// master key or tenant, a value copied from another key, damaged
+    /// bytes): misses, never returned, left in place.
+    pub undecryptable: u64,
     /// Operations that missed their deadline (also counted in `errors`).
     pub timeouts: u64,
     /// Operations not attempted: the circuit breaker was open, or no place

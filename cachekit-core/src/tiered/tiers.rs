@@ -11,9 +11,9 @@ use super::changes::{Changes, Ticket};
 use super::compute::Computed;
 use super::flight::Shared;
 use super::l2::Budget;
+use super::values::Unreadable;
 use super::{Cacheable, Policy, TieredCache};
 use crate::backend::Ttl;
-use crate::codec::Origin;
 use crate::error::Result;
 use crate::memory::{expiry_at, Stored};
 
@@ -34,6 +34,17 @@ enum FillOrigin<'t> {
     Read(&'t Ticket),
     /// Written to L2 by this cache: set, or computed (with a ticket).
     Written(Option<&'t Ticket>),
+}
+
+/// What an L2 read found.
+pub(crate) enum L2Read<T> {
+    Hit(L2Hit<T>),
+    /// Nothing, or nothing usable that a store may replace.
+    Miss,
+    /// A value this cache cannot read and must not replace: another
+    /// language's document of another shape, or one encrypted under
+    /// another key. Its writer may read it fine.
+    Kept,
 }
 
 /// A value read from L2.
@@ -69,14 +80,21 @@ impl TieredCache {
         };
         let value = match stored.decoded.as_ref().and_then(|d| d.downcast_ref::<T>()) {
             Some(v) => v.clone(),
-            None => match self.inner.codec.decode::<T>(&stored.bytes) {
+            None => match self.decode_value::<T>(key, &stored.bytes, policy) {
                 Ok(v) => {
                     let mut typed = Stored::clone(&stored);
                     typed.set_decoded(Arc::new(v.clone()));
                     l1.insert_stored(key, typed);
                     v
                 }
-                Err(err) => {
+                Err(
+                    Unreadable::Damaged(err)
+                    | Unreadable::Foreign(err)
+                    | Unreadable::Shared(err)
+                    | Unreadable::Undecryptable(err),
+                ) => {
+                    // Its bytes came from L2 or from this cache, read or
+                    // written as another request of the key asked.
                     self.inner.counters.l1.corrupt();
                     tracing::warn!(target: "cachekit", key, error = %err, "dropping undecodable L1 entry");
                     l1.remove(key);
@@ -112,9 +130,10 @@ impl TieredCache {
 
     /// Reads L2 through its guards and fills L1 on a hit.
     ///
-    /// A value that is not a cachekit envelope is a counted miss left in
-    /// place; a damaged envelope (or one of another type) is deleted,
-    /// counted and read as a miss. With
+    /// A value that is not a cachekit envelope (in interop mode: any value
+    /// that does not decode), and an encrypted value that does not verify,
+    /// is a counted miss left in place; a damaged envelope (or one of
+    /// another type) is deleted, counted and read as a miss. With
     /// serve-stale, an entry in its last `max_stale` of life is a stale hit.
     ///
     /// # Errors
@@ -124,9 +143,9 @@ impl TieredCache {
         key: &str,
         policy: &Policy,
         budget: Option<&Budget>,
-    ) -> Result<Option<L2Hit<T>>> {
+    ) -> Result<L2Read<T>> {
         let Some(l2) = &self.inner.l2 else {
-            return Ok(None);
+            return Ok(L2Read::Miss);
         };
         let ticket = self.inner.changes.ticket(key);
         let counters = &self.inner.counters.l2;
@@ -144,7 +163,7 @@ impl TieredCache {
             Ok(Some(found)) => found,
             Ok(None) => {
                 counters.miss();
-                return Ok(None);
+                return Ok(L2Read::Miss);
             }
             Err(err) => {
                 // The L2 guard logs failures (rate-limited); per call, debug only.
@@ -152,22 +171,11 @@ impl TieredCache {
                 return Err(err);
             }
         };
-        let value = match self.inner.codec.decode::<T>(&bytes) {
+        let value = match self.decode_value::<T>(key, &bytes, policy) {
             Ok(v) => v,
-            Err(err) => {
+            Err(unreadable) => {
                 counters.miss();
-                if Origin::of(&bytes) == Origin::Foreign {
-                    if counters.foreign() {
-                        tracing::warn!(target: "cachekit", key, backend = l2.name(), error = %err, "L2 value is not a cachekit envelope: read as a miss and left in place (a cached call's store replaces it; give cachekit its own key prefix if another program writes these keys). Logged at most once a minute per tier");
-                    }
-                    return Ok(None);
-                }
-                counters.corrupt();
-                tracing::warn!(target: "cachekit", key, backend = l2.name(), error = %err, "deleting undecodable L2 entry");
-                if let Err(err) = l2.call("delete", counters, budget, |b| b.delete(key)).await {
-                    tracing::debug!(target: "cachekit", key, error = %err, "could not delete undecodable L2 entry");
-                }
-                return Ok(None);
+                return Ok(self.unreadable_l2(key, unreadable, budget).await);
             }
         };
         counters.hit();
@@ -180,7 +188,7 @@ impl TieredCache {
             (Ttl::Persistent, _) => (None, true),
             // Expired between the read and the TTL probe: serve it once, don't keep it.
             (Ttl::Missing, _) => {
-                return Ok(Some(L2Hit {
+                return Ok(L2Read::Hit(L2Hit {
                     value,
                     shared: None,
                     fresh: true,
@@ -199,11 +207,55 @@ impl TieredCache {
             remaining_life,
             FillOrigin::Read(&ticket),
         );
-        Ok(Some(L2Hit {
+        Ok(L2Read::Hit(L2Hit {
             value,
             shared,
             fresh,
         }))
+    }
+
+    /// Counts (and logs, rate-limited) L2 bytes that gave no value, and
+    /// deletes them when they are a damaged cachekit envelope; says whether
+    /// a store may replace them.
+    async fn unreadable_l2<T>(
+        &self,
+        key: &str,
+        unreadable: Unreadable,
+        budget: Option<&Budget>,
+    ) -> L2Read<T> {
+        let Some(l2) = &self.inner.l2 else {
+            return L2Read::Miss;
+        };
+        let counters = &self.inner.counters.l2;
+        let backend = l2.name();
+        match unreadable {
+            Unreadable::Foreign(err) => {
+                if counters.foreign() {
+                    tracing::warn!(target: "cachekit", key, backend, error = %err, "L2 value is not a cachekit envelope: read as a miss and left in place (a cached call's store replaces it; give cachekit its own key prefix if another program writes these keys). Logged at most once a minute per tier");
+                }
+                L2Read::Miss
+            }
+            Unreadable::Shared(err) => {
+                if counters.foreign() {
+                    tracing::warn!(target: "cachekit", key, backend, error = %err, "interop L2 value does not decode into this type: read as a miss, left in place and not replaced (its writer may read it fine; do all languages agree on the value's shape?). Logged at most once a minute per tier");
+                }
+                L2Read::Kept
+            }
+            Unreadable::Undecryptable(err) => {
+                if counters.undecryptable() {
+                    tracing::warn!(target: "cachekit", key, backend, error = %err, "encrypted L2 value did not verify: read as a miss, left in place and not replaced (do all writers use the same master key and tenant?). Logged at most once a minute per tier");
+                }
+                L2Read::Kept
+            }
+            Unreadable::Damaged(err) => {
+                counters.corrupt();
+                tracing::warn!(target: "cachekit", key, backend, error = %err, "deleting undecodable L2 entry");
+                if let Err(err) = l2.call("delete", counters, budget, |b| b.delete(key)).await {
+                    tracing::debug!(target: "cachekit", key, error = %err, "could not delete undecodable L2 entry");
+                }
+                L2Read::Miss
+            }
+        }
     }
 
     /// Encodes and writes a value to L2 (through its guards), then L1.
@@ -233,7 +285,7 @@ impl TieredCache {
             (Some(ttl), Some(window)) => Some(ttl.saturating_add(window)),
             (ttl, _) => ttl,
         };
-        let bytes = match self.inner.codec.encode(value) {
+        let bytes = match self.encode_value(key, value, policy) {
             Ok(bytes) => bytes,
             Err(err) => {
                 tracing::warn!(target: "cachekit", key, error = %err, "value not cached: cannot encode it");
@@ -247,7 +299,8 @@ impl TieredCache {
         }
         let mark = computed.and_then(|c| c.mark.as_deref());
         let mut result = Ok(());
-        if let Some(l2) = &self.inner.l2 {
+        let l2 = self.inner.l2.as_ref();
+        if let Some(l2) = l2.filter(|_| computed.is_none_or(|c| c.write_l2)) {
             let counters = &self.inner.counters.l2;
             let sent = bytes.clone();
             let write = l2.call("set", counters, budget, |b| async move {

@@ -118,7 +118,7 @@ impl Encryption {
         };
         Self::from_hex(hex, tenant)
             .map(Some)
-            .map_err(|err| Error::config(MASTER_KEY_ENV, err.to_string()))
+            .map_err(|err| Error::config(MASTER_KEY_ENV, err.message()))
     }
 
     /// The tenant id the key was derived for.

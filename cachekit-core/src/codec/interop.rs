@@ -54,7 +54,10 @@ impl Codec {
                 ))
             }
         }
-        rmp_serde::from_slice(bytes).map_err(|e| {
+        // The canonical encoder writes serde's human-readable forms (an IP
+        // address as text, as other languages see it): read them back so.
+        let mut reader = rmp_serde::Deserializer::from_read_ref(bytes).with_human_readable();
+        T::deserialize(&mut reader).map_err(|e| {
             Error::new(
                 ErrorKind::Serialization,
                 format!(

@@ -132,3 +132,16 @@ fn interop_values_keep_the_size_and_depth_limits() {
     let hostile = vec![0x91u8; 1 << 20];
     assert!(read::<serde_json::Value>(&hostile).is_err());
 }
+
+#[test]
+fn types_with_a_text_form_are_written_and_read_as_text() {
+    let addr: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+    let doc = interop(&addr);
+    assert_eq!(&doc[..], b"\xa9192.0.2.7");
+    assert_eq!(read::<std::net::IpAddr>(&doc).unwrap(), addr);
+    let pair = (addr, std::time::Duration::from_millis(1500));
+    assert_eq!(
+        read::<(std::net::IpAddr, std::time::Duration)>(&interop(&pair)).unwrap(),
+        pair
+    );
+}

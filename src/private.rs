@@ -78,7 +78,7 @@ pub struct Setup {
     pub tiers: Tiers,
     /// `interop`: values in the family's interop/v1 format.
     pub interop: bool,
-    /// `encrypted`: values encrypted with [`default_encryption`](crate::default_encryption).
+    /// `encrypted`: values encrypted with [`default_encryption`](crate::default_encryption()).
     pub encrypted: bool,
 }
 

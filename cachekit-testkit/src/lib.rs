@@ -10,6 +10,8 @@
 //!   check; [`run_conformance`] runs the whole suite in one test.
 //! - [`eventually`]: wait for a condition instead of sleeping a guess.
 //! - [`logs`]: capture what `tracing` logs, for assertions on log lines.
+//! - [`tagged`]: the interop vectors' tagged JSON, as values the key
+//!   encoder takes.
 //!
 //! Everything here panics on setup failure with a message that includes
 //! the server's log: it is meant for tests, where a panic is a clear failure.
@@ -23,6 +25,7 @@ pub mod logs;
 mod proxy;
 mod redis_server;
 mod sentinel;
+pub mod tagged;
 mod topology;
 mod wait;
 

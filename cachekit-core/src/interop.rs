@@ -38,9 +38,9 @@ const DATE: &str = "__date__";
 const TIME: &str = "__time__";
 
 /// An instant, stored as the family's `__datetime__` map. It is written in
-/// UTC (`+00:00`), with microseconds when there are any (nanoseconds when
-/// there are more: cachekit-py keeps the first six digits); any UTC offset
-/// is read.
+/// UTC (`+00:00`), with microseconds when there are any (nanoseconds past
+/// them are dropped: Python's `datetime` has none, and Python 3.10 reads
+/// six digits at most); any UTC offset and up to nine digits are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DateTime(pub Timestamp);
 
@@ -143,13 +143,12 @@ impl fmt::Display for Time {
     }
 }
 
-/// `HH:MM:SS`, then `.ffffff` (or `.fffffffff`) when `nanos` is not zero.
+/// `HH:MM:SS`, then `.ffffff` when there are microseconds in `nanos`.
 fn write_clock(f: &mut fmt::Formatter<'_>, h: u8, m: u8, s: u8, nanos: u32) -> fmt::Result {
     write!(f, "{h:02}:{m:02}:{s:02}")?;
-    match nanos {
+    match nanos / 1_000 {
         0 => Ok(()),
-        n if n.is_multiple_of(1_000) => write!(f, ".{:06}", n / 1_000),
-        n => write!(f, ".{n:09}"),
+        micros => write!(f, ".{micros:06}"),
     }
 }
 

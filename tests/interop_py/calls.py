@@ -1,14 +1,15 @@
 """Calls cachekit-py @cache(interop=...) functions the way a test describes
 them, and reports what each call returned and whether its body ran.
 
-argv[1] is JSON: {"calls": [CALL, ...]}, each CALL
+argv[1] is JSON: {"calls": [CALL, ...], "file_dir": dir (optional)}, each CALL
   {"namespace": ..., "operation": ..., "args": [tagged],
    "defaults": k,      the last k args are parameter defaults, not passed
    "value": tagged,    what the body returns; without it, MARKER
    "encryption": {"master_key": hex, "tenant": "default" | canonical uuid}}
 or, to plant a cachekit-py auto-mode (CK-framed) entry under an interop key,
   {"auto": true, "namespace": ..., "args": [...], "value": ..., "copy_to": key}.
-Redis: CACHEKIT_REDIS_URL. stdout: one JSON list, per call
+Redis: CACHEKIT_REDIS_URL; with "file_dir", cachekit-py's file backend in
+that directory instead. stdout: one JSON list, per call
   {"ran": bool, "value": tagged} (auto: {"ran": bool, "stored": hex}).
 """
 
@@ -26,8 +27,9 @@ from cachekit.backends.redis import RedisBackend
 # What a body returns when the test expects the value from Redis instead.
 MARKER = "python body ran"
 
-# The default backend prefixes keys and refuses interop mode: name this one.
-BACKEND = RedisBackend()
+# The default backend prefixes keys and refuses interop mode: name one
+# (main() chooses it).
+BACKEND = None
 
 
 def function(arity, body):
@@ -78,7 +80,15 @@ def plant_auto(cached, args, ran, call):
 
 
 def main():
+    global BACKEND
     spec = json.loads(sys.argv[1])
+    if "file_dir" in spec:
+        from cachekit.backends.file import FileBackend
+        from cachekit.backends.file.config import FileBackendConfig
+
+        BACKEND = FileBackend(FileBackendConfig(cache_dir=spec["file_dir"]))
+    else:
+        BACKEND = RedisBackend()
     print(json.dumps([run(call) for call in spec["calls"]]))
 
 

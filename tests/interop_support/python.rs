@@ -209,8 +209,24 @@ pub struct PyResult {
 /// Runs `calls` in order in one Python process (`calls.py`).
 pub fn py_calls(server: &RedisServer, calls: &[PyCall]) -> Vec<PyResult> {
     let spec = json!({"calls": calls.iter().map(|c| &c.0).collect::<Vec<_>>()});
-    let out = run_script("calls.py", &[&spec.to_string()], Some(server));
-    let results: Vec<Value> = serde_json::from_str(&out)
+    parse_results(
+        &run_script("calls.py", &[&spec.to_string()], Some(server)),
+        calls,
+    )
+}
+
+/// Runs `calls` in order in one Python process whose backend is
+/// cachekit-py's file backend in `dir`.
+pub fn py_file_calls(dir: &Path, calls: &[PyCall]) -> Vec<PyResult> {
+    let spec = json!({
+        "calls": calls.iter().map(|c| &c.0).collect::<Vec<_>>(),
+        "file_dir": dir.to_str().expect("a UTF-8 directory"),
+    });
+    parse_results(&run_script("calls.py", &[&spec.to_string()], None), calls)
+}
+
+fn parse_results(out: &str, calls: &[PyCall]) -> Vec<PyResult> {
+    let results: Vec<Value> = serde_json::from_str(out)
         .unwrap_or_else(|e| panic!("calls.py printed no JSON list ({e}): {out}"));
     assert_eq!(results.len(), calls.len(), "calls.py: {out}");
     results

@@ -3,9 +3,10 @@
 //!
 //! `cargo bench --bench interop` (starts its own redis-server on loopback).
 //!
-//! - `interop_l2_hit` / `interop_l1_hit`: a ~100-byte row read through
-//!   `TieredCache::get`, from Redis with L1 off, then from L1; the envelope
-//!   is the baseline.
+//! - `interop_l2_hit` / `interop_l2_hit_memory` / `interop_l1_hit`: a
+//!   ~100-byte row read through `TieredCache::get`, from Redis with L1 off,
+//!   from an in-memory L2 with L1 off (the decode without a network's
+//!   noise), then from L1; the envelope is the baseline.
 //! - `encryption`: one `set` and one `get` of a 1 KiB and a 64 KiB value
 //!   through `TieredCache` over an in-memory L2 with L1 off: encode,
 //!   (seal,) store, fetch, (open,) decode, without a network's noise. The
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cachekit::{
-    Codec, Encryption, MemoryBackend, RedisBackend, RedisConfig, TieredCache, TieredCacheBuilder,
+    Backend, Codec, Encryption, MemoryBackend, RedisBackend, RedisConfig, TieredCache, TieredCacheBuilder,
     ValueFormat,
 };
 use cachekit_testkit::RedisServer;
@@ -85,8 +86,15 @@ fn both_formats(build: impl Fn() -> TieredCacheBuilder) -> [(&'static str, Tiere
 }
 
 fn l2_hit(c: &mut Criterion, f: &Fixture) {
-    let caches = both_formats(|| TieredCache::builder().without_l1().l2_arc(f.redis.clone()));
-    let mut group = c.benchmark_group("interop_l2_hit");
+    l2_hit_on(c, f, "interop_l2_hit", f.redis.clone());
+    // The same read without the network's noise: what the format costs.
+    let memory = Arc::new(MemoryBackend::builder().build().unwrap());
+    l2_hit_on(c, f, "interop_l2_hit_memory", memory);
+}
+
+fn l2_hit_on(c: &mut Criterion, f: &Fixture, group: &str, l2: Arc<dyn Backend>) {
+    let caches = both_formats(|| TieredCache::builder().without_l1().l2_arc(l2.clone()));
+    let mut group = c.benchmark_group(group);
     group.throughput(Throughput::Elements(1));
     for (name, cache) in &caches {
         let key = format!("bench:l2:{name}");

@@ -18,8 +18,7 @@
 
 use std::sync::Arc;
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use hkdf::Hkdf;
 use sha2::{Digest, Sha256};
 
@@ -175,7 +174,7 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
 /// One tenant's AES-256-GCM key, derived from a master key. Its `Debug`
 /// shows the key's fingerprint only, never key material.
 pub struct TenantKey {
-    cipher: Aes256Gcm,
+    cipher: LessSafeKey,
     fingerprint: [u8; 16],
 }
 
@@ -217,8 +216,9 @@ impl TenantKey {
             .expand(DOMAIN.as_bytes(), &mut key)
             .map_err(|_| Error::config("master_key", "key derivation failed"))?;
         let fingerprint = fingerprint(&key);
-        let cipher = Aes256Gcm::new(&key.into());
+        let cipher = UnboundKey::new(&AES_256_GCM, &key).map(LessSafeKey::new);
         key.fill(0);
+        let cipher = cipher.map_err(|_| Error::config("master_key", "key derivation failed"))?;
         Ok(Self {
             cipher,
             fingerprint,
@@ -253,19 +253,18 @@ impl TenantKey {
         aad: &[u8],
         nonce: [u8; NONCE_LEN],
     ) -> Result<Vec<u8>> {
-        let sealed = self
+        let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(plaintext);
+        let tag = self
             .cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad,
-                },
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut out[NONCE_LEN..],
             )
             .map_err(|_| Error::new(ErrorKind::Serialization, "value too large to encrypt"))?;
-        let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&sealed);
+        out.extend_from_slice(tag.as_ref());
         Ok(out)
     }
 
@@ -286,14 +285,21 @@ impl TenantKey {
             ));
         }
         let (nonce, sealed) = stored.split_at(NONCE_LEN);
-        self.cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad })
-            .map_err(|_| {
-                Error::new(
-                    ErrorKind::Serialization,
-                    "encrypted value did not verify (another key, tenant or cache key, or damaged)",
-                )
-            })
+        let refused = || {
+            Error::new(
+                ErrorKind::Serialization,
+                "encrypted value did not verify (another key, tenant or cache key, or damaged)",
+            )
+        };
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| refused())?;
+        let mut plain = sealed.to_vec();
+        let len = self
+            .cipher
+            .open_in_place(nonce, Aad::from(aad), &mut plain)
+            .map_err(|_| refused())?
+            .len();
+        plain.truncate(len);
+        Ok(plain)
     }
 }
 

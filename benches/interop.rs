@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cachekit::{
-    Backend, Codec, Encryption, MemoryBackend, RedisBackend, RedisConfig, TieredCache, TieredCacheBuilder,
-    ValueFormat,
+    Backend, Codec, Encryption, MemoryBackend, RedisBackend, RedisConfig, TieredCache,
+    TieredCacheBuilder, ValueFormat,
 };
 use cachekit_testkit::RedisServer;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};

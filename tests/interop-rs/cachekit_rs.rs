@@ -1,251 +1,41 @@
 //! Interop values (issue 29) against cachekit-rs 0.13 in interop mode, in
-//! one process over one real `redis-server` per test: what either library
-//! writes, the other reads as an equal value without running its own
-//! function; the same with encryption on both sides (one master key, one
-//! tenant); and under another master key or tenant, a miss that leaves the
-//! entry as it was, never a wrong value.
+//! one process over one real `redis-server` per test, without encryption:
+//! what either library writes, the other reads as an equal value without
+//! running its own function, through a cache, a per-request entry or a
+//! `#[cached]` function; a datetime crosses as the family's sentinel map;
+//! and a value of another shape is a miss that leaves the entry as it was,
+//! never a wrong value.
 //!
 //! cachekit-rs has no interop write call: its `set` writes plain
 //! MessagePack (struct fields in declaration order, not sorted), which is
 //! its interop value, and `interop_get` reads one. Its keys come from
 //! `cachekit_rs::interop::interop_key` (its `#[cachekit]` macro is not
-//! used: see Cargo.toml).
+//! used: see Cargo.toml). Fixtures: `support/mod.rs`; encryption:
+//! `cachekit_rs_encrypted.rs` and `cachekit_rs_env.rs`.
 #![allow(
     clippy::unwrap_used,
     reason = "test helpers too: a failed setup step must fail the test loudly"
 )]
 
-use std::collections::BTreeMap;
+#[path = "support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
-use std::sync::{Arc, Once, OnceLock};
-use std::time::Duration;
+use std::sync::OnceLock;
 
 use cachekit::interop::DateTime;
 use cachekit::keys::Timestamp;
-use cachekit::{
-    cached, Backend, Bytes, Encryption, Policy, RedisBackend, RedisConfig, TieredCache,
-    TieredCacheBuilder,
-};
+use cachekit::{cached, RedisBackend, TieredCache};
 use cachekit_rs::interop::{interop_key, serialize_value, InteropValue};
-use cachekit_rs::CachekitError;
 use cachekit_testkit::RedisServer;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_bytes::ByteBuf;
-
-/// 32 bytes, the only master key length every library of the family takes.
-const MASTER_HEX: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
-const OTHER_MASTER_HEX: &str = "f0e1d2c3b4a5968778695a4b3c2d1e0ff0e1d2c3b4a5968778695a4b3c2d1e0f";
-const TENANT: &str = "tenant-a";
-const TTL: Duration = Duration::from_secs(60);
-
-// ---- values -------------------------------------------------------------
-
-/// Fields out of alphabetical order on purpose: cachekit-rs writes them as
-/// declared, cachekit's interop writer sorts them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct User {
-    name: String,
-    id: u64,
-    score: f64,
-    active: bool,
-    tags: Vec<String>,
-    address: Address,
-    limits: BTreeMap<String, i64>,
-    nickname: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Address {
-    zip: String,
-    city: String,
-}
-
-fn user(id: u64) -> User {
-    User {
-        name: format!("Zoë {id}"),
-        id,
-        // Integral: must stay a float64 in the value (keys collapse it).
-        score: 2.0,
-        active: true,
-        tags: vec!["admin".into(), "ünïcödé".into()],
-        address: Address {
-            zip: "75001".into(),
-            city: "Paris".into(),
-        },
-        limits: BTreeMap::from([("b".into(), -1), ("a".into(), 1 << 40)]),
-        nickname: None,
-    }
-}
-
-/// `user(id)` in cachekit-rs's closed interop data model.
-fn user_value(id: u64) -> InteropValue {
-    let u = user(id);
-    map([
-        ("name", InteropValue::from(u.name)),
-        ("id", InteropValue::from(u.id)),
-        ("score", InteropValue::Float(u.score)),
-        ("active", InteropValue::from(u.active)),
-        (
-            "tags",
-            InteropValue::Array(u.tags.into_iter().map(InteropValue::from).collect()),
-        ),
-        (
-            "address",
-            map([
-                ("zip", InteropValue::from(u.address.zip)),
-                ("city", InteropValue::from(u.address.city)),
-            ]),
-        ),
-        (
-            "limits",
-            InteropValue::Map(
-                u.limits
-                    .into_iter()
-                    .map(|(k, v)| (k, InteropValue::from(v)))
-                    .collect(),
-            ),
-        ),
-        ("nickname", InteropValue::Null),
-    ])
-}
-
-fn map<const N: usize>(entries: [(&str, InteropValue); N]) -> InteropValue {
-    InteropValue::Map(
-        entries
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
-    )
-}
-
-const UNICODE: &str = "héllo wörld — 日本語 🎉 \u{0}\u{10FFFF}";
-
-fn bytes_value() -> ByteBuf {
-    ByteBuf::from((0..=255u8).chain([0, 0xFF]).collect::<Vec<u8>>())
-}
-
-fn series() -> BTreeMap<String, Vec<f64>> {
-    BTreeMap::from([
-        ("z".into(), vec![1.5, -0.25]),
-        ("é".into(), vec![]),
-        ("a".into(), vec![3.0, 1e300]),
-    ])
-}
-
-/// An argument that is a struct: a map with sorted keys in the key's hash.
-#[derive(Debug, Clone, Serialize)]
-struct Query {
-    text: String,
-    page: u32,
-    exact: bool,
-}
-
-// ---- one key per argument shape ------------------------------------------
-
-/// A key both libraries derive for the same arguments; the test fails if
-/// they disagree.
-fn key_of<A: Serialize>(operation: &str, ours: &A, theirs: &[InteropValue]) -> String {
-    let key = cachekit::derive_key("interop", operation, ours).unwrap();
-    let rs_key = interop_key("interop", operation, theirs).unwrap();
-    assert_eq!(key, rs_key, "{operation}: the two libraries' keys differ");
-    key
-}
-
-/// The argument shapes of the cases below, with their cachekit-rs twins.
-fn keys() -> Vec<String> {
-    vec![
-        key_of("scalar", &(42u64,), &[InteropValue::from(42u64)]),
-        key_of(
-            "mixed",
-            &("alice", -3i64, true),
-            &["alice".into(), InteropValue::from(-3i64), true.into()],
-        ),
-        // An integral float argument hashes as the integer.
-        key_of("float", &(2.0f64, 0.5f64), &[2.0.into(), 0.5.into()]),
-        key_of("unicode", &(UNICODE,), &[UNICODE.into()]),
-        key_of(
-            "list",
-            &(vec![1i64, 2, 3],),
-            &[InteropValue::Array(vec![
-                1i64.into(),
-                2i64.into(),
-                3i64.into(),
-            ])],
-        ),
-        key_of(
-            "struct",
-            &(Query {
-                text: "café".into(),
-                page: 3,
-                exact: false,
-            },),
-            &[map([
-                ("text", "café".into()),
-                ("page", 3u32.into()),
-                ("exact", false.into()),
-            ])],
-        ),
-        key_of(
-            "bytes",
-            &(ByteBuf::from(vec![0u8, 1, 0xFF]),),
-            &[InteropValue::bytes([0u8, 1, 0xFF])],
-        ),
-        key_of("none", &(Option::<u8>::None,), &[InteropValue::Null]),
-        key_of("empty", &(), &[]),
-    ]
-}
-
-// ---- the two libraries over one server -----------------------------------
-
-/// A cachekit-rs client without L1 (every read reaches Redis), encrypting
-/// with `encryption` (hex master key, tenant) when given.
-async fn rs_client(
-    server: &RedisServer,
-    encryption: Option<(&str, &str)>,
-) -> cachekit_rs::CacheKit {
-    let backend = cachekit_rs::backend::redis::RedisBackend::builder()
-        .url(server.url())
-        .build()
-        .unwrap();
-    // The returned handle only observes the connection task; dropping it
-    // leaves the connection running.
-    drop(backend.connect().await.unwrap());
-    let builder = cachekit_rs::CacheKit::builder()
-        .backend(Arc::new(backend))
-        .no_l1();
-    let builder = match encryption {
-        Some((hex, tenant)) => builder.encryption(hex, tenant).unwrap(),
-        None => builder,
-    };
-    builder.build().unwrap()
-}
-
-async fn redis(server: &RedisServer) -> RedisBackend {
-    RedisBackend::new(RedisConfig::builder().url(server.url()).build().unwrap())
-        .await
-        .unwrap()
-}
-
-/// A cachekit cache over `server` without L1 (every read reaches Redis),
-/// configured further by `configure`.
-async fn ours(
-    server: &RedisServer,
-    configure: impl FnOnce(TieredCacheBuilder) -> TieredCacheBuilder,
-) -> TieredCache {
-    let builder = TieredCache::builder().without_l1().l2(redis(server).await);
-    configure(builder).build().unwrap()
-}
-
-fn encryption(hex: &str, tenant: &str) -> Encryption {
-    Encryption::from_hex(hex, tenant).unwrap()
-}
-
-/// The stored bytes, straight from Redis.
-async fn stored(raw: &RedisBackend, key: &str) -> Bytes {
-    raw.get(key).await.unwrap().expect("an entry under the key")
-}
+use support::{
+    bytes_value, keys, map, ours, redis, redis_at, rs_client, rs_read_through, series, stored,
+    user, user_value, User, TTL, UNICODE,
+};
 
 /// cachekit-rs writes `value` under `key`; cachekit reads it back, through
 /// a cache whose default is interop (`get`) and through a per-request
@@ -466,40 +256,11 @@ async fn a_datetime_crosses_as_the_familys_sentinel_map() {
 
 // ---- read-through on both sides -----------------------------------------
 
-/// cachekit-rs's read-through, as its `#[cachekit]` functions do it:
-/// `interop_get`, else compute (counted in `runs`) and `set_with_ttl`.
-/// (Its macro is not used here: see Cargo.toml.)
-async fn rs_read_through<T>(
-    rs: &cachekit_rs::CacheKit,
-    key: &str,
-    runs: &AtomicU32,
-    compute: impl FnOnce() -> T,
-) -> T
-where
-    T: Serialize + DeserializeOwned,
-{
-    if let Some(value) = rs.interop_get::<T>(key).await.unwrap() {
-        return value;
-    }
-    runs.fetch_add(1, SeqCst);
-    let value = compute();
-    rs.set_with_ttl(key, &value, TTL).await.unwrap();
-    value
-}
-
 fn hits(text: &str, page: u32, exact: bool, boost: f64, offset: i64) -> Vec<String> {
     vec![
         format!("{text}/{page}/{exact}/{boost}/{offset}"),
         UNICODE.into(),
     ]
-}
-
-/// The backend of a function whose test put the server's URL in `url`
-/// before the first call.
-fn redis_at(url: &OnceLock<String>) -> cachekit::Result<TieredCache> {
-    let url = url.get().cloned().unwrap_or_default();
-    let redis = RedisBackend::connect_lazy(RedisConfig::builder().url(url).build()?)?;
-    TieredCache::builder().l2(redis).build()
 }
 
 static MACRO_URL: OnceLock<String> = OnceLock::new();
@@ -572,207 +333,4 @@ async fn cached_functions_and_cachekit_rs_read_each_others_entries() {
         (0, 0),
         "{stats:?}"
     );
-}
-
-// ---- encryption -----------------------------------------------------------
-
-/// The encryption of every `#[cached(encrypted)]` function in this binary.
-fn default_encryption_is_set() {
-    static SET: Once = Once::new();
-    SET.call_once(|| cachekit::set_default_encryption(encryption(MASTER_HEX, TENANT)).unwrap());
-}
-
-static SECRET_URL: OnceLock<String> = OnceLock::new();
-static SECRET_RUNS: AtomicU32 = AtomicU32::new(0);
-
-#[cached(interop, encrypted, namespace = "vault", name = "get_secret", ttl = 60, backend = redis_at(&SECRET_URL))]
-async fn get_secret(id: u64) -> User {
-    SECRET_RUNS.fetch_add(1, SeqCst);
-    user(id)
-}
-
-#[tokio::test]
-async fn encrypted_values_cross_both_ways_under_one_key_and_tenant() {
-    default_encryption_is_set();
-    let server = RedisServer::start();
-    SECRET_URL.set(server.url()).unwrap();
-    let rs = rs_client(&server, Some((MASTER_HEX, TENANT))).await;
-    let raw = redis(&server).await;
-    let enc = encryption(MASTER_HEX, TENANT);
-    let interop = ours(&server, |b| b.interop().encryption(enc.clone())).await;
-    let default = ours(&server, |b| b).await;
-    let policy = Policy::new().interop().encryption(enc.clone());
-    let [k1, _, _, k4, k5, k6, k7, k8, _] = <[String; 9]>::try_from(keys()).unwrap();
-
-    // cachekit-rs writes: a cache encrypting by default reads it, and so
-    // does a per-request policy on a default cache, without computing.
-    let value = user(1);
-    rs.set_with_ttl(&k6, &value, TTL).await.unwrap();
-    let sealed = stored(&raw, &k6).await;
-    let plain = cachekit_rs::serializer::serialize(&value).unwrap();
-    assert_eq!(
-        sealed.len(),
-        12 + plain.len() + 16,
-        "nonce || ciphertext || tag"
-    );
-    assert_eq!(interop.get::<User>(&k6).await, Some(value.clone()));
-    let read: User = default
-        .entry(&k6)
-        .policy(policy.clone())
-        .or_compute(|| async { user(666) })
-        .await;
-    assert_eq!(read, value);
-    rs.set_with_ttl(&k4, &UNICODE, TTL).await.unwrap();
-    assert_eq!(interop.get::<String>(&k4).await.as_deref(), Some(UNICODE));
-    rs.set_with_ttl(&k7, &bytes_value(), TTL).await.unwrap();
-    assert_eq!(interop.get::<ByteBuf>(&k7).await, Some(bytes_value()));
-    rs.set_with_ttl(&k1, &-7i64, TTL).await.unwrap();
-    assert_eq!(interop.get::<i64>(&k1).await, Some(-7));
-
-    // cachekit writes: cachekit-rs reads; the stored bytes are the
-    // canonical document sealed, never the document itself.
-    interop
-        .set(&k5, &vec!["x".to_string(), UNICODE.into()], Some(TTL))
-        .await
-        .unwrap();
-    let read: Option<Vec<String>> = rs.interop_get(&k5).await.unwrap();
-    assert_eq!(read, Some(vec!["x".to_string(), UNICODE.into()]));
-    let value: BTreeMap<String, Vec<f64>> = default
-        .entry(&k8)
-        .policy(policy.clone())
-        .or_compute(|| async { series() })
-        .await;
-    assert_eq!(
-        rs.interop_get::<BTreeMap<String, Vec<f64>>>(&k8)
-            .await
-            .unwrap(),
-        Some(value)
-    );
-    let document = serialize_value(&user_value(2)).unwrap();
-    interop.set(&k6, &user(2), Some(TTL)).await.unwrap();
-    let sealed = stored(&raw, &k6).await;
-    assert_eq!(sealed.len(), 12 + document.len() + 16);
-    assert!(!sealed.windows(document.len()).any(|w| w == &document[..]));
-    assert_eq!(rs.interop_get::<User>(&k6).await.unwrap(), Some(user(2)));
-
-    // An encrypted function and cachekit-rs: each reads the other's entry
-    // without computing.
-    let secret_key = |id: u64| interop_key("vault", "get_secret", &[id.into()]).unwrap();
-    let rs_runs = AtomicU32::new(0);
-    let theirs = rs_read_through(&rs, &secret_key(3), &rs_runs, || user(3)).await;
-    assert_eq!(get_secret(3).await, theirs);
-    assert_eq!(get_secret(4).await, user(4));
-    let theirs = rs_read_through(&rs, &secret_key(4), &rs_runs, || user(666)).await;
-    assert_eq!(theirs, user(4));
-    assert_eq!(SECRET_RUNS.load(SeqCst), 1, "ours computed 4 only");
-    assert_eq!(rs_runs.load(SeqCst), 1, "cachekit-rs computed 3 only");
-
-    for stats in [
-        interop.stats(),
-        default.stats(),
-        get_secret_cache().cache().unwrap().stats(),
-    ] {
-        assert_eq!(
-            (stats.l2.undecryptable, stats.l2.foreign),
-            (0, 0),
-            "{stats:?}"
-        );
-    }
-}
-
-/// Readers with another master key, another tenant, the right key for
-/// another cache key, or no key at all.
-struct WrongReaders {
-    other_key: TieredCache,
-    other_tenant: TieredCache,
-    unencrypted: TieredCache,
-}
-
-impl WrongReaders {
-    async fn new(server: &RedisServer) -> Self {
-        Self {
-            other_key: ours(server, |b| {
-                b.interop().encryption(encryption(OTHER_MASTER_HEX, TENANT))
-            })
-            .await,
-            other_tenant: ours(server, |b| {
-                b.interop().encryption(encryption(MASTER_HEX, "tenant-b"))
-            })
-            .await,
-            unencrypted: ours(server, |b| b.interop()).await,
-        }
-    }
-}
-
-#[tokio::test]
-async fn another_key_or_tenant_misses_and_leaves_the_entry_in_place() {
-    let server = RedisServer::start();
-    let raw = redis(&server).await;
-    let rs = rs_client(&server, Some((MASTER_HEX, TENANT))).await;
-    let wrong = WrongReaders::new(&server).await;
-    let key = interop_key("vault", "get_secret", &[InteropValue::from(7u64)]).unwrap();
-    rs.set_with_ttl(&key, &user(7), TTL).await.unwrap();
-    let sealed = stored(&raw, &key).await;
-
-    // cachekit: a miss, never a value, counted; the entry stays as it was.
-    for cache in [&wrong.other_key, &wrong.other_tenant] {
-        assert_eq!(cache.get::<User>(&key).await, None);
-        let stats = cache.stats();
-        assert_eq!((stats.l2.undecryptable, stats.l2.hits), (1, 0), "{stats:?}");
-        assert_eq!(stored(&raw, &key).await, sealed);
-    }
-    // Ciphertext is not a document: a foreign miss for a reader without a key.
-    assert_eq!(wrong.unencrypted.get::<User>(&key).await, None);
-    assert_eq!(wrong.unencrypted.stats().l2.foreign, 1);
-    assert_eq!(stored(&raw, &key).await, sealed);
-
-    // The right key and tenant, but the entry copied under another cache
-    // key: the tag binds the key.
-    let right = ours(&server, |b| {
-        b.interop().encryption(encryption(MASTER_HEX, TENANT))
-    })
-    .await;
-    let copy = interop_key("vault", "get_secret", &[InteropValue::from(8u64)]).unwrap();
-    raw.set(&copy, sealed.clone(), Some(TTL)).await.unwrap();
-    assert_eq!(right.get::<User>(&copy).await, None);
-    assert_eq!(right.stats().l2.undecryptable, 1);
-    assert_eq!(stored(&raw, &copy).await, sealed);
-    // The original still reads.
-    assert_eq!(right.get::<User>(&key).await, Some(user(7)));
-
-    // cachekit-rs, the other way round: an error, never a value, and the
-    // entry stays.
-    right.set(&key, &user(9), Some(TTL)).await.unwrap();
-    let ours_sealed = stored(&raw, &key).await;
-    for (hex, tenant) in [(OTHER_MASTER_HEX, TENANT), (MASTER_HEX, "tenant-b")] {
-        let reader = rs_client(&server, Some((hex, tenant))).await;
-        let read = reader.interop_get::<User>(&key).await;
-        assert!(
-            matches!(read, Err(CachekitError::Encryption(_))),
-            "{tenant}: {read:?}"
-        );
-        assert_eq!(stored(&raw, &key).await, ours_sealed);
-    }
-    let plain_reader = rs_client(&server, None).await;
-    assert!(plain_reader.interop_get::<User>(&key).await.is_err());
-    assert_eq!(stored(&raw, &key).await, ours_sealed);
-    assert_eq!(rs.interop_get::<User>(&key).await.unwrap(), Some(user(9)));
-}
-
-#[tokio::test]
-async fn a_plain_entry_is_no_value_for_an_encrypting_reader() {
-    let server = RedisServer::start();
-    let raw = redis(&server).await;
-    let rs = rs_client(&server, None).await;
-    let key = interop_key("vault", "get_secret", &[InteropValue::from(5u64)]).unwrap();
-    rs.set_with_ttl(&key, &user(5), TTL).await.unwrap();
-    let plain = stored(&raw, &key).await;
-
-    let encrypting = ours(&server, |b| {
-        b.interop().encryption(encryption(MASTER_HEX, TENANT))
-    })
-    .await;
-    assert_eq!(encrypting.get::<User>(&key).await, None);
-    assert_eq!(encrypting.stats().l2.undecryptable, 1);
-    assert_eq!(stored(&raw, &key).await, plain);
 }

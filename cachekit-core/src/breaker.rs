@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::clock::Clock;
 use crate::error::{Error, ErrorKind, Result};
+use crate::metrics::CacheMetrics;
 
 /// Settings of the circuit breaker; every field is honoured.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +132,8 @@ pub(crate) struct CircuitBreaker {
     closed: AtomicBool,
     opened: AtomicU64,
     clock: Clock,
+    /// Transitions, published (see [`crate::metrics`]).
+    published: CacheMetrics,
 }
 
 impl std::fmt::Debug for State {
@@ -160,7 +163,14 @@ impl CircuitBreaker {
             }),
             closed: AtomicBool::new(true),
             opened: AtomicU64::new(0),
+            published: CacheMetrics::default(),
         }
+    }
+
+    /// Publishes its transitions through `metrics`.
+    pub(crate) fn published(mut self, metrics: CacheMetrics) -> Self {
+        self.published = metrics;
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -213,6 +223,7 @@ impl CircuitBreaker {
                 return Err(open_error(until - now));
             }
             tracing::info!(target: "cachekit", "circuit breaker half-open: probing L2");
+            self.published.breaker(BreakerState::HalfOpen);
             *state = State::HalfOpen {
                 in_flight: 0,
                 successes: 0,
@@ -244,6 +255,7 @@ impl CircuitBreaker {
         };
         self.publish(state);
         self.opened.fetch_add(1, Relaxed);
+        self.published.breaker(BreakerState::Open);
         tracing::warn!(
             target: "cachekit",
             recovery_timeout = ?self.config.recovery_timeout,
@@ -274,6 +286,7 @@ impl Permit<'_> {
                 };
                 breaker.publish(&state);
                 tracing::info!(target: "cachekit", "circuit breaker closed: L2 is back");
+                breaker.published.breaker(BreakerState::Closed);
             }
         }
     }

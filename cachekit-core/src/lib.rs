@@ -20,6 +20,7 @@ pub mod invalidation;
 pub mod keys;
 pub mod lock;
 pub mod memory;
+mod metrics;
 #[doc(hidden)]
 pub mod remembered;
 #[doc(hidden)]

@@ -105,6 +105,8 @@ pub(crate) struct Inner {
     l2_unavailable: bool,
     /// Where TTLs, stale windows and refresh-ahead read the time.
     clock: Clock,
+    /// The `cache` label of its metrics.
+    name: String,
 }
 
 impl std::fmt::Debug for TieredCache {
@@ -294,9 +296,10 @@ impl TieredCache {
             stampede: inner.stampede.clone(),
             recent_failures: inner.recent_failures.clone(),
             flights: Flights::default(),
-            counters: Counters::default(),
+            counters: Counters::published(&inner.name),
             l2_unavailable: inner.l2_unavailable,
             clock,
+            name: inner.name.clone(),
         }))
     }
 
@@ -394,6 +397,8 @@ impl Inner {
 
 #[cfg(test)]
 mod tests;
+#[cfg(all(test, feature = "metrics"))]
+mod tests_metrics;
 #[cfg(test)]
 mod tests_reliability;
 #[cfg(test)]

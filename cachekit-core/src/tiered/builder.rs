@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::l2::GuardedL2;
+use super::stats::Counters;
 use super::{Inner, Policy, TieredCache};
 use crate::backend::Backend;
 use crate::breaker::{BreakerConfig, CircuitBreaker};
@@ -12,6 +13,9 @@ use crate::codec::{Codec, CodecConfig};
 use crate::error::{Error, Result};
 use crate::lock::{DistributedLock, StampedeConfig};
 use crate::memory::MemoryBackend;
+
+/// The `cache` label of a cache that was not named.
+const DEFAULT_NAME: &str = "default";
 
 /// Default cap on an L1 entry's freshness when an L2 exists: how stale this
 /// process may be after another process changes a key when no invalidation
@@ -76,6 +80,7 @@ pub struct TieredCacheBuilder {
     codec: CodecConfig,
     l2_unavailable: bool,
     clock: Clock,
+    name: String,
 }
 
 impl Default for TieredCacheBuilder {
@@ -96,6 +101,7 @@ impl Default for TieredCacheBuilder {
             codec: CodecConfig::default(),
             l2_unavailable: false,
             clock: Clock::system(),
+            name: DEFAULT_NAME.to_owned(),
         }
     }
 }
@@ -252,6 +258,14 @@ impl TieredCacheBuilder {
         self
     }
 
+    /// The cache's name: the `cache` label of its metrics (default
+    /// `"default"`). Metrics handles are registered when the cache is
+    /// built, with the recorder installed then: install the exporter first.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
     /// Write and read values in the cachekit family's interop/v1 format by
     /// default (a request can still choose), so that cachekit-py and
     /// cachekit-rs in interop mode share the entries. Interop keys carry no
@@ -329,12 +343,14 @@ impl TieredCacheBuilder {
             (Some(_), Some(l2)) if wanted => l2.invalidations(),
             _ => None,
         };
+        let counters = Counters::published(&self.name);
         let l2 = self.l2.map(|backend| {
             Arc::new(GuardedL2::new(
                 backend,
                 self.l2_timeout,
-                self.breaker
-                    .map(|config| CircuitBreaker::new(config, clock.clone())),
+                self.breaker.map(|config| {
+                    CircuitBreaker::new(config, clock.clone()).published(counters.published.clone())
+                }),
                 self.max_l2_in_flight,
                 self.max_l2_queued,
             ))
@@ -357,7 +373,8 @@ impl TieredCacheBuilder {
                 .time_to_live(self.stale_retry_interval.min(crate::deadline::FAR))
                 .build(),
             flights: Default::default(),
-            counters: Default::default(),
+            counters,
+            name: self.name,
             l2_unavailable: self.l2_unavailable,
             clock,
         }))

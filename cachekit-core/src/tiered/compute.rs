@@ -211,6 +211,7 @@ impl TieredCache {
         };
         computed.write_l2 = !keep_l2;
         self.inner.counters.compute();
+        let started = std::time::Instant::now();
         let result = match (policy.compute_timeout, fallback.take()) {
             (Some(limit), Some(stale_value)) => {
                 match tokio::time::timeout(limit, compute()).await {
@@ -230,6 +231,10 @@ impl TieredCache {
                 compute().await
             }
         };
+        self.inner
+            .counters
+            .published
+            .compute_latency(started.elapsed());
         match result {
             Ok(value) => {
                 let (stored, shared) = self

@@ -177,8 +177,10 @@ impl GuardedL2 {
         let result = self
             .timed(op, counters, deadline, enforced, started, f())
             .await;
+        let took = started.elapsed();
+        counters.latency(op, took);
         if let Some(budget) = budget {
-            budget.spend(started.elapsed());
+            budget.spend(took);
         }
         self.report(op, counters, &result, queued, permit);
         result

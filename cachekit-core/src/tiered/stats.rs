@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::breaker::BreakerState;
 use crate::counter::ThreadCounter;
 use crate::invalidation::InvalidationStats;
+use crate::metrics::{CacheMetrics, Event, Fault, TierMetrics};
 
 #[derive(Debug, Default)]
 pub(crate) struct TierCounters {
@@ -24,23 +25,38 @@ pub(crate) struct TierCounters {
     timeouts: AtomicU64,
     skipped: AtomicU64,
     full: AtomicU64,
+    /// The same events, published (see [`crate::metrics`]).
+    published: TierMetrics,
 }
 
 impl TierCounters {
+    /// Counters whose events are also published as `cache`'s `tier`.
+    pub(crate) fn published(cache: &str, tier: &'static str) -> Self {
+        Self {
+            published: TierMetrics::new(cache, tier),
+            ..Self::default()
+        }
+    }
+    #[inline]
     pub(crate) fn hit(&self) {
         self.hits.add();
+        self.published.hit();
     }
     pub(crate) fn miss(&self) {
         self.misses.fetch_add(1, Relaxed);
+        self.published.miss();
     }
     pub(crate) fn error(&self) {
         self.errors.fetch_add(1, Relaxed);
+        self.published.fault(Fault::Error);
     }
     pub(crate) fn set(&self) {
         self.sets.fetch_add(1, Relaxed);
+        self.published.set();
     }
     pub(crate) fn corrupt(&self) {
         self.corrupt.fetch_add(1, Relaxed);
+        self.published.fault(Fault::Corrupt);
     }
     /// Counts a foreign value; `true` when it should be logged, at most
     /// once per [`FOREIGN_LOG_EVERY`] (a key that another program writes
@@ -54,6 +70,7 @@ impl TierCounters {
     /// should be logged (the same limit as [`foreign`](Self::foreign)).
     pub(crate) fn undecryptable(&self) -> bool {
         self.undecryptable.fetch_add(1, Relaxed);
+        self.published.fault(Fault::Undecryptable);
         let now = u64::try_from(log_epoch().elapsed().as_millis()).unwrap_or(u64::MAX);
         self.log_due(now)
     }
@@ -61,6 +78,7 @@ impl TierCounters {
     /// [`foreign`](Self::foreign) at `now_ms` after [`log_epoch`].
     fn foreign_at(&self, now_ms: u64) -> bool {
         self.foreign.fetch_add(1, Relaxed);
+        self.published.fault(Fault::Foreign);
         self.log_due(now_ms)
     }
 
@@ -78,12 +96,19 @@ impl TierCounters {
     }
     pub(crate) fn timeout(&self) {
         self.timeouts.fetch_add(1, Relaxed);
+        self.published.fault(Fault::Timeout);
     }
     pub(crate) fn skipped(&self) {
         self.skipped.fetch_add(1, Relaxed);
+        self.published.fault(Fault::Skipped);
     }
     pub(crate) fn full(&self) {
         self.full.fetch_add(1, Relaxed);
+        self.published.fault(Fault::Full);
+    }
+    /// Publishes how long one operation took.
+    pub(crate) fn latency(&self, op: &'static str, took: std::time::Duration) {
+        self.published.latency(op, took);
     }
 
     fn snapshot(&self) -> TierStats {
@@ -122,29 +147,47 @@ pub(crate) struct Counters {
     refreshes: AtomicU64,
     lock_waits: AtomicU64,
     superseded: AtomicU64,
+    /// The cache's own published events, latencies and gauges.
+    pub(crate) published: CacheMetrics,
 }
 
 impl Counters {
+    /// Counters published under the cache name `cache`.
+    pub(crate) fn published(cache: &str) -> Self {
+        Self {
+            l1: TierCounters::published(cache, "l1"),
+            l2: TierCounters::published(cache, "l2"),
+            published: CacheMetrics::new(cache),
+            ..Self::default()
+        }
+    }
     pub(crate) fn superseded(&self) {
         self.superseded.fetch_add(1, Relaxed);
+        self.published.event(Event::Superseded);
     }
     pub(crate) fn compute(&self) {
         self.computes.fetch_add(1, Relaxed);
+        self.published.event(Event::Compute);
     }
     pub(crate) fn stale_served(&self) {
         self.stale_served.fetch_add(1, Relaxed);
+        self.published.event(Event::StaleServed);
     }
     pub(crate) fn refresh(&self) {
         self.refreshes.fetch_add(1, Relaxed);
+        self.published.event(Event::Refresh);
     }
     pub(crate) fn lock_wait(&self) {
         self.lock_waits.fetch_add(1, Relaxed);
+        self.published.event(Event::LockWait);
     }
     pub(crate) fn uncached(&self) {
         self.uncached.fetch_add(1, Relaxed);
+        self.published.event(Event::Uncached);
     }
     pub(crate) fn coalesced(&self) {
         self.coalesced.fetch_add(1, Relaxed);
+        self.published.event(Event::Coalesced);
     }
     pub(crate) fn snapshot(&self) -> TieredStats {
         TieredStats {

@@ -388,6 +388,10 @@ impl TieredCache {
             return None;
         }
         self.inner.counters.l1.set();
+        self.inner
+            .counters
+            .published
+            .l1_size(l1.entry_count(), l1.weighted_size());
         Some(value)
     }
 }

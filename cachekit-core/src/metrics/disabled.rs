@@ -1,0 +1,35 @@
+//! Without the `metrics` feature: the same calls, doing nothing.
+
+use std::time::Duration;
+
+use super::{Event, Fault};
+use crate::breaker::BreakerState;
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TierMetrics;
+
+impl TierMetrics {
+    pub(crate) fn new(_cache: &str, _tier: &'static str) -> Self {
+        Self
+    }
+    #[inline]
+    pub(crate) fn hit(&self) {}
+    #[inline]
+    pub(crate) fn miss(&self) {}
+    pub(crate) fn set(&self) {}
+    pub(crate) fn fault(&self, _fault: Fault) {}
+    pub(crate) fn latency(&self, _op: &'static str, _took: Duration) {}
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CacheMetrics;
+
+impl CacheMetrics {
+    pub(crate) fn new(_cache: &str) -> Self {
+        Self
+    }
+    pub(crate) fn event(&self, _event: Event) {}
+    pub(crate) fn breaker(&self, _to: BreakerState) {}
+    pub(crate) fn compute_latency(&self, _took: Duration) {}
+    pub(crate) fn l1_size(&self, _entries: u64, _bytes: u64) {}
+}

@@ -1,0 +1,194 @@
+//! The handles, registered with whatever recorder is installed.
+
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram, Label};
+
+use super::{Event, Fault};
+use crate::breaker::BreakerState;
+
+/// One tier's handles.
+#[derive(Debug, Clone)]
+pub(crate) struct TierMetrics {
+    hits: Counter,
+    misses: Counter,
+    sets: Counter,
+    faults: [Counter; 7],
+    latency: OpLatency,
+}
+
+impl Default for TierMetrics {
+    fn default() -> Self {
+        Self {
+            hits: Counter::noop(),
+            misses: Counter::noop(),
+            sets: Counter::noop(),
+            faults: std::array::from_fn(|_| Counter::noop()),
+            latency: OpLatency::default(),
+        }
+    }
+}
+
+impl TierMetrics {
+    pub(crate) fn new(cache: &str, tier: &'static str) -> Self {
+        let labels = |result: &'static str| {
+            [
+                Label::new("cache", cache.to_owned()),
+                Label::new("tier", tier),
+                Label::new("result", result),
+            ]
+        };
+        Self {
+            hits: counter!("cachekit_requests_total", labels("hit").to_vec()),
+            misses: counter!("cachekit_requests_total", labels("miss").to_vec()),
+            sets: counter!("cachekit_sets_total", "cache" => cache.to_owned(), "tier" => tier),
+            faults: Fault::ALL.map(|fault| {
+                counter!("cachekit_errors_total", "cache" => cache.to_owned(), "tier" => tier, "kind" => fault.label())
+            }),
+            latency: OpLatency::new(cache, tier),
+        }
+    }
+
+    /// Records how long one operation `op` of this tier took
+    /// (`cachekit_l2_duration_seconds`; only L2 operations are timed).
+    pub(crate) fn latency(&self, op: &'static str, took: Duration) {
+        let by_op = &self.latency.by_op;
+        let found = by_op.read().ok().and_then(|ops| {
+            ops.iter()
+                .find(|(name, _)| *name == op)
+                .map(|(_, h)| h.clone())
+        });
+        let histogram = found.unwrap_or_else(|| {
+            let made = OpLatency::register(&self.latency.cache, op);
+            if let Ok(mut ops) = by_op.write() {
+                ops.push((op, made.clone()));
+            }
+            made
+        });
+        histogram.record(took.as_secs_f64());
+    }
+
+    #[inline]
+    pub(crate) fn hit(&self) {
+        self.hits.increment(1);
+    }
+    #[inline]
+    pub(crate) fn miss(&self) {
+        self.misses.increment(1);
+    }
+    pub(crate) fn set(&self) {
+        self.sets.increment(1);
+    }
+    pub(crate) fn fault(&self, fault: Fault) {
+        self.faults[fault as usize].increment(1);
+    }
+}
+
+/// A cache's own handles: events, breaker, latencies, the L1's size.
+#[derive(Debug, Clone)]
+pub(crate) struct CacheMetrics {
+    events: [Counter; 7],
+    breaker_transitions: [Counter; 3],
+    breaker_state: Gauge,
+    compute_seconds: Histogram,
+    l1_entries: Gauge,
+    l1_bytes: Gauge,
+}
+
+/// `cachekit_l2_duration_seconds` per operation: the L2's operations are
+/// registered with the cache, any other name on first use.
+#[derive(Debug, Clone, Default)]
+struct OpLatency {
+    cache: String,
+    by_op: std::sync::Arc<std::sync::RwLock<Vec<(&'static str, Histogram)>>>,
+}
+
+/// The operations the tiered cache runs on its L2.
+const L2_OPERATIONS: [&str; 7] = [
+    "get",
+    "set",
+    "delete",
+    "delete_prefix",
+    "mark",
+    "lock",
+    "unlock",
+];
+
+impl OpLatency {
+    fn new(cache: &str, tier: &'static str) -> Self {
+        let ops = match tier {
+            "l2" => L2_OPERATIONS
+                .iter()
+                .map(|op| (*op, Self::register(cache, op)))
+                .collect(),
+            _ => Vec::new(),
+        };
+        Self {
+            cache: cache.to_owned(),
+            by_op: std::sync::Arc::new(std::sync::RwLock::new(ops)),
+        }
+    }
+
+    fn register(cache: &str, op: &'static str) -> Histogram {
+        histogram!("cachekit_l2_duration_seconds", "cache" => cache.to_owned(), "operation" => op)
+    }
+}
+
+impl Default for CacheMetrics {
+    fn default() -> Self {
+        Self {
+            events: std::array::from_fn(|_| Counter::noop()),
+            breaker_transitions: std::array::from_fn(|_| Counter::noop()),
+            breaker_state: Gauge::noop(),
+            compute_seconds: Histogram::noop(),
+            l1_entries: Gauge::noop(),
+            l1_bytes: Gauge::noop(),
+        }
+    }
+}
+
+impl CacheMetrics {
+    pub(crate) fn new(cache: &str) -> Self {
+        let name = || cache.to_owned();
+        Self {
+            events: Event::ALL.map(|event| counter!(event.name(), "cache" => name())),
+            breaker_transitions: [BreakerState::Closed, BreakerState::HalfOpen, BreakerState::Open]
+                .map(|to| counter!("cachekit_breaker_transitions_total", "cache" => name(), "to" => state_label(to))),
+            breaker_state: gauge!("cachekit_breaker_state", "cache" => name()),
+            compute_seconds: histogram!("cachekit_compute_duration_seconds", "cache" => name()),
+            l1_entries: gauge!("cachekit_l1_entries", "cache" => name()),
+            l1_bytes: gauge!("cachekit_l1_bytes", "cache" => name()),
+        }
+    }
+
+    pub(crate) fn event(&self, event: Event) {
+        self.events[event as usize].increment(1);
+    }
+
+    pub(crate) fn breaker(&self, to: BreakerState) {
+        let index = match to {
+            BreakerState::Closed => 0,
+            BreakerState::HalfOpen => 1,
+            BreakerState::Open => 2,
+        };
+        self.breaker_transitions[index].increment(1);
+        self.breaker_state.set(index as f64);
+    }
+
+    pub(crate) fn compute_latency(&self, took: Duration) {
+        self.compute_seconds.record(took.as_secs_f64());
+    }
+
+    pub(crate) fn l1_size(&self, entries: u64, bytes: u64) {
+        self.l1_entries.set(entries as f64);
+        self.l1_bytes.set(bytes as f64);
+    }
+}
+
+fn state_label(state: BreakerState) -> &'static str {
+    match state {
+        BreakerState::Closed => "closed",
+        BreakerState::HalfOpen => "half_open",
+        BreakerState::Open => "open",
+    }
+}

@@ -20,7 +20,8 @@ pub mod invalidation;
 pub mod keys;
 pub mod lock;
 pub mod memory;
-mod metrics;
+#[doc(hidden)]
+pub mod metrics;
 #[doc(hidden)]
 pub mod remembered;
 #[doc(hidden)]

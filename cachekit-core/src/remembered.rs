@@ -34,6 +34,7 @@ use twox_hash::XxHash3_64;
 use crate::error::Result;
 use crate::keys::{blake2b, with_canonical_args, KeyBuilder};
 use crate::memory::PinBudget;
+use crate::metrics::FnMetrics;
 use crate::TieredCache;
 
 mod l1_ref;
@@ -142,6 +143,7 @@ impl RememberedEntry<'_> {
     fn hit(&self) {
         let hits = &self.table.hits;
         hits.store(hits.load(Relaxed).wrapping_add(1), Relaxed);
+        self.table.published.hit();
     }
 
     /// Forgets the entry (it is gone from L1, or stale: it will not serve
@@ -235,7 +237,13 @@ impl RecentCalls {
     /// The recent calls of `builder`'s function, whose threads keep at most
     /// 1 MiB of remembered values alive together.
     pub fn new(builder: KeyBuilder) -> Self {
-        Self::tied(builder, Arc::new(PinBudget::new(UNTIED_PINS)))
+        Self {
+            builder,
+            tables: Arc::new(Tables::new(
+                Arc::new(PinBudget::new(UNTIED_PINS)),
+                FnMetrics::default(),
+            )),
+        }
     }
 
     /// The recent calls of `builder`'s function on `cache`: the values its
@@ -243,17 +251,20 @@ impl RecentCalls {
     /// set aside for remembered entries (a sixteenth), shared with every
     /// other `RecentCalls` on `cache`.
     pub fn for_cache(builder: KeyBuilder, cache: &TieredCache) -> Self {
-        match cache.l1() {
-            Some(l1) => Self::tied(builder, l1.pins().clone()),
-            // Without an L1 there is nothing to remember.
-            None => Self::tied(builder, Arc::new(PinBudget::new(0))),
-        }
+        Self::published(builder, cache, FnMetrics::default())
     }
 
-    fn tied(builder: KeyBuilder, pins: Arc<PinBudget>) -> Self {
+    /// [`for_cache`](Self::for_cache), publishing each remembered hit as a
+    /// hit of `published`.
+    pub fn published(builder: KeyBuilder, cache: &TieredCache, published: FnMetrics) -> Self {
+        let pins = match cache.l1() {
+            Some(l1) => l1.pins().clone(),
+            // Without an L1 there is nothing to remember.
+            None => Arc::new(PinBudget::new(0)),
+        };
         Self {
             builder,
-            tables: Arc::new(Tables::new(pins)),
+            tables: Arc::new(Tables::new(pins, published)),
         }
     }
 

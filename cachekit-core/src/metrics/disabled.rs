@@ -33,3 +33,23 @@ impl CacheMetrics {
     pub(crate) fn compute_latency(&self, _took: Duration) {}
     pub(crate) fn l1_size(&self, _entries: u64, _bytes: u64) {}
 }
+
+/// One `#[cached]` function's handles (none without the feature).
+#[derive(Debug, Clone, Default)]
+pub struct FnMetrics;
+
+impl FnMetrics {
+    /// Nothing to register.
+    pub fn new(_namespace: &str, _function: &str, _serializer: &'static str) -> Self {
+        Self
+    }
+    /// Does nothing.
+    #[inline]
+    pub fn hit(&self) {}
+    /// Does nothing.
+    pub fn miss(&self) {}
+    /// Does nothing.
+    pub fn uncached(&self) {}
+    /// Does nothing.
+    pub fn duration(&self, _took: Duration) {}
+}

@@ -192,3 +192,80 @@ fn state_label(state: BreakerState) -> &'static str {
         BreakerState::Open => "open",
     }
 }
+
+/// One `#[cached]` function's handles: its calls by result, in cachekit's
+/// names (`cachekit_function_calls_total`) and in cachekit-py's
+/// (`redis_cache_operations_total`), and the time of calls that were not
+/// answered from L1.
+#[derive(Debug, Clone)]
+pub struct FnMetrics {
+    hit: Counter,
+    miss: Counter,
+    uncached: Counter,
+    py_hit: Counter,
+    py_miss: Counter,
+    seconds: Histogram,
+    py_seconds: Histogram,
+}
+
+impl Default for FnMetrics {
+    fn default() -> Self {
+        Self {
+            hit: Counter::noop(),
+            miss: Counter::noop(),
+            uncached: Counter::noop(),
+            py_hit: Counter::noop(),
+            py_miss: Counter::noop(),
+            seconds: Histogram::noop(),
+            py_seconds: Histogram::noop(),
+        }
+    }
+}
+
+impl FnMetrics {
+    /// Handles for the function `function` of `namespace`, whose values
+    /// are in `serializer` (cachekit-py's label: `default` for interop
+    /// values, which are its default serializer's, `envelope` otherwise).
+    pub fn new(namespace: &str, function: &str, serializer: &'static str) -> Self {
+        let ours = |result: &'static str| {
+            counter!("cachekit_function_calls_total", "namespace" => namespace.to_owned(), "function" => function.to_owned(), "result" => result)
+        };
+        let py = |status: &'static str| {
+            counter!("redis_cache_operations_total", "operation" => "get", "status" => status, "serializer" => serializer, "namespace" => namespace.to_owned())
+        };
+        Self {
+            hit: ours("hit"),
+            miss: ours("miss"),
+            uncached: ours("uncached"),
+            py_hit: py("hit"),
+            py_miss: py("miss"),
+            seconds: histogram!("cachekit_function_duration_seconds", "namespace" => namespace.to_owned(), "function" => function.to_owned()),
+            py_seconds: histogram!("redis_cache_operation_duration_seconds", "operation" => "get", "namespace" => namespace.to_owned(), "serializer" => serializer),
+        }
+    }
+
+    /// A call answered without running the body.
+    #[inline]
+    pub fn hit(&self) {
+        self.hit.increment(1);
+        self.py_hit.increment(1);
+    }
+
+    /// A call that ran the body to fill the cache.
+    pub fn miss(&self) {
+        self.miss.increment(1);
+        self.py_miss.increment(1);
+    }
+
+    /// A call that ran the body without the cache.
+    pub fn uncached(&self) {
+        self.uncached.increment(1);
+    }
+
+    /// How long a call not answered from L1 took, body included.
+    pub fn duration(&self, took: Duration) {
+        let seconds = took.as_secs_f64();
+        self.seconds.record(seconds);
+        self.py_seconds.record(seconds);
+    }
+}

@@ -18,6 +18,7 @@ use thread_local::ThreadLocal;
 
 use super::{L1Ref, WeakL1Ref};
 use crate::memory::PinBudget;
+use crate::metrics::FnMetrics;
 
 /// Per thread, the values the table may keep in memory by itself: entries
 /// it holds strongly stay allocated after L1 drops them, until the thread
@@ -34,6 +35,8 @@ pub(super) struct Tables {
     pub(super) hits: Mutex<Vec<Arc<AtomicU64>>>,
     /// The share of the L1 budget the tables may keep alive.
     pub(super) pins: Arc<PinBudget>,
+    /// The function's published counters, cloned into each table.
+    pub(super) published: FnMetrics,
 }
 
 /// One thread's slots.
@@ -49,6 +52,8 @@ pub(super) struct Table {
     /// Whether `hits` is in [`Tables::hits`] already.
     pub(super) counted: bool,
     pub(super) pins: Arc<PinBudget>,
+    /// [`Tables::published`]: a remembered hit is published as well.
+    pub(super) published: FnMetrics,
 }
 
 pub(super) struct Slot {
@@ -68,11 +73,12 @@ pub(super) enum Held {
 }
 
 impl Tables {
-    pub(super) fn new(pins: Arc<PinBudget>) -> Self {
+    pub(super) fn new(pins: Arc<PinBudget>, published: FnMetrics) -> Self {
         Self {
             threads: ThreadLocal::new(),
             hits: Mutex::default(),
             pins,
+            published,
         }
     }
 
@@ -86,6 +92,7 @@ impl Tables {
                 hits: Arc::default(),
                 counted: false,
                 pins: self.pins.clone(),
+                published: self.published.clone(),
             })
         })
     }

@@ -55,7 +55,7 @@ fn app(prometheus: PrometheusHandle) -> Router {
 
 /// Installs the Prometheus recorder (once per process) and serves on
 /// `listener` until the task is dropped.
-async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
+pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
     let prometheus = PrometheusBuilder::new()
         .install_recorder()
         .map_err(std::io::Error::other)?;

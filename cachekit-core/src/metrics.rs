@@ -12,16 +12,16 @@
 #[cfg(feature = "metrics")]
 mod enabled;
 #[cfg(feature = "metrics")]
-pub(crate) use enabled::{CacheMetrics, TierMetrics};
-#[cfg(feature = "metrics")]
 pub use enabled::FnMetrics;
+#[cfg(feature = "metrics")]
+pub(crate) use enabled::{CacheMetrics, TierMetrics};
 
 #[cfg(not(feature = "metrics"))]
 mod disabled;
 #[cfg(not(feature = "metrics"))]
-pub(crate) use disabled::{CacheMetrics, TierMetrics};
-#[cfg(not(feature = "metrics"))]
 pub use disabled::FnMetrics;
+#[cfg(not(feature = "metrics"))]
+pub(crate) use disabled::{CacheMetrics, TierMetrics};
 
 /// What a counted tier event was; the `kind` label of `cachekit_errors_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

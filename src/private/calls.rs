@@ -8,6 +8,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::Instant;
 
 use cachekit_core::remembered::{CallKey, Probe};
 use cachekit_core::Cacheable;
@@ -86,6 +87,7 @@ where
         return Box::pin(compute()).await;
     };
     let ran = AtomicBool::new(false);
+    let started = Instant::now();
     let result = active
         .cache
         .entry_shared(key.shared())
@@ -95,7 +97,7 @@ where
             compute()
         })
         .await;
-    handle.counters.call(ran.into_inner());
+    handle.counters.call(ran.into_inner(), started.elapsed());
     active.remember(&key);
     result
 }
@@ -190,6 +192,7 @@ fn lookup_blocking<T: Cacheable, E: Send>(
         return compute();
     };
     let mut ran = false;
+    let started = Instant::now();
     let result = active
         .cache
         .entry_shared(key.shared())
@@ -199,7 +202,7 @@ fn lookup_blocking<T: Cacheable, E: Send>(
             ran = true;
             compute()
         });
-    handle.counters.call(ran);
+    handle.counters.call(ran, started.elapsed());
     active.remember(&key);
     result
 }

@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use cachekit_core::metrics::FnMetrics;
 use cachekit_core::remembered::{CallKey, Probe, RecentCalls, RememberedEntry, Want};
 use cachekit_core::{Cacheable, KeyBuilder, Policy, Result, TieredCache, ValueFormat};
 
@@ -35,12 +36,40 @@ pub(super) struct Counters {
     hits: AtomicU64,
     computes: AtomicU64,
     uncached: AtomicU64,
+    /// The same calls, published (remembered hits publish themselves).
+    published: FnMetrics,
 }
 
 impl Counters {
-    pub(super) fn call(&self, computed: bool) {
-        let counter = if computed { &self.computes } else { &self.hits };
-        counter.fetch_add(1, Relaxed);
+    fn published(published: FnMetrics) -> Self {
+        Self {
+            published,
+            ..Self::default()
+        }
+    }
+
+    /// A call that went through the cache (not a remembered hit), which
+    /// took `took`.
+    pub(super) fn call(&self, computed: bool, took: Duration) {
+        if computed {
+            self.computes.fetch_add(1, Relaxed);
+            self.published.miss();
+        } else {
+            self.hits.fetch_add(1, Relaxed);
+            self.published.hit();
+        }
+        self.published.duration(took);
+    }
+
+    /// A `_refresh`: the body ran to fill the cache.
+    fn refreshed(&self) {
+        self.computes.fetch_add(1, Relaxed);
+        self.published.miss();
+    }
+
+    fn uncached(&self) {
+        self.uncached.fetch_add(1, Relaxed);
+        self.published.uncached();
     }
 }
 
@@ -160,12 +189,14 @@ impl CachedFn {
         policy.compute_timeout = setup.compute_timeout;
         policy.format = setup.interop.then_some(ValueFormat::Interop);
         policy.encryption = encryption;
+        let serializer = if setup.interop { "default" } else { "envelope" };
+        let published = FnMetrics::new(keys.namespace(), keys.operation(), serializer);
         // The entries its threads remember count against the cache's L1 budget.
-        let keys = RecentCalls::for_cache(keys, &cache);
+        let keys = RecentCalls::published(keys, &cache, published.clone());
         Self {
             active: Some(Active { cache, keys }),
             policy,
-            counters: Counters::default(),
+            counters: Counters::published(published),
         }
     }
 
@@ -258,7 +289,7 @@ impl CachedFn {
         match (self.active.as_ref(), key) {
             (Some(active), Some(key)) => Some((active, key)),
             _ => {
-                self.counters.uncached.fetch_add(1, Relaxed);
+                self.counters.uncached();
                 None
             }
         }
@@ -266,7 +297,7 @@ impl CachedFn {
 
     /// `_refresh`: counts a compute and stores the value, if any (fail-open).
     pub(super) async fn store<T: Cacheable>(&self, key: Option<CallKey>, value: Option<&T>) {
-        self.counters.computes.fetch_add(1, Relaxed);
+        self.counters.refreshed();
         if let (Some(active), Some(key), Some(value)) = (&self.active, key, value) {
             if let Err(err) = active.cache.set_with(key.key(), value, &self.policy).await {
                 // The L2 guard logs backend failures, rate-limited; per call, debug only.
@@ -276,7 +307,7 @@ impl CachedFn {
     }
 
     pub(super) fn store_blocking<T: Cacheable>(&self, key: Option<CallKey>, value: Option<&T>) {
-        self.counters.computes.fetch_add(1, Relaxed);
+        self.counters.refreshed();
         if let (Some(active), Some(key), Some(value)) = (&self.active, key, value) {
             if let Err(err) = active
                 .cache

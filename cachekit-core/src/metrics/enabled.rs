@@ -227,12 +227,8 @@ impl FnMetrics {
     /// are in `serializer` (cachekit-py's label: `default` for interop
     /// values, which are its default serializer's, `envelope` otherwise).
     pub fn new(namespace: &str, function: &str, serializer: &'static str) -> Self {
-        let ours = |result: &'static str| {
-            counter!("cachekit_function_calls_total", "namespace" => namespace.to_owned(), "function" => function.to_owned(), "result" => result)
-        };
-        let py = |status: &'static str| {
-            counter!("redis_cache_operations_total", "operation" => "get", "status" => status, "serializer" => serializer, "namespace" => namespace.to_owned())
-        };
+        let ours = |result: &'static str| counter!("cachekit_function_calls_total", "namespace" => namespace.to_owned(), "function" => function.to_owned(), "result" => result);
+        let py = |status: &'static str| counter!("redis_cache_operations_total", "operation" => "get", "status" => status, "serializer" => serializer, "namespace" => namespace.to_owned());
         Self {
             hit: ours("hit"),
             miss: ours("miss"),

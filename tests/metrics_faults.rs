@@ -1,0 +1,92 @@
+//! What a cache publishes when a real redis-server hangs (SIGSTOP) and
+//! comes back: timeouts, skipped calls and the breaker's transitions, read
+//! from metrics-util's debugging recorder.
+#![cfg(all(feature = "redis", feature = "metrics"))]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers too: a failed setup step must fail the test loudly"
+)]
+
+#[path = "faults_support/common.rs"]
+#[allow(dead_code)]
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cachekit::{BreakerConfig, BreakerState, TieredCache};
+use cachekit_testkit::RedisServer;
+use common::{fault, redis};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+
+fn counters(snapshotter: &Snapshotter) -> HashMap<String, f64> {
+    snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter_map(|(key, _, _, value)| {
+            let key = key.key();
+            let mut labels: Vec<String> = key
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            labels.sort();
+            let name = format!("{}{{{}}}", key.name(), labels.join(","));
+            match value {
+                DebugValue::Counter(n) => Some((name, n as f64)),
+                DebugValue::Gauge(v) => Some((name, v.into_inner())),
+                DebugValue::Histogram(_) => None,
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_hung_redis_shows_as_timeouts_skips_and_breaker_transitions() {
+    let server = Arc::new(RedisServer::start());
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let l2 = redis(&server.url()).await;
+    let cache = metrics::with_local_recorder(&recorder, || {
+        TieredCache::builder()
+            .name("faults")
+            .l2(l2)
+            .without_l1()
+            .l1_invalidation(false)
+            .l2_timeout(Duration::from_millis(100))
+            .breaker(
+                BreakerConfig::default()
+                    .failure_threshold(2)
+                    .window(Duration::from_secs(60))
+                    .recovery_timeout(Duration::from_millis(300))
+                    .success_threshold(1),
+            )
+            .build()
+            .unwrap()
+    });
+    cache.set("m:k", &1u8, Some(Duration::from_secs(60))).await.unwrap();
+
+    let paused = server.clone();
+    fault(move || paused.pause()).await;
+    for _ in 0..4 {
+        assert_eq!(cache.get::<u8>("m:k").await, None);
+    }
+    assert_eq!(cache.stats().breaker, BreakerState::Open);
+    let hung = counters(&snapshotter);
+    let at = |all: &HashMap<String, f64>, name: &str| all.get(name).copied().unwrap_or(0.0);
+    assert_eq!(at(&hung, "cachekit_errors_total{cache=faults,kind=timeout,tier=l2}"), 2.0, "{hung:?}");
+    assert_eq!(at(&hung, "cachekit_errors_total{cache=faults,kind=skipped,tier=l2}"), 2.0);
+    assert_eq!(at(&hung, "cachekit_breaker_transitions_total{cache=faults,to=open}"), 1.0);
+    assert_eq!(at(&hung, "cachekit_breaker_state{cache=faults}"), 2.0);
+
+    let resumed = server.clone();
+    fault(move || resumed.resume()).await;
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(cache.get::<u8>("m:k").await, Some(1));
+    let back = counters(&snapshotter);
+    assert_eq!(at(&back, "cachekit_breaker_transitions_total{cache=faults,to=half_open}"), 1.0);
+    assert_eq!(at(&back, "cachekit_breaker_transitions_total{cache=faults,to=closed}"), 1.0);
+    assert_eq!(at(&back, "cachekit_breaker_state{cache=faults}"), 0.0);
+    assert_eq!(at(&back, "cachekit_requests_total{cache=faults,result=hit,tier=l2}"), 1.0);
+}

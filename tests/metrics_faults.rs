@@ -65,7 +65,10 @@ async fn a_hung_redis_shows_as_timeouts_skips_and_breaker_transitions() {
             .build()
             .unwrap()
     });
-    cache.set("m:k", &1u8, Some(Duration::from_secs(60))).await.unwrap();
+    cache
+        .set("m:k", &1u8, Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
 
     let paused = server.clone();
     fault(move || paused.pause()).await;
@@ -75,9 +78,28 @@ async fn a_hung_redis_shows_as_timeouts_skips_and_breaker_transitions() {
     assert_eq!(cache.stats().breaker, BreakerState::Open);
     let hung = counters(&snapshotter);
     let at = |all: &HashMap<String, f64>, name: &str| all.get(name).copied().unwrap_or(0.0);
-    assert_eq!(at(&hung, "cachekit_errors_total{cache=faults,kind=timeout,tier=l2}"), 2.0, "{hung:?}");
-    assert_eq!(at(&hung, "cachekit_errors_total{cache=faults,kind=skipped,tier=l2}"), 2.0);
-    assert_eq!(at(&hung, "cachekit_breaker_transitions_total{cache=faults,to=open}"), 1.0);
+    assert_eq!(
+        at(
+            &hung,
+            "cachekit_errors_total{cache=faults,kind=timeout,tier=l2}"
+        ),
+        2.0,
+        "{hung:?}"
+    );
+    assert_eq!(
+        at(
+            &hung,
+            "cachekit_errors_total{cache=faults,kind=skipped,tier=l2}"
+        ),
+        2.0
+    );
+    assert_eq!(
+        at(
+            &hung,
+            "cachekit_breaker_transitions_total{cache=faults,to=open}"
+        ),
+        1.0
+    );
     assert_eq!(at(&hung, "cachekit_breaker_state{cache=faults}"), 2.0);
 
     let resumed = server.clone();
@@ -85,8 +107,26 @@ async fn a_hung_redis_shows_as_timeouts_skips_and_breaker_transitions() {
     tokio::time::sleep(Duration::from_millis(350)).await;
     assert_eq!(cache.get::<u8>("m:k").await, Some(1));
     let back = counters(&snapshotter);
-    assert_eq!(at(&back, "cachekit_breaker_transitions_total{cache=faults,to=half_open}"), 1.0);
-    assert_eq!(at(&back, "cachekit_breaker_transitions_total{cache=faults,to=closed}"), 1.0);
+    assert_eq!(
+        at(
+            &back,
+            "cachekit_breaker_transitions_total{cache=faults,to=half_open}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        at(
+            &back,
+            "cachekit_breaker_transitions_total{cache=faults,to=closed}"
+        ),
+        1.0
+    );
     assert_eq!(at(&back, "cachekit_breaker_state{cache=faults}"), 0.0);
-    assert_eq!(at(&back, "cachekit_requests_total{cache=faults,result=hit,tier=l2}"), 1.0);
+    assert_eq!(
+        at(
+            &back,
+            "cachekit_requests_total{cache=faults,result=hit,tier=l2}"
+        ),
+        1.0
+    );
 }

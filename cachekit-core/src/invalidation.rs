@@ -19,6 +19,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, Weak};
 
+use crate::metrics::ChannelMetrics;
 use crate::tiered::Inner;
 
 /// The state of an L1 invalidation channel.
@@ -81,6 +82,8 @@ pub struct Invalidations {
     logged: AtomicBool,
     /// How logs name the channel (no credentials).
     name: String,
+    /// The same counters, published under that name.
+    published: ChannelMetrics,
 }
 
 impl std::fmt::Debug for Invalidations {
@@ -96,6 +99,7 @@ impl Invalidations {
     /// A channel, down until [`resumed`](Self::resumed); `name` says in
     /// logs which server it listens to, and must hold no secret.
     pub fn new(name: impl Into<String>) -> Self {
+        let name = name.into();
         Self {
             state: AtomicU8::new(DOWN),
             caches: Mutex::new(Vec::new()),
@@ -105,7 +109,8 @@ impl Invalidations {
             losses: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             logged: AtomicBool::new(false),
-            name: name.into(),
+            published: ChannelMetrics::new(&name),
+            name,
         }
     }
 
@@ -114,6 +119,7 @@ impl Invalidations {
     /// store their result.
     pub fn key(&self, key: &str) {
         self.keys.fetch_add(1, Ordering::Relaxed);
+        self.published.key();
         // Also the echo of this process's own writes: BCAST announces a key
         // once per event-loop iteration however many clients wrote it, so
         // an echo cannot be told from another client's change landing in
@@ -126,6 +132,7 @@ impl Invalidations {
     /// Every key starting with `prefix` was removed.
     pub fn prefix(&self, prefix: &str) {
         self.prefixes.fetch_add(1, Ordering::Relaxed);
+        self.published.prefix();
         self.each(|cache| {
             cache.changed_prefix(prefix);
         });
@@ -148,8 +155,10 @@ impl Invalidations {
         let was = self.state.swap(DOWN, Ordering::SeqCst);
         // Once down, entries are short-lived already: a failed attempt to
         // set the channel up again learns nothing new.
+        self.published.up(false);
         if was == LIVE {
             self.losses.fetch_add(1, Ordering::Relaxed);
+            self.published.lost();
             self.flush();
         }
         if !self.logged.swap(true, Ordering::AcqRel) {
@@ -168,6 +177,7 @@ impl Invalidations {
     pub fn resumed(&self) {
         self.flush();
         let was = self.state.swap(LIVE, Ordering::SeqCst);
+        self.published.up(true);
         if was != LIVE && self.logged.swap(false, Ordering::AcqRel) {
             tracing::info!(target: "cachekit", channel = %self.name, "L1 invalidation channel back");
         }
@@ -203,6 +213,7 @@ impl Invalidations {
 
     fn flush(&self) {
         self.flushes.fetch_add(1, Ordering::Relaxed);
+        self.published.flush();
         self.each(Inner::flush_l1);
     }
 

@@ -14,14 +14,14 @@ mod enabled;
 #[cfg(feature = "metrics")]
 pub use enabled::FnMetrics;
 #[cfg(feature = "metrics")]
-pub(crate) use enabled::{CacheMetrics, TierMetrics};
+pub(crate) use enabled::{CacheMetrics, ChannelMetrics, TierMetrics};
 
 #[cfg(not(feature = "metrics"))]
 mod disabled;
 #[cfg(not(feature = "metrics"))]
 pub use disabled::FnMetrics;
 #[cfg(not(feature = "metrics"))]
-pub(crate) use disabled::{CacheMetrics, TierMetrics};
+pub(crate) use disabled::{CacheMetrics, ChannelMetrics, TierMetrics};
 
 /// What a counted tier event was; the `kind` label of `cachekit_errors_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

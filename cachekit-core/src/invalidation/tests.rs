@@ -304,3 +304,52 @@ async fn the_announcement_of_a_cache_s_own_write_drops_it_too() {
     assert_eq!(cache.get::<u64>("k").await, Some(1));
     assert!(l1_fresh(&cache, "k"));
 }
+
+#[cfg(feature = "metrics")]
+#[test]
+fn the_channel_publishes_its_invalidations_flushes_and_state() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let channel =
+        metrics::with_local_recorder(&recorder, || Invalidations::new("redis 127.0.0.1:1"));
+    channel.resumed();
+    channel.key("a");
+    channel.key("b");
+    channel.prefix("p:");
+    channel.lost("test");
+    let mut seen = std::collections::HashMap::new();
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let key = key.key();
+        let kind = key
+            .labels()
+            .find(|l| l.key() == "kind")
+            .map(|l| l.value().to_owned());
+        let value = match value {
+            DebugValue::Counter(n) => n as f64,
+            DebugValue::Gauge(g) => g.into_inner(),
+            DebugValue::Histogram(_) => continue,
+        };
+        seen.insert((key.name().to_owned(), kind), value);
+    }
+    let at = |name: &str, kind: Option<&str>| {
+        seen.get(&(name.to_owned(), kind.map(str::to_owned)))
+            .copied()
+    };
+    assert_eq!(
+        at("cachekit_l1_invalidations_total", Some("key")),
+        Some(2.0),
+        "{seen:?}"
+    );
+    assert_eq!(
+        at("cachekit_l1_invalidations_total", Some("prefix")),
+        Some(1.0)
+    );
+    // Resumed (a flush), then lost while live (another).
+    assert_eq!(at("cachekit_l1_flushes_total", None), Some(2.0));
+    assert_eq!(
+        at("cachekit_invalidation_channel_losses_total", None),
+        Some(1.0)
+    );
+    assert_eq!(at("cachekit_invalidation_channel_up", None), Some(0.0));
+}

@@ -53,3 +53,17 @@ impl FnMetrics {
     /// Does nothing.
     pub fn duration(&self, _took: Duration) {}
 }
+
+#[derive(Debug, Clone)]
+pub(crate) struct ChannelMetrics;
+
+impl ChannelMetrics {
+    pub(crate) fn new(_channel: &str) -> Self {
+        Self
+    }
+    pub(crate) fn key(&self) {}
+    pub(crate) fn prefix(&self) {}
+    pub(crate) fn flush(&self) {}
+    pub(crate) fn lost(&self) {}
+    pub(crate) fn up(&self, _up: bool) {}
+}

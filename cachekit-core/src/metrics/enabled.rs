@@ -265,3 +265,41 @@ impl FnMetrics {
         self.py_seconds.record(seconds);
     }
 }
+
+/// An invalidation channel's handles, labelled by the channel's name.
+#[derive(Debug, Clone)]
+pub(crate) struct ChannelMetrics {
+    keys: Counter,
+    prefixes: Counter,
+    flushes: Counter,
+    losses: Counter,
+    up: Gauge,
+}
+
+impl ChannelMetrics {
+    pub(crate) fn new(channel: &str) -> Self {
+        let name = || channel.to_owned();
+        Self {
+            keys: counter!("cachekit_l1_invalidations_total", "channel" => name(), "kind" => "key"),
+            prefixes: counter!("cachekit_l1_invalidations_total", "channel" => name(), "kind" => "prefix"),
+            flushes: counter!("cachekit_l1_flushes_total", "channel" => name()),
+            losses: counter!("cachekit_invalidation_channel_losses_total", "channel" => name()),
+            up: gauge!("cachekit_invalidation_channel_up", "channel" => name()),
+        }
+    }
+    pub(crate) fn key(&self) {
+        self.keys.increment(1);
+    }
+    pub(crate) fn prefix(&self) {
+        self.prefixes.increment(1);
+    }
+    pub(crate) fn flush(&self) {
+        self.flushes.increment(1);
+    }
+    pub(crate) fn lost(&self) {
+        self.losses.increment(1);
+    }
+    pub(crate) fn up(&self, up: bool) {
+        self.up.set(if up { 1.0 } else { 0.0 });
+    }
+}

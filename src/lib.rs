@@ -35,9 +35,9 @@ pub use cachekit_core::keys::{self, derive_key, KeyBuilder};
 pub use cachekit_core::lock::{DistributedLock, StampedeConfig};
 pub use cachekit_core::memory::{MemoryBackend, MemoryBackendBuilder};
 pub use cachekit_core::tiered::{
-    BlockingEntry, Cacheable, Entry, FailClosed, FailOpen, Policy, RefreshAhead, TierStats,
-    TieredCache, TieredCacheBuilder, TieredStats, DEFAULT_L1_MAX_TTL, DEFAULT_L1_TTL_UNSYNCED,
-    DEFAULT_L2_TIMEOUT, DEFAULT_MAX_L2_IN_FLIGHT, DEFAULT_MAX_L2_QUEUED,
+    BlockingEntry, CacheHealth, Cacheable, Entry, FailClosed, FailOpen, L1Health, Policy,
+    RefreshAhead, TierStats, TieredCache, TieredCacheBuilder, TieredStats, DEFAULT_L1_MAX_TTL,
+    DEFAULT_L1_TTL_UNSYNCED, DEFAULT_L2_TIMEOUT, DEFAULT_MAX_L2_IN_FLIGHT, DEFAULT_MAX_L2_QUEUED,
     DEFAULT_STALE_RETRY_INTERVAL, L1_INVALIDATION_ENV,
 };
 
@@ -48,12 +48,14 @@ pub use cachekit_redis::{RedisBackend, RedisConfig, RedisConfigBuilder};
 
 mod default_backend;
 mod default_encryption;
+mod registry;
 #[doc(hidden)]
 pub use default_backend::__set_degraded_reminder_interval;
 pub use default_backend::{
     default_backend_status, init_default_backend, set_default_backend, DefaultBackendStatus,
 };
 pub use default_encryption::{default_encryption, set_default_encryption};
+pub use registry::{registry, CachedFnInfo};
 
 #[cfg(feature = "macros")]
 pub use cachekit_macros::cached;

@@ -38,6 +38,6 @@ pub use keys::{derive_key, KeyBuilder};
 pub use lock::{DistributedLock, StampedeConfig};
 pub use memory::{MemoryBackend, MemoryBackendBuilder};
 pub use tiered::{
-    BlockingEntry, Cacheable, Entry, Policy, TierStats, TieredCache, TieredCacheBuilder,
-    TieredStats,
+    BlockingEntry, CacheHealth, Cacheable, Entry, L1Health, Policy, TierStats, TieredCache,
+    TieredCacheBuilder, TieredStats,
 };

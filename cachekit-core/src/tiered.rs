@@ -19,6 +19,7 @@ mod changes;
 mod compute;
 mod entry;
 mod flight;
+mod health;
 mod l2;
 mod outage;
 mod policy;
@@ -49,6 +50,7 @@ pub use builder::{
 use changes::Changes;
 pub use entry::{BlockingEntry, Entry, FailClosed, FailOpen, RefreshAhead};
 use flight::Flights;
+pub use health::{CacheHealth, L1Health};
 use l2::GuardedL2;
 pub use policy::Policy;
 use stats::Counters;

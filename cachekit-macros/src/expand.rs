@@ -357,7 +357,7 @@ fn clear_fn(common: &Common<'_>, func: &ItemFn) -> TokenStream {
     }
 }
 
-/// `_cache`: the handle, built on first use.
+/// `_cache`: the handle, built (and listed by `cachekit::registry()`) on first use.
 fn cache_fn(common: &Common<'_>, func: &ItemFn) -> TokenStream {
     let Common {
         config, attrs, vis, ..
@@ -388,7 +388,7 @@ fn cache_fn(common: &Common<'_>, func: &ItemFn) -> TokenStream {
         #[allow(dead_code)]
         #vis fn #cache() -> &'static #private::CachedFn {
             static #cell: #private::OnceLock<#private::CachedFn> = #private::OnceLock::new();
-            #cell.get_or_init(|| #construct)
+            #private::CachedFn::get_or_init(&#cell, || #construct)
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The per-function handle: its cache, recent calls, policy and counters.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use cachekit_core::metrics::FnMetrics;
@@ -94,10 +95,22 @@ impl Counters {
 #[derive(Debug)]
 pub struct CachedFn {
     active: Option<Active>,
+    /// What the attribute declared, for [`crate::registry`]: kept even when
+    /// the function runs uncached (and has no key builder).
+    pub(crate) declared: Declared,
     /// The function's own settings (`ttl`, `max_stale`, `compute_timeout`);
     /// unset fields take the cache's defaults.
     pub(super) policy: Policy,
     pub(super) counters: Counters,
+}
+
+/// A function's key segments and value options as declared.
+#[derive(Debug)]
+pub(crate) struct Declared {
+    pub(crate) namespace: &'static str,
+    pub(crate) operation: String,
+    pub(crate) interop: bool,
+    pub(crate) encrypted: bool,
 }
 
 #[derive(Debug)]
@@ -117,6 +130,36 @@ impl Active {
 }
 
 impl CachedFn {
+    /// The handle in `cell`, built by `init` on the first call and then
+    /// listed by [`crate::registry`]. The generated `_cache()` calls this
+    /// instead of [`OnceLock::get_or_init`]: the same check once built.
+    #[doc(hidden)]
+    #[inline(always)]
+    pub fn get_or_init(
+        cell: &'static OnceLock<Self>,
+        init: impl FnOnce() -> Self,
+    ) -> &'static Self {
+        match cell.get() {
+            Some(handle) => handle,
+            None => Self::first_call(cell, init),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn first_call(cell: &'static OnceLock<Self>, init: impl FnOnce() -> Self) -> &'static Self {
+        let mut built = false;
+        let handle = cell.get_or_init(|| {
+            built = true;
+            init()
+        });
+        // Only the thread whose `init` won registers, so each handle once.
+        if built {
+            crate::registry::register(handle);
+        }
+        handle
+    }
+
     /// The handle of a function without `backend = ...`: the process-wide
     /// default (see [`set_default_backend`](crate::set_default_backend)).
     pub fn with_default(setup: Setup) -> Self {
@@ -138,28 +181,34 @@ impl CachedFn {
         F: FnOnce(&Tiers) -> Result<Option<TieredCache>>,
     {
         let operation = operation_segment(setup.operation, setup.version);
+        let declared = Declared {
+            namespace: setup.namespace,
+            operation: operation.clone(),
+            interop: setup.interop,
+            encrypted: setup.encrypted,
+        };
         let keys = match KeyBuilder::new(setup.namespace, &operation) {
             Ok(keys) => keys,
             Err(err) => {
                 tracing::error!(target: LOG, error = %err, "#[cached] function runs uncached: its key segments are invalid");
-                return Self::uncached();
+                return Self::uncached(declared);
             }
         };
         let zero = |d: Option<Duration>| d.is_some_and(|d| d.is_zero());
         if zero(setup.ttl) || zero(setup.tiers.l1_ttl) || zero(setup.compute_timeout) {
             tracing::error!(target: LOG, prefix = keys.prefix(), "#[cached] function runs uncached: its `ttl`, `l1_ttl` or `compute_timeout` is zero");
-            return Self::uncached();
+            return Self::uncached(declared);
         }
         let encryption = if setup.encrypted {
             match crate::default_encryption() {
                 Ok(Some(encryption)) => Some(encryption),
                 Ok(None) => {
                     tracing::error!(target: LOG, prefix = keys.prefix(), "#[cached(encrypted)] function runs uncached: no encryption key; set CACHEKIT_MASTER_KEY (hex) or call cachekit::set_default_encryption");
-                    return Self::uncached();
+                    return Self::uncached(declared);
                 }
                 Err(err) => {
                     tracing::error!(target: LOG, prefix = keys.prefix(), error = %err, "#[cached(encrypted)] function runs uncached: its encryption key is unusable");
-                    return Self::uncached();
+                    return Self::uncached(declared);
                 }
             }
         } else {
@@ -175,7 +224,7 @@ impl CachedFn {
         };
         let Some(cache) = cache else {
             tracing::warn!(target: LOG, prefix = keys.prefix(), "#[cached] function runs uncached: it has `l1 = false` but its backend has no L2");
-            return Self::uncached();
+            return Self::uncached(declared);
         };
         // Without an L2 the cache applies no L1 cap, so `l1_ttl` caps the TTL itself.
         let ttl = match (setup.ttl, tiers.l1_ttl, cache.l2().is_some()) {
@@ -195,14 +244,16 @@ impl CachedFn {
         let keys = RecentCalls::published(keys, &cache, published.clone());
         Self {
             active: Some(Active { cache, keys }),
+            declared,
             policy,
             counters: Counters::published(published),
         }
     }
 
-    fn uncached() -> Self {
+    fn uncached(declared: Declared) -> Self {
         Self {
             active: None,
+            declared,
             policy: Policy::new(),
             counters: Counters::default(),
         }

@@ -94,6 +94,11 @@ impl GuardedL2 {
             .map_or(BreakerState::Closed, CircuitBreaker::state)
     }
 
+    /// The deadline of one call's L2 operations, if any.
+    pub(crate) fn deadline(&self) -> Option<Duration> {
+        self.deadline
+    }
+
     pub(crate) fn breaker_opened(&self) -> u64 {
         self.breaker
             .as_ref()

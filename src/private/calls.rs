@@ -88,7 +88,7 @@ where
     let ran = AtomicBool::new(false);
     let result = active
         .cache
-        .entry_shared(key.shared())
+        .entry_shared(active.builder(), key.shared())
         .policy(handle.policy.clone())
         .or_try_compute(|| {
             ran.store(true, Relaxed);
@@ -192,7 +192,7 @@ fn lookup_blocking<T: Cacheable, E: Send>(
     let mut ran = false;
     let result = active
         .cache
-        .entry_shared(key.shared())
+        .entry_shared(active.builder(), key.shared())
         .policy(handle.policy.clone())
         .blocking()
         .or_try_compute(|| {

@@ -175,10 +175,7 @@ impl TieredCache {
         if let tiers::Found::Fresh(v, _) = self.l1_get::<T>(key, defaults) {
             return Some(v);
         }
-        match self.l2_read::<T>(key, defaults, None).await {
-            Ok(tiers::L2Read::Hit(hit)) if hit.fresh => Some(hit.value),
-            _ => None,
-        }
+        self.l2_get::<T>(key).await
     }
 
     /// Stores a value in L2, then L1. `ttl: None` uses the cache's default TTL.
@@ -403,5 +400,7 @@ mod tests;
 mod tests_metrics;
 #[cfg(test)]
 mod tests_reliability;
+#[cfg(test)]
+mod tests_spans;
 #[cfg(test)]
 mod tests_values;

@@ -90,7 +90,7 @@ where
     let started = Instant::now();
     let result = active
         .cache
-        .entry_shared(key.shared())
+        .entry_shared(active.builder(), key.shared())
         .policy(handle.policy.clone())
         .or_try_compute(|| {
             ran.store(true, Relaxed);
@@ -195,7 +195,7 @@ fn lookup_blocking<T: Cacheable, E: Send>(
     let started = Instant::now();
     let result = active
         .cache
-        .entry_shared(key.shared())
+        .entry_shared(active.builder(), key.shared())
         .policy(handle.policy.clone())
         .blocking()
         .or_try_compute(|| {

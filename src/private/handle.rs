@@ -127,6 +127,12 @@ impl Active {
     pub(super) fn remember(&self, call: &CallKey) {
         self.keys.remember(call, &self.cache);
     }
+
+    /// The function's key builder: its namespace and operation name the
+    /// spans of its calls.
+    pub(super) fn builder(&self) -> &KeyBuilder {
+        self.keys.builder()
+    }
 }
 
 impl CachedFn {

@@ -26,6 +26,7 @@ use super::compute::Strict;
 use super::tiers::Found;
 use super::{Cacheable, Policy, TieredCache};
 use crate::error::{Error, ErrorKind, Result};
+use crate::keys::KeyBuilder;
 
 impl TieredCache {
     /// Blocking [`get`](Self::get).
@@ -80,6 +81,7 @@ impl TieredCache {
         &self,
         key: &str,
         shared: Option<&Arc<str>>,
+        keys: Option<&KeyBuilder>,
         policy: &Policy,
         strict: Strict<E>,
         compute: F,
@@ -96,7 +98,7 @@ impl TieredCache {
         // `compute` moves into the future; get it back if no runtime could run it.
         let mut compute = Some(compute);
         let slot = &mut compute;
-        let ran = block_on(self.read_through(key, shared, policy, strict, || {
+        let ran = block_on(self.read_through(key, shared, keys, policy, strict, || {
             let compute = slot.take();
             async move {
                 match compute {

@@ -3,6 +3,9 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
+
 use super::changes::Ticket;
 use super::flight::{self, FlightState, LeaderGuard, Role, Shared};
 use super::l2::Budget;
@@ -10,6 +13,7 @@ use super::stampede::Stampede;
 use super::tiers::{Found, L2Read};
 use super::{Cacheable, Policy, TieredCache};
 use crate::error::Error;
+use crate::keys::KeyBuilder;
 
 /// Fail-closed callers pass how to turn a cache error into theirs; fail-open
 /// callers pass `None`, and then no cache error ever surfaces.
@@ -17,11 +21,13 @@ pub(super) type Strict<E> = Option<fn(Error) -> E>;
 
 impl TieredCache {
     /// L1, then the miss path. `policy` is already resolved against the
-    /// defaults; `shared`, a copy of `key` the caller holds, if any.
+    /// defaults; `shared`, a copy of `key` the caller holds, if any; `keys`,
+    /// the function's key builder, if the call has one (for its span).
     pub(crate) async fn read_through<T, E, F, Fut>(
         &self,
         key: &str,
         shared: Option<&Arc<str>>,
+        keys: Option<&KeyBuilder>,
         policy: &Policy,
         strict: Strict<E>,
         compute: F,
@@ -35,13 +41,23 @@ impl TieredCache {
             Found::Fresh(v, _) => return Ok(v),
             Found::Stale(v) if policy.max_stale.is_some() && self.failed_lately(key) => {
                 self.inner.counters.stale_served();
+                if let Some(span) = call_span(keys) {
+                    Answer::Stale.record_on(&span, None);
+                }
                 return Ok(v);
             }
             Found::Stale(v) => policy.max_stale.is_some().then_some(v),
             Found::Miss => None,
         };
-        // Boxed so that the hit path's future stays small.
-        Box::pin(self.fill(key, shared, policy, stale, strict, compute)).await
+        // Boxed so that the hit path's future stays small; the span starts
+        // here, so that an L1 hit never makes one.
+        match call_span(keys) {
+            None => Box::pin(self.fill(key, shared, policy, stale, strict, compute)).await,
+            Some(span) => {
+                let fill = self.fill(key, shared, policy, stale, strict, compute);
+                Box::pin(fill.instrument(span)).await
+            }
+        }
     }
 
     /// The miss path: single-flight, L2, stampede lock, compute, store.
@@ -77,12 +93,13 @@ impl TieredCache {
         if fallback.is_some() && leader.is_some() && self.failed_lately(key) {
             if let Some(v) = fallback.take() {
                 self.inner.counters.stale_served();
+                Answer::Stale.record(None);
                 finish_with(leader, &v, None);
                 return Ok(v);
             }
         }
         // One L2 deadline for all of this call's L2 operations.
-        let budget = self.inner.l2.as_ref().and_then(|l2| l2.budget());
+        let budget = self.inner.l2.as_ref().map(|l2| l2.budget());
         let budget = budget.as_ref();
         let mut l2_failed = false;
         let mut keep_l2 = false;
@@ -90,11 +107,13 @@ impl TieredCache {
             // The previous flight may have filled the cache after our L1 check.
             if let Found::Fresh(v, _) = self.l1_peek::<T>(key, policy) {
                 self.inner.counters.coalesced();
+                Answer::L1.record(None);
                 finish_with(leader, &v, None);
                 return Ok(v);
             }
             match self.l2_read::<T>(key, policy, budget).await {
                 Ok(L2Read::Hit(hit)) if hit.fresh => {
+                    Answer::L2.record(budget);
                     finish_with(leader, &hit.value, hit.shared);
                     return Ok(hit.value);
                 }
@@ -103,6 +122,7 @@ impl TieredCache {
                 Ok(L2Read::Kept) => keep_l2 = true,
                 Err(err) => {
                     if let Some(convert) = strict {
+                        Answer::Miss.record(budget);
                         finish(leader, FlightState::Failed);
                         return Err(convert(err));
                     }
@@ -145,11 +165,13 @@ impl TieredCache {
                         return Joined::GoOn(None);
                     };
                     self.inner.counters.coalesced();
+                    Answer::Coalesced.record(None);
                     return Joined::Answered(v.clone());
                 }
                 FlightState::Failed => match stale.take() {
                     Some(v) => {
                         self.inner.counters.stale_served();
+                        Answer::Stale.record(None);
                         return Joined::Answered(v);
                     }
                     // Fail-closed callers retry as leaders, so that they
@@ -160,6 +182,7 @@ impl TieredCache {
                 FlightState::Abandoned | FlightState::Running => {
                     if let Found::Fresh(v, _) = self.l1_peek(key, policy) {
                         self.inner.counters.coalesced();
+                        Answer::Coalesced.record(None);
                         return Joined::Answered(v);
                     }
                 }
@@ -194,6 +217,7 @@ impl TieredCache {
         if leader.is_some() {
             match self.stampede::<T>(key, policy, budget).await {
                 Stampede::Hit(v, shared) => {
+                    Answer::L2.record(budget);
                     finish_with(leader, &v, shared);
                     return Ok(v);
                 }
@@ -222,6 +246,7 @@ impl TieredCache {
                     Err(_) => {
                         self.release(key, lock_token).await;
                         tracing::warn!(target: "cachekit", key, ?limit, "recomputation too slow; serving the stale value");
+                        Answer::Stale.record(budget);
                         return Ok(self.serve_stale(key, leader, stale_value));
                     }
                 }
@@ -241,6 +266,7 @@ impl TieredCache {
                     .store(key, &value, policy, budget, Some(&computed))
                     .await;
                 self.release(key, lock_token).await;
+                Answer::Compute.record(budget);
                 if let (Err(err), Some(convert)) = (stored, strict) {
                     self.invalidate_local(key);
                     finish(leader, FlightState::Failed);
@@ -253,8 +279,10 @@ impl TieredCache {
                 self.release(key, lock_token).await;
                 if let Some(stale_value) = fallback {
                     tracing::warn!(target: "cachekit", key, "recomputation failed; serving the stale value");
+                    Answer::Stale.record(budget);
                     return Ok(self.serve_stale(key, leader, stale_value));
                 }
+                Answer::Compute.record(budget);
                 finish(leader, FlightState::Failed);
                 Err(err)
             }
@@ -347,5 +375,74 @@ fn finish(leader: Option<LeaderGuard<'_>>, state: FlightState) {
 fn finish_with<T: Cacheable>(leader: Option<LeaderGuard<'_>>, value: &T, shared: Option<Shared>) {
     if let Some(guard) = leader {
         guard.finish_with(|| shared.unwrap_or_else(|| Arc::new(value.clone())));
+    }
+}
+
+/// The name of the span of a cache call that L1 did not answer.
+pub(crate) const CALL_SPAN: &str = "cachekit.get";
+
+/// The DEBUG span of a call that L1 did not answer (see
+/// `docs/observability-spans.md`); `None` when nobody listens, which costs
+/// one callsite check. No key, argument or value goes into it.
+pub(super) fn call_span(keys: Option<&KeyBuilder>) -> Option<Span> {
+    let span = tracing::debug_span!(
+        target: "cachekit",
+        CALL_SPAN,
+        namespace = keys.map(KeyBuilder::namespace),
+        function = keys.map(KeyBuilder::operation),
+        // Caches have no name yet: declared so that the field keeps its place.
+        cache = Empty,
+        tier = Empty,
+        hit = Empty,
+        l2_ms = Empty,
+    );
+    (!span.is_disabled()).then_some(span)
+}
+
+/// How a call was answered, for its span.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Answer {
+    /// L1, filled by another call after this call's own lookup.
+    L1,
+    L2,
+    /// The computation of a concurrent call of the same key.
+    Coalesced,
+    /// A stale value, as the computation failed, was slow or failed lately.
+    Stale,
+    /// This call's computation (its value or its error).
+    Compute,
+    /// No value: a fail-closed call's L2 error, or `get`'s miss.
+    Miss,
+}
+
+impl Answer {
+    /// Records the answer (and the time spent on L2, if any) on the
+    /// current span when it is this call's span. For the miss path only: it
+    /// asks the subscriber for the current span.
+    pub(super) fn record(self, budget: Option<&Budget>) {
+        if !tracing::enabled!(target: "cachekit", tracing::Level::DEBUG) {
+            return;
+        }
+        let span = Span::current();
+        if span.metadata().is_some_and(|meta| meta.name() == CALL_SPAN) {
+            self.record_on(&span, budget);
+        }
+    }
+
+    /// Records the answer on the call's `span`.
+    pub(super) fn record_on(self, span: &Span, budget: Option<&Budget>) {
+        let tier = match self {
+            Answer::L1 => Some("l1"),
+            Answer::L2 => Some("l2"),
+            Answer::Coalesced => Some("coalesced"),
+            Answer::Stale => Some("stale"),
+            Answer::Compute => Some("compute"),
+            Answer::Miss => None,
+        };
+        span.record("tier", tier);
+        span.record("hit", !matches!(self, Answer::Compute | Answer::Miss));
+        if let Some(ms) = budget.and_then(Budget::spent_ms) {
+            span.record("l2_ms", ms);
+        }
     }
 }

@@ -63,6 +63,9 @@ pub struct RefreshAhead;
 pub struct Entry<'a, M = FailOpen> {
     cache: &'a TieredCache,
     key: Key<'a>,
+    /// The function's key builder, when known: its namespace and operation
+    /// name the call's span.
+    keys: Option<&'a KeyBuilder>,
     policy: Policy,
     mode: PhantomData<M>,
 }
@@ -105,7 +108,7 @@ impl TieredCache {
     /// computation given to [`Entry::or_compute`] returns (cached).
     #[inline]
     pub fn entry<'a>(&'a self, key: &'a str) -> Entry<'a> {
-        self.request(Key::Borrowed(key))
+        self.request(Key::Borrowed(key), None)
     }
 
     /// A read-through request keyed by a function's arguments: the key is
@@ -131,26 +134,28 @@ impl TieredCache {
         keys: &'a KeyBuilder,
         args: &A,
     ) -> Entry<'a> {
-        self.request(match keys.key(args) {
+        let key = match keys.key(args) {
             Ok(key) => Key::Derived(key),
             Err(err) => Key::Underivable(keys, Box::new(err)),
-        })
+        };
+        self.request(key, Some(keys))
     }
 
     /// [`entry`](Self::entry) for a key the caller holds as an `Arc<str>`
-    /// (a `#[cached]` call's): a computation's single-flight entry keeps
-    /// that copy instead of copying the key.
+    /// (a `#[cached]` call's, made by `keys`): a computation's single-flight
+    /// entry keeps that copy instead of copying the key.
     #[doc(hidden)]
     #[inline]
-    pub fn entry_shared<'a>(&'a self, key: &'a Arc<str>) -> Entry<'a> {
-        self.request(Key::Shared(key))
+    pub fn entry_shared<'a>(&'a self, keys: &'a KeyBuilder, key: &'a Arc<str>) -> Entry<'a> {
+        self.request(Key::Shared(key), Some(keys))
     }
 
     #[inline]
-    fn request<'a>(&'a self, key: Key<'a>) -> Entry<'a> {
+    fn request<'a>(&'a self, key: Key<'a>, keys: Option<&'a KeyBuilder>) -> Entry<'a> {
         Entry {
             cache: self,
             key,
+            keys,
             policy: Policy::new(),
             mode: PhantomData,
         }
@@ -167,7 +172,7 @@ impl TieredCache {
     {
         let policy = self.policy_for_ttl(ttl);
         let infallible = || async { Ok::<T, Infallible>(compute().await) };
-        self.read_through(key, None, &policy, None, infallible)
+        self.read_through(key, None, None, &policy, None, infallible)
             .await
             .unwrap_or_else(|never| match never {})
     }
@@ -180,7 +185,7 @@ impl TieredCache {
     {
         let policy = self.policy_for_ttl(ttl);
         let infallible = || Ok::<T, Infallible>(compute());
-        self.read_through_blocking(key, None, &policy, None, infallible)
+        self.read_through_blocking(key, None, None, &policy, None, infallible)
             .unwrap_or_else(|never| match never {})
     }
 
@@ -244,6 +249,7 @@ impl<'a, M> Entry<'a, M> {
         Entry {
             cache: self.cache,
             key: self.key,
+            keys: self.keys,
             policy: self.policy,
             mode: PhantomData,
         }
@@ -346,7 +352,7 @@ impl<'a> Entry<'a, FailOpen> {
             return compute().await;
         };
         self.cache
-            .read_through(key, shared, &policy, None, compute)
+            .read_through(key, shared, self.keys, &policy, None, compute)
             .await
     }
 }
@@ -369,7 +375,7 @@ impl Entry<'_, FailClosed> {
         };
         let policy = self.resolved();
         self.cache
-            .read_through(key, shared, &policy, Some(E::from), compute)
+            .read_through(key, shared, self.keys, &policy, Some(E::from), compute)
             .await
     }
 }
@@ -452,7 +458,7 @@ impl BlockingEntry<'_, FailOpen> {
         };
         entry
             .cache
-            .read_through_blocking(key, shared, &policy, None, compute)
+            .read_through_blocking(key, shared, entry.keys, &policy, None, compute)
     }
 }
 
@@ -475,6 +481,6 @@ impl BlockingEntry<'_, FailClosed> {
         let policy = entry.resolved();
         entry
             .cache
-            .read_through_blocking(key, shared, &policy, Some(E::from), compute)
+            .read_through_blocking(key, shared, entry.keys, &policy, Some(E::from), compute)
     }
 }

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tracing::{Instrument, Span};
+
 use super::outage::{L2Log, SUMMARY_INTERVAL};
 use super::stats::TierCounters;
 use crate::backend::Backend;
@@ -15,6 +17,9 @@ use crate::error::{Error, ErrorKind, Result};
 
 mod admission;
 
+/// The name of the span of one L2 operation.
+pub(crate) const L2_SPAN: &str = "cachekit.l2";
+
 use admission::{InFlight, Refused, Slot};
 
 /// How long one user call may still wait on L2, shared by all the L2
@@ -23,6 +28,8 @@ use admission::{InFlight, Refused, Slot};
 #[derive(Debug)]
 pub(crate) struct Budget {
     left_nanos: AtomicU64,
+    /// What the call spent on L2 so far, for its span's `l2_ms`.
+    spent_nanos: AtomicU64,
 }
 
 impl Budget {
@@ -35,6 +42,14 @@ impl Budget {
         let _ = self
             .left_nanos
             .fetch_update(Relaxed, Relaxed, |left| Some(left.saturating_sub(spent)));
+        self.spent_nanos.fetch_add(spent, Relaxed);
+    }
+
+    /// The time the call spent on L2 (running or waiting for a place), in
+    /// milliseconds; `None` while no operation reached L2.
+    pub(crate) fn spent_ms(&self) -> Option<f64> {
+        let nanos = self.spent_nanos.load(Relaxed);
+        (nanos > 0).then(|| Duration::from_nanos(nanos).as_secs_f64() * 1e3)
     }
 }
 
@@ -76,12 +91,16 @@ impl GuardedL2 {
         }
     }
 
-    /// A budget of one deadline for the L2 operations of one call (`None`
-    /// when there is no deadline).
-    pub(crate) fn budget(&self) -> Option<Budget> {
-        self.deadline.map(|d| Budget {
-            left_nanos: AtomicU64::new(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
-        })
+    /// A budget of one deadline for the L2 operations of one call
+    /// (unlimited when there is no deadline), which also sums their time.
+    pub(crate) fn budget(&self) -> Budget {
+        let left = self.deadline.map_or(u64::MAX, |d| {
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+        });
+        Budget {
+            left_nanos: AtomicU64::new(left),
+            spent_nanos: AtomicU64::new(0),
+        }
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -120,8 +139,19 @@ impl GuardedL2 {
         Fut: Future<Output = Result<R>>,
     {
         let enforced = self.enforces_deadline;
-        self.guarded(op, counters, budget, enforced, || f(self.backend.as_ref()))
-            .await
+        // Built in each arm: a future held across both would stay in this
+        // one's state even when tracing is off.
+        match self.span(op) {
+            None => {
+                self.guarded(op, counters, budget, enforced, || f(self.backend.as_ref()))
+                    .await
+            }
+            Some(span) => {
+                let call =
+                    self.guarded(op, counters, budget, enforced, || f(self.backend.as_ref()));
+                traced(span, call).await
+            }
+        }
     }
 
     /// [`call`](Self::call) for an operation on something other than the
@@ -137,7 +167,24 @@ impl GuardedL2 {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<R>>,
     {
-        self.guarded(op, counters, budget, false, f).await
+        match self.span(op) {
+            None => self.guarded(op, counters, budget, false, f).await,
+            Some(span) => traced(span, self.guarded(op, counters, budget, false, f)).await,
+        }
+    }
+
+    /// The TRACE span of one L2 operation (see `docs/observability-spans.md`);
+    /// `None` when nobody listens, which costs one callsite check.
+    fn span(&self, op: &'static str) -> Option<Span> {
+        let span = tracing::trace_span!(
+            target: "cachekit",
+            L2_SPAN,
+            op,
+            backend = self.name(),
+            outcome = tracing::field::Empty,
+            ms = tracing::field::Empty,
+        );
+        (!span.is_disabled()).then_some(span)
     }
 
     /// `enforced`: the operation ends by [`deadline::current`] itself, so it
@@ -371,4 +418,21 @@ impl GuardedL2 {
             ),
         )
     }
+}
+
+/// Runs one L2 operation inside `span` (so that the breaker's and the
+/// outage log's events land in it) and records how it went. Boxed: only
+/// traced calls pay for the larger future.
+async fn traced<R>(span: Span, call: impl Future<Output = Result<R>>) -> Result<R> {
+    let started = Instant::now();
+    let mut call = Box::pin(call.instrument(span));
+    let result = (&mut call).await;
+    let span = call.span();
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(err) => err.kind().as_str(),
+    };
+    span.record("outcome", outcome);
+    span.record("ms", started.elapsed().as_secs_f64() * 1e3);
+    result
 }

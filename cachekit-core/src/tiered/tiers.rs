@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Serialize;
+use tracing::Instrument;
 
 use super::changes::{Changes, Ticket};
-use super::compute::Computed;
+use super::compute::{call_span, Answer, Computed};
 use super::flight::Shared;
 use super::l2::Budget;
 use super::values::Unreadable;
@@ -126,6 +127,31 @@ impl TieredCache {
             _ => false,
         };
         Found::Fresh(value, refresh)
+    }
+
+    /// [`get`](TieredCache::get) past an L1 miss: a fresh L2 value, in the
+    /// call's span (see [`call_span`]).
+    pub(crate) async fn l2_get<T: Cacheable>(&self, key: &str) -> Option<T> {
+        let defaults = &self.inner.defaults;
+        let budget = self.inner.l2.as_ref().map(|l2| l2.budget());
+        let budget = budget.as_ref();
+        let read = match call_span(None) {
+            None => self.l2_read::<T>(key, defaults, budget).await,
+            Some(span) => {
+                let mut read = Box::pin(self.l2_read::<T>(key, defaults, budget).instrument(span));
+                let result = (&mut read).await;
+                let answer = match &result {
+                    Ok(L2Read::Hit(hit)) if hit.fresh => Answer::L2,
+                    _ => Answer::Miss,
+                };
+                answer.record_on(read.span(), budget);
+                result
+            }
+        };
+        match read {
+            Ok(L2Read::Hit(hit)) if hit.fresh => Some(hit.value),
+            _ => None,
+        }
     }
 
     /// Reads L2 through its guards and fills L1 on a hit.

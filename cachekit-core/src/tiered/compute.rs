@@ -41,7 +41,7 @@ impl TieredCache {
             Found::Fresh(v, _) => return Ok(v),
             Found::Stale(v) if policy.max_stale.is_some() && self.failed_lately(key) => {
                 self.inner.counters.stale_served();
-                if let Some(span) = call_span(keys) {
+                if let Some(span) = call_span(&self.inner.name, keys) {
                     Answer::Stale.record_on(&span, None);
                 }
                 return Ok(v);
@@ -51,7 +51,7 @@ impl TieredCache {
         };
         // Boxed so that the hit path's future stays small; the span starts
         // here, so that an L1 hit never makes one.
-        match call_span(keys) {
+        match call_span(&self.inner.name, keys) {
             None => Box::pin(self.fill(key, shared, policy, stale, strict, compute)).await,
             Some(span) => {
                 let fill = self.fill(key, shared, policy, stale, strict, compute);
@@ -382,16 +382,15 @@ fn finish_with<T: Cacheable>(leader: Option<LeaderGuard<'_>>, value: &T, shared:
 pub(crate) const CALL_SPAN: &str = "cachekit.get";
 
 /// The DEBUG span of a call that L1 did not answer (see
-/// `docs/observability-spans.md`); `None` when nobody listens, which costs
+/// `docs/observability.md`, "Tracing spans"); `None` when nobody listens, which costs
 /// one callsite check. No key, argument or value goes into it.
-pub(super) fn call_span(keys: Option<&KeyBuilder>) -> Option<Span> {
+pub(super) fn call_span(cache: &str, keys: Option<&KeyBuilder>) -> Option<Span> {
     let span = tracing::debug_span!(
         target: "cachekit",
         CALL_SPAN,
         namespace = keys.map(KeyBuilder::namespace),
         function = keys.map(KeyBuilder::operation),
-        // Caches have no name yet: declared so that the field keeps its place.
-        cache = Empty,
+        cache,
         tier = Empty,
         hit = Empty,
         l2_ms = Empty,

@@ -173,7 +173,7 @@ impl GuardedL2 {
         }
     }
 
-    /// The TRACE span of one L2 operation (see `docs/observability-spans.md`);
+    /// The TRACE span of one L2 operation (see `docs/observability.md`, "Tracing spans");
     /// `None` when nobody listens, which costs one callsite check.
     fn span(&self, op: &'static str) -> Option<Span> {
         let span = tracing::trace_span!(

@@ -1,5 +1,5 @@
 //! The tracing spans of cache calls and L2 operations, recorded by a layer
-//! of this file's own (`docs/observability-spans.md` lists them).
+//! of this file's own (`docs/observability.md`, "Tracing spans" lists them).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering::SeqCst;

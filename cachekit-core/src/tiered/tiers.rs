@@ -135,7 +135,7 @@ impl TieredCache {
         let defaults = &self.inner.defaults;
         let budget = self.inner.l2.as_ref().map(|l2| l2.budget());
         let budget = budget.as_ref();
-        let read = match call_span(None) {
+        let read = match call_span(&self.inner.name, None) {
             None => self.l2_read::<T>(key, defaults, budget).await,
             Some(span) => {
                 let mut read = Box::pin(self.l2_read::<T>(key, defaults, budget).instrument(span));

@@ -78,7 +78,10 @@ fn hits(c: &mut Criterion) {
         b.iter(|| black_box(published(black_box(42))))
     });
     group.finish();
-    assert!(recorder.handle().render().contains("cachekit_function_calls_total"));
+    assert!(recorder
+        .handle()
+        .render()
+        .contains("cachekit_function_calls_total"));
 
     for (group_name, l1) in [("metrics_l1_hit", true), ("metrics_l2_hit", false)] {
         let mut group = c.benchmark_group(group_name);

@@ -95,7 +95,7 @@ impl Counters {
 #[derive(Debug)]
 pub struct CachedFn {
     active: Option<Active>,
-    /// What the attribute declared, for [`crate::registry`]: kept even when
+    /// What the attribute declared, for [`crate::registry()`]: kept even when
     /// the function runs uncached (and has no key builder).
     pub(crate) declared: Declared,
     /// The function's own settings (`ttl`, `max_stale`, `compute_timeout`);
@@ -137,7 +137,7 @@ impl Active {
 
 impl CachedFn {
     /// The handle in `cell`, built by `init` on the first call and then
-    /// listed by [`crate::registry`]. The generated `_cache()` calls this
+    /// listed by [`crate::registry()`]. The generated `_cache()` calls this
     /// instead of [`OnceLock::get_or_init`]: the same check once built.
     #[doc(hidden)]
     #[inline(always)]

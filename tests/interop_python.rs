@@ -14,37 +14,21 @@
 mod python;
 
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use cachekit::interop::{Date, DateTime, Time};
 use cachekit::keys::Timestamp;
 use cachekit::{cached, derive_key, Backend, KeyBuilder, RedisBackend, RedisConfig, TieredCache};
 use cachekit_testkit::tagged::Json;
 use cachekit_testkit::RedisServer;
-use python::{py_calls, py_plant_auto_entry, run_script, PyCall, PyResult, PY_BODY_RAN};
+use python::{
+    py_calls, py_plant_auto_entry, ran, redis_at, run_script, take_ran, PyCall, PyResult,
+    PY_BODY_RAN,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-/// The cache of the functions below; `URL` is set by the test before the
-/// first call.
-fn redis_at(url: &OnceLock<String>) -> cachekit::Result<TieredCache> {
-    let url = url.get().cloned().unwrap_or_default();
-    let redis = RedisBackend::connect_lazy(RedisConfig::builder().url(url).build()?)?;
-    TieredCache::builder().l2(redis).build()
-}
-
 static URL: OnceLock<String> = OnceLock::new();
-
-/// The Rust bodies that ran, in order.
-static RAN: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
-
-fn ran(name: &'static str) {
-    RAN.lock().unwrap_or_else(|e| e.into_inner()).push(name);
-}
-
-fn take_ran() -> Vec<&'static str> {
-    std::mem::take(&mut *RAN.lock().unwrap_or_else(|e| e.into_inner()))
-}
 
 const NS: &str = "cross";
 

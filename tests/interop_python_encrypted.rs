@@ -14,7 +14,7 @@
 mod python;
 
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use cachekit::interop::DateTime;
@@ -23,7 +23,7 @@ use cachekit::{
     cached, derive_key, Backend, Encryption, Policy, RedisBackend, RedisConfig, TieredCache,
 };
 use cachekit_testkit::RedisServer;
-use python::{py_calls, PyCall, PyResult, PY_BODY_RAN};
+use python::{py_calls, ran, redis_at, take_ran, PyCall, PyResult, PY_BODY_RAN};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -70,24 +70,7 @@ fn key(ns: &str, op: &str, id: u64) -> String {
     derive_key(ns, op, &(id,)).expect("key")
 }
 
-fn redis_at(url: &OnceLock<String>) -> cachekit::Result<TieredCache> {
-    let url = url.get().cloned().unwrap_or_default();
-    let redis = RedisBackend::connect_lazy(RedisConfig::builder().url(url).build()?)?;
-    TieredCache::builder().l2(redis).build()
-}
-
 static URL: OnceLock<String> = OnceLock::new();
-
-/// The Rust bodies that ran, in order.
-static RAN: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
-
-fn ran(name: &'static str) {
-    RAN.lock().unwrap_or_else(|e| e.into_inner()).push(name);
-}
-
-fn take_ran() -> Vec<&'static str> {
-    std::mem::take(&mut *RAN.lock().unwrap_or_else(|e| e.into_inner()))
-}
 
 /// A nested map with a datetime in it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -259,3 +259,25 @@ pub fn py_plant_auto_entry(
         .unwrap_or_else(|| panic!("calls.py reported no stored bytes: {out}"));
     cachekit_testkit::tagged::decode_hex(hex).expect("calls.py reports hex")
 }
+
+/// A cache over the Redis at `url` (set by the test before the first call
+/// of a function whose `backend` this is), behind the default L1.
+pub fn redis_at(url: &OnceLock<String>) -> cachekit::Result<cachekit::TieredCache> {
+    let url = url.get().cloned().unwrap_or_default();
+    let config = cachekit::RedisConfig::builder().url(url).build()?;
+    let redis = cachekit::RedisBackend::connect_lazy(config)?;
+    cachekit::TieredCache::builder().l2(redis).build()
+}
+
+/// The Rust bodies that ran, in order.
+static RAN: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+
+/// Records that the Rust body `name` ran.
+pub fn ran(name: &'static str) {
+    RAN.lock().unwrap_or_else(|e| e.into_inner()).push(name);
+}
+
+/// The bodies that ran since the last call, in order.
+pub fn take_ran() -> Vec<&'static str> {
+    std::mem::take(&mut *RAN.lock().unwrap_or_else(|e| e.into_inner()))
+}

@@ -118,8 +118,6 @@ impl Invalidations {
     /// L1 drops it, and computations of it that started before do not
     /// store their result.
     pub fn key(&self, key: &str) {
-        self.keys.fetch_add(1, Ordering::Relaxed);
-        self.published.key();
         // Also the echo of this process's own writes: BCAST announces a key
         // once per event-loop iteration however many clients wrote it, so
         // an echo cannot be told from another client's change landing in
@@ -127,22 +125,25 @@ impl Invalidations {
         self.each(|cache| {
             cache.changed(key);
         });
+        // Counted once applied: a reader that sees the count sees the drop.
+        self.keys.fetch_add(1, Ordering::Release);
+        self.published.key();
     }
 
     /// Every key starting with `prefix` was removed.
     pub fn prefix(&self, prefix: &str) {
-        self.prefixes.fetch_add(1, Ordering::Relaxed);
-        self.published.prefix();
         self.each(|cache| {
             cache.changed_prefix(prefix);
         });
+        self.prefixes.fetch_add(1, Ordering::Release);
+        self.published.prefix();
     }
 
     /// Every key may have changed (the server was flushed): every attached
     /// L1 is flushed; the channel stays up.
     pub fn all(&self) {
-        self.flushes.fetch_add(1, Ordering::Relaxed);
         self.each(Inner::changed_all);
+        self.flushes.fetch_add(1, Ordering::Release);
     }
 
     /// The channel broke (or could not be set up): the listener cannot
@@ -196,9 +197,9 @@ impl Invalidations {
             } else {
                 ChannelState::Down
             },
-            keys: self.keys.load(Ordering::Relaxed),
-            prefixes: self.prefixes.load(Ordering::Relaxed),
-            flushes: self.flushes.load(Ordering::Relaxed),
+            keys: self.keys.load(Ordering::Acquire),
+            prefixes: self.prefixes.load(Ordering::Acquire),
+            flushes: self.flushes.load(Ordering::Acquire),
             losses: self.losses.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
         }

@@ -42,6 +42,8 @@ async fn user(Path(id): Path<u64>) -> Json<User> {
 }
 
 async fn render(State(prometheus): State<PrometheusHandle>) -> String {
+    // Hits are published once a second; this makes them exact to the call.
+    cachekit::publish_metrics();
     prometheus.render()
 }
 

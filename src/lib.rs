@@ -49,6 +49,7 @@ pub use cachekit_redis::{RedisBackend, RedisConfig, RedisConfigBuilder};
 mod default_backend;
 mod default_encryption;
 mod registry;
+pub use cachekit_core::metrics::publish as publish_metrics;
 #[doc(hidden)]
 pub use default_backend::__set_degraded_reminder_interval;
 pub use default_backend::{

@@ -1,6 +1,7 @@
 //! What a cache publishes when a real redis-server hangs (SIGSTOP) and
-//! comes back: timeouts, skipped calls and the breaker's transitions, read
-//! from metrics-util's debugging recorder.
+//! comes back: timeouts, skipped calls and the breaker's transitions, and
+//! the pool's connections and commands in flight, read from metrics-util's
+//! debugging recorder.
 #![cfg(all(feature = "redis", feature = "metrics"))]
 #![allow(
     clippy::unwrap_used,
@@ -15,12 +16,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cachekit::redis::{RedisBackend, RedisConfig};
 use cachekit::{BreakerConfig, BreakerState, TieredCache};
 use cachekit_testkit::RedisServer;
 use common::{fault, redis};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 
 fn counters(snapshotter: &Snapshotter) -> HashMap<String, f64> {
+    cachekit::publish_metrics();
     snapshotter
         .snapshot()
         .into_vec()
@@ -129,4 +132,84 @@ async fn a_hung_redis_shows_as_timeouts_skips_and_breaker_transitions() {
         ),
         1.0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_gauges_follow_connections_and_commands_in_flight() {
+    const HUNG: usize = 10;
+    let server = Arc::new(RedisServer::start());
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let config = RedisConfig::builder()
+        .url(server.url())
+        .pool_size(4)
+        .max_in_flight(64)
+        .build()
+        .unwrap();
+    let backend = RedisBackend::new(config).await.unwrap();
+    let cache = metrics::with_local_recorder(&recorder, || {
+        TieredCache::builder()
+            .name("pool")
+            .l2(backend.clone())
+            .without_l1()
+            .l1_invalidation(false)
+            .l2_timeout(Duration::from_secs(30))
+            .without_breaker()
+            .build()
+            .unwrap()
+    });
+    cache
+        .set("p:k", &1u8, Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let at = |all: &HashMap<String, f64>, name: &str| {
+        *all.get(name)
+            .unwrap_or_else(|| panic!("no {name} in {all:?}"))
+    };
+    let idle = counters(&snapshotter);
+    let open = backend.pool_state().connections;
+    assert!(open >= 1, "{:?}", backend.pool_state());
+    assert_eq!(
+        at(&idle, "cachekit_l2_connections{cache=pool,state=in_use}")
+            + at(&idle, "cachekit_l2_connections{cache=pool,state=idle}"),
+        f64::from(open),
+        "{idle:?}"
+    );
+    assert_eq!(at(&idle, "cachekit_l2_connections_max{cache=pool}"), 4.0);
+    assert_eq!(at(&idle, "cachekit_l2_in_flight{cache=pool}"), 0.0);
+    assert_eq!(at(&idle, "cachekit_l2_in_flight_max{cache=pool}"), 64.0);
+
+    // Commands to a hung server stay in flight until it resumes.
+    let paused = server.clone();
+    fault(move || paused.pause()).await;
+    let gets: Vec<_> = (0..HUNG)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.get::<u8>("p:k").await })
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    while backend.pool_state().in_flight < HUNG as u32 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            backend.pool_state()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let hung = counters(&snapshotter);
+    assert_eq!(
+        at(&hung, "cachekit_l2_in_flight{cache=pool}"),
+        HUNG as f64,
+        "{hung:?}"
+    );
+    assert!(at(&hung, "cachekit_l2_connections{cache=pool,state=in_use}") >= 1.0);
+
+    let resumed = server.clone();
+    fault(move || resumed.resume()).await;
+    for get in gets {
+        assert_eq!(get.await.unwrap(), Some(1));
+    }
+    let back = counters(&snapshotter);
+    assert_eq!(at(&back, "cachekit_l2_in_flight{cache=pool}"), 0.0);
 }

@@ -71,6 +71,49 @@ impl Health {
     }
 }
 
+/// A connection pool's occupancy, for backends that keep one (Redis).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolState {
+    /// The configured `pool_size`: the most connections.
+    pub max_size: u32,
+    /// Connections open.
+    pub connections: u32,
+    /// Open connections no command is using (Redis: not held by a lane;
+    /// see `docs/architecture.md`).
+    pub idle: u32,
+    /// The configured `max_in_flight`: the most commands awaiting replies.
+    pub max_in_flight: u32,
+    /// Commands awaiting replies now.
+    pub in_flight: u32,
+}
+
+impl PoolState {
+    /// A pool of at most `max_size` connections, `connections` of them open
+    /// and `idle` of those unused, with `in_flight` of at most
+    /// `max_in_flight` commands awaiting replies.
+    pub fn new(
+        max_size: u32,
+        connections: u32,
+        idle: u32,
+        max_in_flight: u32,
+        in_flight: u32,
+    ) -> Self {
+        Self {
+            max_size,
+            connections,
+            idle,
+            max_in_flight,
+            in_flight,
+        }
+    }
+
+    /// Open connections in use: `connections - idle`.
+    pub fn in_use(&self) -> u32 {
+        self.connections.saturating_sub(self.idle)
+    }
+}
+
 /// A key-value store that a [`TieredCache`](crate::TieredCache) can use as a tier.
 ///
 /// Keys are UTF-8 strings (cachekit keys are ASCII), values are opaque bytes;
@@ -198,6 +241,13 @@ pub trait Backend: Send + Sync + fmt::Debug {
         None
     }
 
+    /// The backend's connection pool now, if it keeps one; `None` (the
+    /// default) otherwise. Cheap and synchronous: caches sample it once a
+    /// second for their pool gauges.
+    fn pool(&self) -> Option<PoolState> {
+        None
+    }
+
     /// Whether the backend keeps deletion marks (see
     /// [`deletion_mark`](Self::deletion_mark)); `false` by default, and
     /// then computations store plainly.
@@ -302,6 +352,9 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
 
     fn invalidations(&self) -> Option<Arc<Invalidations>> {
         (**self).invalidations()
+    }
+    fn pool(&self) -> Option<PoolState> {
+        (**self).pool()
     }
     fn keeps_deletion_marks(&self) -> bool {
         (**self).keeps_deletion_marks()

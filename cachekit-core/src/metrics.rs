@@ -2,26 +2,31 @@
 //! [`metrics`](https://docs.rs/metrics) facade (feature `metrics`, on by
 //! default). Names and labels: `docs/observability.md`.
 //!
-//! Handles are registered once, when a cache is built, and kept: a hit
-//! then costs one increment of a handle, and nothing but a branch when no
-//! recorder was installed before the cache was built (install the
-//! exporter first, at startup). Labels are the cache's name and the tier,
-//! never a key. Without the feature every type here is empty and every
-//! method does nothing.
+//! Handles are registered once, when a cache is built, and kept (install
+//! the exporter first, at startup). Hits cost nothing here: they are
+//! counted per thread where they are anyway and published in batches, once
+//! a second and on [`publish`] (see `publisher`). Other events cost one
+//! increment of a handle. Labels are the cache's name and the tier, or a
+//! function's namespace and name, never a key. Without the feature every
+//! type here is empty and every method does nothing.
 
 #[cfg(feature = "metrics")]
 mod enabled;
 #[cfg(feature = "metrics")]
+mod publisher;
+#[cfg(feature = "metrics")]
 pub use enabled::FnMetrics;
 #[cfg(feature = "metrics")]
-pub(crate) use enabled::{CacheMetrics, ChannelMetrics, TierMetrics};
+pub(crate) use enabled::{CacheMetrics, ChannelMetrics, PoolMetrics, TierMetrics};
+#[cfg(feature = "metrics")]
+pub use publisher::publish;
 
 #[cfg(not(feature = "metrics"))]
 mod disabled;
 #[cfg(not(feature = "metrics"))]
-pub use disabled::FnMetrics;
+pub use disabled::{publish, FnMetrics};
 #[cfg(not(feature = "metrics"))]
-pub(crate) use disabled::{CacheMetrics, ChannelMetrics, TierMetrics};
+pub(crate) use disabled::{CacheMetrics, ChannelMetrics, PoolMetrics, TierMetrics};
 
 /// What a counted tier event was; the `kind` label of `cachekit_errors_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,7 +26,7 @@
 use std::cell::RefMut;
 use std::fmt;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use serde::Serialize;
 use twox_hash::XxHash3_64;
@@ -34,7 +34,6 @@ use twox_hash::XxHash3_64;
 use crate::error::Result;
 use crate::keys::{blake2b, with_canonical_args, KeyBuilder};
 use crate::memory::PinBudget;
-use crate::metrics::FnMetrics;
 use crate::TieredCache;
 
 mod l1_ref;
@@ -143,7 +142,6 @@ impl RememberedEntry<'_> {
     fn hit(&self) {
         let hits = &self.table.hits;
         hits.store(hits.load(Relaxed).wrapping_add(1), Relaxed);
-        self.table.published.hit();
     }
 
     /// Forgets the entry (it is gone from L1, or stale: it will not serve
@@ -239,10 +237,7 @@ impl RecentCalls {
     pub fn new(builder: KeyBuilder) -> Self {
         Self {
             builder,
-            tables: Arc::new(Tables::new(
-                Arc::new(PinBudget::new(UNTIED_PINS)),
-                FnMetrics::default(),
-            )),
+            tables: Arc::new(Tables::new(Arc::new(PinBudget::new(UNTIED_PINS)))),
         }
     }
 
@@ -251,12 +246,6 @@ impl RecentCalls {
     /// set aside for remembered entries (a sixteenth), shared with every
     /// other `RecentCalls` on `cache`.
     pub fn for_cache(builder: KeyBuilder, cache: &TieredCache) -> Self {
-        Self::published(builder, cache, FnMetrics::default())
-    }
-
-    /// [`for_cache`](Self::for_cache), publishing each remembered hit as a
-    /// hit of `published`.
-    pub fn published(builder: KeyBuilder, cache: &TieredCache, published: FnMetrics) -> Self {
         let pins = match cache.l1() {
             Some(l1) => l1.pins().clone(),
             // Without an L1 there is nothing to remember.
@@ -264,7 +253,7 @@ impl RecentCalls {
         };
         Self {
             builder,
-            tables: Arc::new(Tables::new(pins, published)),
+            tables: Arc::new(Tables::new(pins)),
         }
     }
 
@@ -339,14 +328,14 @@ impl RecentCalls {
 
     /// Calls answered from a remembered entry, on every thread.
     pub fn hits(&self) -> u64 {
-        let tables = self
-            .tables
-            .hits
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        tables
-            .iter()
-            .fold(0, |sum, hits| sum.wrapping_add(hits.load(Relaxed)))
+        self.tables.hits()
+    }
+
+    /// Reads [`hits`](Self::hits), for as long as it is kept (whether or
+    /// not `self` is).
+    pub fn hits_reader(&self) -> impl Fn() -> u64 + Send + Sync + 'static {
+        let tables = self.tables.clone();
+        move || tables.hits()
     }
 
     /// The builder whose keys this remembers.

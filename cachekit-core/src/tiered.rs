@@ -42,6 +42,7 @@ use crate::error::Result;
 use crate::invalidation::{InvalidationStats, Invalidations};
 use crate::lock::{DistributedLock, StampedeConfig};
 use crate::memory::MemoryBackend;
+use crate::metrics::PoolMetrics;
 pub use builder::{
     TieredCacheBuilder, DEFAULT_L1_MAX_TTL, DEFAULT_L1_TTL_UNSYNCED, DEFAULT_L2_TIMEOUT,
     DEFAULT_MAX_L2_IN_FLIGHT, DEFAULT_MAX_L2_QUEUED, DEFAULT_STALE_RETRY_INTERVAL,
@@ -103,6 +104,8 @@ pub(crate) struct Inner {
     recent_failures: moka::sync::Cache<String, ()>,
     flights: Flights,
     counters: Counters,
+    /// The L2's pool gauges, sampled while the cache lives.
+    pool_gauges: PoolMetrics,
     /// Built without the L2 it was configured for (see [`TieredStats::l2_unavailable`]).
     l2_unavailable: bool,
     /// Where TTLs, stale windows and refresh-ahead read the time.
@@ -296,6 +299,7 @@ impl TieredCache {
             recent_failures: inner.recent_failures.clone(),
             flights: Flights::default(),
             counters: Counters::published(&inner.name),
+            pool_gauges: inner.pool_gauges.clone(),
             l2_unavailable: inner.l2_unavailable,
             clock,
             name: inner.name.clone(),

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use cachekit_core::backend::PoolState;
 use cachekit_core::{Backend, Error, ErrorKind, Health, Invalidations, Result, Ttl};
 use redis::Value;
 
 use crate::config::RedisConfig;
 use crate::errors::{self, Op};
-use crate::pool::{Manager, Pool, PoolState};
+use crate::pool::{Manager, Pool};
 use crate::script::Scripts;
 use crate::state::Inner;
 use crate::wire::{px, px_arg, ttl_of};
@@ -425,5 +426,9 @@ impl Backend for RedisBackend {
                 .get_or_init(|| crate::tracking::start(&self.inner))
                 .clone(),
         )
+    }
+
+    fn pool(&self) -> Option<PoolState> {
+        Some(self.pool_state())
     }
 }

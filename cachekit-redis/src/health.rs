@@ -35,6 +35,7 @@ pub(crate) async fn probe(inner: &Inner) -> Health {
         .detail("db", pool.target().db)
         .detail("pool_size", state.max_size)
         .detail("pool_connections", state.connections)
+        .detail("pool_idle", state.idle)
         .detail("pool_max_in_flight", state.max_in_flight)
         .detail("pool_in_flight", state.in_flight)
         .detail("pool_checkout_timeouts", stats.get_timed_out)

@@ -46,9 +46,9 @@ mod tracking;
 mod wire;
 
 pub use backend::RedisBackend;
+pub use cachekit_core::backend::PoolState;
 pub use cas::Version;
 #[doc(hidden)]
 pub use config::bench::{BenchCheckout, BenchDeadlines, BenchSwitches};
 pub use config::{Protocol, RedisConfig, RedisConfigBuilder, DEFAULT_URL};
 pub use lock::LockGuard;
-pub use pool::PoolState;

@@ -34,6 +34,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use cachekit_core::backend::PoolState;
 use cachekit_core::{deadline, Error, ErrorKind, Result};
 use redis::aio::ConnectionLike;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
@@ -238,20 +239,6 @@ impl bb8::ErrorSink<Error> for Sink {
     }
 }
 
-/// How many connections the pool has and how many commands are in flight.
-#[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolState {
-    /// The configured `pool_size`: the most connections.
-    pub max_size: u32,
-    /// Connections open.
-    pub connections: u32,
-    /// The configured `max_in_flight`: the most commands awaiting replies.
-    pub max_in_flight: u32,
-    /// Commands awaiting replies now.
-    pub in_flight: u32,
-}
-
 /// One checkout: an in-flight slot and a handle to a pooled connection.
 struct Lease<'a> {
     handle: Handle,
@@ -374,12 +361,13 @@ impl Pool {
     pub(crate) fn state(&self) -> PoolState {
         let state = self.lanes.pool().state();
         let free = u32::try_from(self.slots.available_permits()).unwrap_or(u32::MAX);
-        PoolState {
-            max_size: self.max_size,
-            connections: state.connections,
-            max_in_flight: self.max_in_flight,
-            in_flight: self.max_in_flight.saturating_sub(free),
-        }
+        PoolState::new(
+            self.max_size,
+            state.connections,
+            state.idle_connections,
+            self.max_in_flight,
+            self.max_in_flight.saturating_sub(free),
+        )
     }
 
     pub(crate) fn statistics(&self) -> bb8::Statistics {

@@ -1,7 +1,7 @@
 //! The per-function handle: its cache, recent calls, policy and counters.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use cachekit_core::metrics::FnMetrics;
@@ -34,16 +34,29 @@ impl FnStats {
 
 #[derive(Debug, Default)]
 pub(super) struct Counters {
-    hits: AtomicU64,
+    /// Hits other than remembered ones (which the remembered tables count).
+    hits: Arc<AtomicU64>,
     computes: AtomicU64,
     uncached: AtomicU64,
-    /// The same calls, published (remembered hits publish themselves).
+    /// The same calls, published (hits in batches, from `hits` and the
+    /// remembered tables' counts).
     published: FnMetrics,
 }
 
 impl Counters {
-    fn published(published: FnMetrics) -> Self {
+    /// Counters of the function `keys` remembers calls of, published.
+    fn published(keys: &RecentCalls, serializer: &'static str) -> Self {
+        let hits = Arc::new(AtomicU64::new(0));
+        let (others, remembered) = (hits.clone(), keys.hits_reader());
+        let builder = keys.builder();
+        let published = FnMetrics::new(
+            builder.namespace(),
+            builder.operation(),
+            serializer,
+            move || others.load(Relaxed).wrapping_add(remembered()),
+        );
         Self {
+            hits,
             published,
             ..Self::default()
         }
@@ -57,7 +70,6 @@ impl Counters {
             self.published.miss();
         } else {
             self.hits.fetch_add(1, Relaxed);
-            self.published.hit();
         }
         self.published.duration(took);
     }
@@ -245,14 +257,13 @@ impl CachedFn {
         policy.format = setup.interop.then_some(ValueFormat::Interop);
         policy.encryption = encryption;
         let serializer = if setup.interop { "default" } else { "envelope" };
-        let published = FnMetrics::new(keys.namespace(), keys.operation(), serializer);
         // The entries its threads remember count against the cache's L1 budget.
-        let keys = RecentCalls::published(keys, &cache, published.clone());
+        let keys = RecentCalls::for_cache(keys, &cache);
         Self {
+            counters: Counters::published(&keys, serializer),
             active: Some(Active { cache, keys }),
             declared,
             policy,
-            counters: Counters::published(published),
         }
     }
 

@@ -5,15 +5,17 @@ use std::time::Duration;
 use super::{Event, Fault};
 use crate::breaker::BreakerState;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct TierMetrics;
 
 impl TierMetrics {
-    pub(crate) fn new(_cache: &str, _tier: &'static str) -> Self {
+    pub(crate) fn new(
+        _cache: &str,
+        _tier: &'static str,
+        _hits: impl Fn() -> u64 + Send + Sync + 'static,
+    ) -> Self {
         Self
     }
-    #[inline]
-    pub(crate) fn hit(&self) {}
     #[inline]
     pub(crate) fn miss(&self) {}
     pub(crate) fn set(&self) {}
@@ -35,23 +37,37 @@ impl CacheMetrics {
 }
 
 /// One `#[cached]` function's handles (none without the feature).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct FnMetrics;
 
 impl FnMetrics {
     /// Nothing to register.
-    pub fn new(_namespace: &str, _function: &str, _serializer: &'static str) -> Self {
+    pub fn new(
+        _namespace: &str,
+        _function: &str,
+        _serializer: &'static str,
+        _hits: impl Fn() -> u64 + Send + Sync + 'static,
+    ) -> Self {
         Self
     }
-    /// Does nothing.
-    #[inline]
-    pub fn hit(&self) {}
     /// Does nothing.
     pub fn miss(&self) {}
     /// Does nothing.
     pub fn uncached(&self) {}
     /// Does nothing.
     pub fn duration(&self, _took: Duration) {}
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct PoolMetrics;
+
+impl PoolMetrics {
+    pub(crate) fn new(
+        _cache: &str,
+        _backend: Option<&std::sync::Arc<dyn crate::backend::Backend>>,
+    ) -> Self {
+        Self
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -67,3 +83,6 @@ impl ChannelMetrics {
     pub(crate) fn lost(&self) {}
     pub(crate) fn up(&self, _up: bool) {}
 }
+
+/// Does nothing: nothing is batched without the feature.
+pub fn publish() {}

@@ -4,13 +4,17 @@ use std::time::Duration;
 
 use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram, Label};
 
+use super::publisher::{Publish, Published, Total};
 use super::{Event, Fault};
+use crate::backend::Backend;
 use crate::breaker::BreakerState;
 
-/// One tier's handles.
-#[derive(Debug, Clone)]
+/// One tier's handles. Hits are published in batches from the tier's own
+/// count (see [`Total`]).
+#[derive(Debug)]
 pub(crate) struct TierMetrics {
-    hits: Counter,
+    /// Kept for what it does while alive: it publishes the hits.
+    _hits: Option<Total>,
     misses: Counter,
     sets: Counter,
     faults: [Counter; 7],
@@ -20,7 +24,7 @@ pub(crate) struct TierMetrics {
 impl Default for TierMetrics {
     fn default() -> Self {
         Self {
-            hits: Counter::noop(),
+            _hits: None,
             misses: Counter::noop(),
             sets: Counter::noop(),
             faults: std::array::from_fn(|_| Counter::noop()),
@@ -30,7 +34,12 @@ impl Default for TierMetrics {
 }
 
 impl TierMetrics {
-    pub(crate) fn new(cache: &str, tier: &'static str) -> Self {
+    /// `hits` reads the tier's running count of hits.
+    pub(crate) fn new(
+        cache: &str,
+        tier: &'static str,
+        hits: impl Fn() -> u64 + Send + Sync + 'static,
+    ) -> Self {
         let labels = |result: &'static str| {
             [
                 Label::new("cache", cache.to_owned()),
@@ -39,7 +48,10 @@ impl TierMetrics {
             ]
         };
         Self {
-            hits: counter!("cachekit_requests_total", labels("hit").to_vec()),
+            _hits: Some(Total::new(
+                vec![counter!("cachekit_requests_total", labels("hit").to_vec())],
+                hits,
+            )),
             misses: counter!("cachekit_requests_total", labels("miss").to_vec()),
             sets: counter!("cachekit_sets_total", "cache" => cache.to_owned(), "tier" => tier),
             faults: Fault::ALL.map(|fault| {
@@ -68,10 +80,6 @@ impl TierMetrics {
         histogram.record(took.as_secs_f64());
     }
 
-    #[inline]
-    pub(crate) fn hit(&self) {
-        self.hits.increment(1);
-    }
     #[inline]
     pub(crate) fn miss(&self) {
         self.misses.increment(1);
@@ -196,13 +204,14 @@ fn state_label(state: BreakerState) -> &'static str {
 /// One `#[cached]` function's handles: its calls by result, in cachekit's
 /// names (`cachekit_function_calls_total`) and in cachekit-py's
 /// (`redis_cache_operations_total`), and the time of calls that were not
-/// answered from L1.
-#[derive(Debug, Clone)]
+/// answered from L1. Hits are published in batches from the function's own
+/// count (see the `publisher` module).
+#[derive(Debug)]
 pub struct FnMetrics {
-    hit: Counter,
+    /// Kept for what it does while alive: it publishes the hits.
+    _hits: Option<Total>,
     miss: Counter,
     uncached: Counter,
-    py_hit: Counter,
     py_miss: Counter,
     seconds: Histogram,
     py_seconds: Histogram,
@@ -211,10 +220,9 @@ pub struct FnMetrics {
 impl Default for FnMetrics {
     fn default() -> Self {
         Self {
-            hit: Counter::noop(),
+            _hits: None,
             miss: Counter::noop(),
             uncached: Counter::noop(),
-            py_hit: Counter::noop(),
             py_miss: Counter::noop(),
             seconds: Histogram::noop(),
             py_seconds: Histogram::noop(),
@@ -225,26 +233,24 @@ impl Default for FnMetrics {
 impl FnMetrics {
     /// Handles for the function `function` of `namespace`, whose values
     /// are in `serializer` (cachekit-py's label: `default` for interop
-    /// values, which are its default serializer's, `envelope` otherwise).
-    pub fn new(namespace: &str, function: &str, serializer: &'static str) -> Self {
+    /// values, which are its default serializer's, `envelope` otherwise);
+    /// `hits` reads the function's running count of hits.
+    pub fn new(
+        namespace: &str,
+        function: &str,
+        serializer: &'static str,
+        hits: impl Fn() -> u64 + Send + Sync + 'static,
+    ) -> Self {
         let ours = |result: &'static str| counter!("cachekit_function_calls_total", "namespace" => namespace.to_owned(), "function" => function.to_owned(), "result" => result);
         let py = |status: &'static str| counter!("redis_cache_operations_total", "operation" => "get", "status" => status, "serializer" => serializer, "namespace" => namespace.to_owned());
         Self {
-            hit: ours("hit"),
+            _hits: Some(Total::new(vec![ours("hit"), py("hit")], hits)),
             miss: ours("miss"),
             uncached: ours("uncached"),
-            py_hit: py("hit"),
             py_miss: py("miss"),
             seconds: histogram!("cachekit_function_duration_seconds", "namespace" => namespace.to_owned(), "function" => function.to_owned()),
             py_seconds: histogram!("redis_cache_operation_duration_seconds", "operation" => "get", "namespace" => namespace.to_owned(), "serializer" => serializer),
         }
-    }
-
-    /// A call answered without running the body.
-    #[inline]
-    pub fn hit(&self) {
-        self.hit.increment(1);
-        self.py_hit.increment(1);
     }
 
     /// A call that ran the body to fill the cache.
@@ -263,6 +269,61 @@ impl FnMetrics {
         let seconds = took.as_secs_f64();
         self.seconds.record(seconds);
         self.py_seconds.record(seconds);
+    }
+}
+
+/// Gauges of an L2's connection pool, sampled once a second for as long
+/// as this lives (or a clone: caches made by `with_l1` share it); nothing
+/// for a backend without a pool.
+#[derive(Clone)]
+pub(crate) struct PoolMetrics(#[allow(dead_code)] Option<std::sync::Arc<Published<PoolGauges>>>);
+
+impl std::fmt::Debug for PoolMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolMetrics")
+            .field("sampled", &self.0.is_some())
+            .finish()
+    }
+}
+
+pub(crate) struct PoolGauges {
+    backend: std::sync::Arc<dyn Backend>,
+    in_use: Gauge,
+    idle: Gauge,
+    max_connections: Gauge,
+    in_flight: Gauge,
+    max_in_flight: Gauge,
+}
+
+impl PoolMetrics {
+    pub(crate) fn new(cache: &str, backend: Option<&std::sync::Arc<dyn Backend>>) -> Self {
+        let Some(backend) = backend.filter(|b| b.pool().is_some()) else {
+            return Self(None);
+        };
+        let name = || cache.to_owned();
+        let gauges = PoolGauges {
+            backend: backend.clone(),
+            in_use: gauge!("cachekit_l2_connections", "cache" => name(), "state" => "in_use"),
+            idle: gauge!("cachekit_l2_connections", "cache" => name(), "state" => "idle"),
+            max_connections: gauge!("cachekit_l2_connections_max", "cache" => name()),
+            in_flight: gauge!("cachekit_l2_in_flight", "cache" => name()),
+            max_in_flight: gauge!("cachekit_l2_in_flight_max", "cache" => name()),
+        };
+        gauges.publish();
+        Self(Some(std::sync::Arc::new(Published::new(gauges))))
+    }
+}
+
+impl Publish for PoolGauges {
+    fn publish(&self) {
+        let Some(pool) = self.backend.pool() else {
+            return;
+        };
+        self.in_use.set(f64::from(pool.in_use()));
+        self.idle.set(f64::from(pool.idle));
+        self.max_connections.set(f64::from(pool.max_size));
+        self.in_flight.set(f64::from(pool.in_flight));
+        self.max_in_flight.set(f64::from(pool.max_in_flight));
     }
 }
 

@@ -11,14 +11,13 @@
 //! next thread with the same id comes along).
 
 use std::cell::RefCell;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use thread_local::ThreadLocal;
 
 use super::{L1Ref, WeakL1Ref};
 use crate::memory::PinBudget;
-use crate::metrics::FnMetrics;
 
 /// Per thread, the values the table may keep in memory by itself: entries
 /// it holds strongly stay allocated after L1 drops them, until the thread
@@ -35,8 +34,6 @@ pub(super) struct Tables {
     pub(super) hits: Mutex<Vec<Arc<AtomicU64>>>,
     /// The share of the L1 budget the tables may keep alive.
     pub(super) pins: Arc<PinBudget>,
-    /// The function's published counters, cloned into each table.
-    pub(super) published: FnMetrics,
 }
 
 /// One thread's slots.
@@ -52,8 +49,6 @@ pub(super) struct Table {
     /// Whether `hits` is in [`Tables::hits`] already.
     pub(super) counted: bool,
     pub(super) pins: Arc<PinBudget>,
-    /// [`Tables::published`]: a remembered hit is published as well.
-    pub(super) published: FnMetrics,
 }
 
 pub(super) struct Slot {
@@ -73,13 +68,20 @@ pub(super) enum Held {
 }
 
 impl Tables {
-    pub(super) fn new(pins: Arc<PinBudget>, published: FnMetrics) -> Self {
+    pub(super) fn new(pins: Arc<PinBudget>) -> Self {
         Self {
             threads: ThreadLocal::new(),
             hits: Mutex::default(),
             pins,
-            published,
         }
+    }
+
+    /// Calls answered from a remembered entry, on every thread.
+    pub(super) fn hits(&self) -> u64 {
+        let tables = self.hits.lock().unwrap_or_else(PoisonError::into_inner);
+        tables
+            .iter()
+            .fold(0, |sum, hits| sum.wrapping_add(hits.load(Relaxed)))
     }
 
     /// This thread's table, made empty on first use.
@@ -92,7 +94,6 @@ impl Tables {
                 hits: Arc::default(),
                 counted: false,
                 pins: self.pins.clone(),
-                published: self.published.clone(),
             })
         })
     }

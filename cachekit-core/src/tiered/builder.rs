@@ -13,6 +13,7 @@ use crate::codec::{Codec, CodecConfig};
 use crate::error::{Error, Result};
 use crate::lock::{DistributedLock, StampedeConfig};
 use crate::memory::MemoryBackend;
+use crate::metrics::PoolMetrics;
 
 /// The `cache` label of a cache that was not named.
 const DEFAULT_NAME: &str = "default";
@@ -344,6 +345,7 @@ impl TieredCacheBuilder {
             _ => None,
         };
         let counters = Counters::published(&self.name);
+        let pool = PoolMetrics::new(&self.name, self.l2.as_ref());
         let l2 = self.l2.map(|backend| {
             Arc::new(GuardedL2::new(
                 backend,
@@ -374,6 +376,7 @@ impl TieredCacheBuilder {
                 .build(),
             flights: Default::default(),
             counters,
+            pool_gauges: pool,
             name: self.name,
             l2_unavailable: self.l2_unavailable,
             clock,

@@ -1,7 +1,7 @@
 //! Counters per tier, readable at any time without locking.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::breaker::BreakerState;
@@ -11,8 +11,9 @@ use crate::metrics::{CacheMetrics, Event, Fault, TierMetrics};
 
 #[derive(Debug, Default)]
 pub(crate) struct TierCounters {
-    /// Per thread: L1 hits are the hottest path there is.
-    hits: ThreadCounter,
+    /// Per thread: L1 hits are the hottest path there is. Shared with
+    /// `published`, which publishes them in batches.
+    hits: Arc<ThreadCounter>,
     misses: AtomicU64,
     errors: AtomicU64,
     sets: AtomicU64,
@@ -32,15 +33,17 @@ pub(crate) struct TierCounters {
 impl TierCounters {
     /// Counters whose events are also published as `cache`'s `tier`.
     pub(crate) fn published(cache: &str, tier: &'static str) -> Self {
+        let hits = Arc::new(ThreadCounter::default());
+        let read = hits.clone();
         Self {
-            published: TierMetrics::new(cache, tier),
+            published: TierMetrics::new(cache, tier, move || read.get()),
+            hits,
             ..Self::default()
         }
     }
     #[inline]
     pub(crate) fn hit(&self) {
         self.hits.add();
-        self.published.hit();
     }
     pub(crate) fn miss(&self) {
         self.misses.fetch_add(1, Relaxed);

@@ -12,8 +12,10 @@ use super::*;
 use crate::breaker::BreakerConfig;
 use crate::clock::Clock;
 
-/// Every series as `name{label=value,...}` (labels sorted) → its value.
+/// Every series as `name{label=value,...}` (labels sorted) → its value
+/// since the last snapshot, batched hits published first.
 fn series(snapshotter: &Snapshotter) -> HashMap<String, DebugValue> {
+    crate::metrics::publish();
     snapshotter
         .snapshot()
         .into_vec()

@@ -217,39 +217,45 @@ fn a_raw_write_or_delete_by_another_client_drops_the_l1_entry() {
         let heard = cache.invalidation_stats().keys;
         assert_eq!(server.command(&["SET", key, "raw"]), "OK");
         let value = until_changed(&read, 1).await;
-        assert_eq!(value, 2, "recomputed: the raw value is not ours");
+        assert!(value >= 2, "recomputed: the raw value is not ours");
         assert!(cache.stats().l2.foreign >= 1, "{:?}", cache.stats());
         assert!(cache.invalidation_stats().keys > heard);
 
         assert_eq!(server.command(&["DEL", key]), "(integer) 1");
-        assert_eq!(until_changed(&read, 2).await, 3);
-        assert_eq!(read().await, 3);
-        assert_eq!(cache.stats().computes, 3, "{:?}", cache.stats());
+        let after = until_changed(&read, value).await;
+        assert!(after > value, "recomputed after the delete");
+        assert_eq!(cache.stats().computes, runs.load(SeqCst), "{:?}", cache.stats());
     });
 }
 
-/// Reads until the value is not `old` (within the testkit's patience);
-/// once it changed, it stays changed.
+/// Reads until the value is not `old` (within the testkit's patience),
+/// then until it stays put; returns where it settled. Once changed it never
+/// goes back: a read may compute once more (a change announced while a
+/// computation ran keeps its result out of the cache), but only ever a
+/// newer value.
 async fn until_changed<F, Fut>(read: &F, old: u64) -> u64
 where
     F: Fn() -> Fut,
     Fut: Future<Output = u64>,
 {
     let deadline = std::time::Instant::now() + cachekit_testkit::PATIENCE;
-    loop {
-        let value = read().await;
-        if value != old {
-            for _ in 0..100 {
-                assert_eq!(read().await, value, "went back after changing");
-            }
-            return value;
-        }
+    let mut value = read().await;
+    let mut same = 0;
+    while value == old || same < 100 {
         assert!(
             std::time::Instant::now() < deadline,
-            "L1 kept serving {old} after another client changed the key"
+            "L1 kept serving {old} (or kept recomputing: {value}) after another client changed the key"
         );
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        let next = read().await;
+        if value == old {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        } else {
+            assert!(next >= value, "went back after changing: {value}, then {next}");
+        }
+        same = if next == value { same + 1 } else { 0 };
+        value = next;
     }
+    value
 }
 
 /// `.l1_invalidation(false)` and `CACHEKIT_L1_INVALIDATION=off` give the

@@ -224,7 +224,12 @@ fn a_raw_write_or_delete_by_another_client_drops_the_l1_entry() {
         assert_eq!(server.command(&["DEL", key]), "(integer) 1");
         let after = until_changed(&read, value).await;
         assert!(after > value, "recomputed after the delete");
-        assert_eq!(cache.stats().computes, runs.load(SeqCst), "{:?}", cache.stats());
+        assert_eq!(
+            cache.stats().computes,
+            runs.load(SeqCst),
+            "{:?}",
+            cache.stats()
+        );
     });
 }
 
@@ -250,7 +255,10 @@ where
         if value == old {
             tokio::time::sleep(Duration::from_millis(2)).await;
         } else {
-            assert!(next >= value, "went back after changing: {value}, then {next}");
+            assert!(
+                next >= value,
+                "went back after changing: {value}, then {next}"
+            );
         }
         same = if next == value { same + 1 } else { 0 };
         value = next;

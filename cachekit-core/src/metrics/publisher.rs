@@ -151,9 +151,17 @@ fn start_publisher() {
         let started = std::thread::Builder::new()
             .name("cachekit-metrics".into())
             .stack_size(64 * 1024)
-            .spawn(|| loop {
-                std::thread::sleep(PUBLISH_EVERY);
-                publish();
+            .spawn(|| {
+                let mut logged = false;
+                loop {
+                    std::thread::sleep(PUBLISH_EVERY);
+                    // A recorder that panics must not end the publishing of
+                    // every other cache's counts.
+                    if std::panic::catch_unwind(publish).is_err() && !logged {
+                        logged = true;
+                        tracing::error!(target: "cachekit", "the metrics recorder panicked while cachekit published its counts (logged once)");
+                    }
+                }
             });
         if let Err(err) = started {
             tracing::error!(target: "cachekit", error = %err, "cannot start the metrics publisher thread: hit counters are published only by cachekit::publish_metrics()");

@@ -20,29 +20,11 @@ use cachekit::redis::{RedisBackend, RedisConfig};
 use cachekit::{BreakerConfig, BreakerState, TieredCache};
 use cachekit_testkit::RedisServer;
 use common::{fault, redis};
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use metrics_util::debugging::{DebuggingRecorder, Snapshotter};
 
 fn counters(snapshotter: &Snapshotter) -> HashMap<String, f64> {
     cachekit::publish_metrics();
-    snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .filter_map(|(key, _, _, value)| {
-            let key = key.key();
-            let mut labels: Vec<String> = key
-                .labels()
-                .map(|l| format!("{}={}", l.key(), l.value()))
-                .collect();
-            labels.sort();
-            let name = format!("{}{{{}}}", key.name(), labels.join(","));
-            match value {
-                DebugValue::Counter(n) => Some((name, n as f64)),
-                DebugValue::Gauge(v) => Some((name, v.into_inner())),
-                DebugValue::Histogram(_) => None,
-            }
-        })
-        .collect()
+    cachekit_testkit::recorded::numbers(snapshotter)
 }
 
 #[tokio::test]

@@ -18,26 +18,13 @@ fn halve(x: f64) -> f64 {
     x / 2.0
 }
 
-/// Every counter as `name{label=value,...}` (labels sorted) → what it
-/// gained since the last snapshot.
+/// Every counter → what it gained since the last snapshot.
 fn counters(snapshotter: &Snapshotter) -> HashMap<String, u64> {
-    snapshotter
-        .snapshot()
-        .into_vec()
+    cachekit_testkit::recorded::series(snapshotter)
         .into_iter()
-        .filter_map(|(key, _, _, value)| {
-            let key = key.key();
-            let mut labels: Vec<String> = key
-                .labels()
-                .map(|l| format!("{}={}", l.key(), l.value()))
-                .collect();
-            labels.sort();
-            match value {
-                DebugValue::Counter(n) => {
-                    Some((format!("{}{{{}}}", key.name(), labels.join(",")), n))
-                }
-                _ => None,
-            }
+        .filter_map(|(name, value)| match value {
+            DebugValue::Counter(n) => Some((name, n)),
+            _ => None,
         })
         .collect()
 }

@@ -23,6 +23,7 @@ mod cluster;
 mod conformance;
 pub mod logs;
 mod proxy;
+pub mod recorded;
 mod redis_server;
 mod sentinel;
 pub mod tagged;

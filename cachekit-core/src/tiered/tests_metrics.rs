@@ -15,21 +15,9 @@ use crate::clock::Clock;
 /// Every series as `name{label=value,...}` (labels sorted) → its value
 /// since the last snapshot, batched hits published first.
 fn series(snapshotter: &Snapshotter) -> HashMap<String, DebugValue> {
+    // This crate's own publisher: the testkit links another copy of it.
     crate::metrics::publish();
-    snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .map(|(key, _, _, value)| {
-            let key = key.key();
-            let mut labels: Vec<String> = key
-                .labels()
-                .map(|l| format!("{}={}", l.key(), l.value()))
-                .collect();
-            labels.sort();
-            (format!("{}{{{}}}", key.name(), labels.join(",")), value)
-        })
-        .collect()
+    cachekit_testkit::recorded::series(snapshotter)
 }
 
 fn counter(all: &HashMap<String, DebugValue>, name: &str) -> u64 {
